@@ -128,7 +128,7 @@ func uvarintLen(v uint64) int {
 }
 
 func (d *decoder) bytes(what string, min, max int) []byte {
-	n := d.uvarint(what+" length", uint64(max))
+	n := d.uvarint(what, uint64(max))
 	if d.err == nil && int(n) < min {
 		d.fail("%s: %d bytes, want at least %d", what, n, min)
 	}
@@ -190,6 +190,9 @@ func decode(b []byte) (*wire, error) {
 	np := int(d.byte("proof length"))
 	if d.err == nil && np > maxProof {
 		d.fail("proof of %d hashes, limit %d", np, maxProof)
+	}
+	if d.err == nil {
+		w.proof = make([][hashSize]byte, 0, np)
 	}
 	for i := 0; i < np && d.err == nil; i++ {
 		if p := d.take(hashSize, "proof hash"); p != nil {

@@ -3,7 +3,7 @@ package envelope
 import (
 	"crypto/ed25519"
 	"crypto/hpke"
-	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"sync"
 
@@ -46,9 +46,9 @@ type Opener struct {
 	// disables caching.
 	CacheSize int
 
-	mu    sync.Mutex // guards the fields below
-	roots map[[hashSize]byte]bool
-	ctxs  map[[hashSize]byte]*hpke.Recipient
+	mu    sync.Mutex                 // guards the fields below
+	roots map[string]bool            // origin key || root || signature
+	ctxs  map[string]*hpke.Recipient // recipient || epoch || kem || enc
 }
 
 func (o *Opener) cacheSize() int {
@@ -121,15 +121,11 @@ func (o *Opener) verify(w *wire) error {
 	}
 	// The cache key covers the key, the root and the signature: a hit means
 	// exactly this signature by exactly this key over this root verified.
-	hk := sha256.New()
-	hk.Write(pub)
-	hk.Write(root[:])
-	hk.Write(w.sig)
-	var key [hashSize]byte
-	hk.Sum(key[:0])
+	key := make([]byte, 0, len(pub)+hashSize+sigSize)
+	key = append(append(append(key, pub...), root[:]...), w.sig...)
 	if o.cacheSize() > 0 {
 		o.mu.Lock()
-		hit := o.roots[key]
+		hit := o.roots[string(key)]
 		o.mu.Unlock()
 		if hit {
 			return nil
@@ -141,9 +137,9 @@ func (o *Opener) verify(w *wire) error {
 	if n := o.cacheSize(); n > 0 {
 		o.mu.Lock()
 		if o.roots == nil || len(o.roots) >= n {
-			o.roots = make(map[[hashSize]byte]bool, n)
+			o.roots = make(map[string]bool, n)
 		}
-		o.roots[key] = true
+		o.roots[string(key)] = true
 		o.mu.Unlock()
 	}
 	return nil
@@ -159,15 +155,13 @@ func (o *Opener) recipient(w *wire) (*hpke.Recipient, error) {
 	if id := priv.KEM().ID(); id != h.KEMID {
 		return nil, fmt.Errorf("%w: epoch %d key is kem %#04x, envelope says %#04x", ErrWrongRecipient, h.Epoch, id, h.KEMID)
 	}
-	hk := sha256.New()
-	hk.Write(priv.PublicKey().Bytes())
-	hk.Write(hpkeInfo(h.Recipient, h.Epoch))
-	hk.Write(w.enc)
-	var key [hashSize]byte
-	hk.Sum(key[:0])
+	// The epoch names one key for the life of the node (epochs only grow),
+	// so recipient, epoch and KEM with enc identify the context.
+	key := binary.BigEndian.AppendUint16(hpkeInfo(h.Recipient, h.Epoch), h.KEMID)
+	key = append(key, w.enc...)
 	if o.cacheSize() > 0 {
 		o.mu.Lock()
-		r := o.ctxs[key]
+		r := o.ctxs[string(key)]
 		o.mu.Unlock()
 		if r != nil {
 			return r, nil
@@ -180,9 +174,9 @@ func (o *Opener) recipient(w *wire) (*hpke.Recipient, error) {
 	if n := o.cacheSize(); n > 0 {
 		o.mu.Lock()
 		if o.ctxs == nil || len(o.ctxs) >= n {
-			o.ctxs = make(map[[hashSize]byte]*hpke.Recipient, n)
+			o.ctxs = make(map[string]*hpke.Recipient, n)
 		}
-		o.ctxs[key] = r
+		o.ctxs[string(key)] = r
 		o.mu.Unlock()
 	}
 	return r, nil
