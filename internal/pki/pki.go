@@ -80,7 +80,9 @@ type Identity struct {
 	TLSCert    tls.Certificate
 
 	mu sync.Mutex // guards the fields below
-	// Epoch is the current HPKE key epoch; HPKEPriv is its key.
+	// Epoch is the current HPKE key epoch; HPKEPriv is its key (nil after
+	// the current epoch was zeroised). Rotate changes them: once the node
+	// runs, read them through Current.
 	Epoch    uint32
 	HPKEPriv hpke.PrivateKey
 	previous map[uint32]hpke.PrivateKey // older epochs kept until retired

@@ -170,8 +170,8 @@ func handshake(t *testing.T, server, client *tls.Config) (cerr, serr error) {
 		// In TLS 1.3 the server verifies the client after the client's
 		// handshake completes; a read surfaces the server's verdict.
 		c.Read(make([]byte, 1))
-		if c.ConnectionState().Version != tls.VersionTLS13 {
-			t.Error("not TLS 1.3")
+		if cs := c.ConnectionState(); cs.Version != tls.VersionTLS13 || cs.CurveID != tls.X25519MLKEM768 {
+			t.Errorf("negotiated version %#x with %v, want TLS 1.3 with X25519MLKEM768", cs.Version, cs.CurveID)
 		}
 	}
 	c.Close()
@@ -203,6 +203,16 @@ func TestMutualTLS(t *testing.T) {
 	wrong.Node = caa.Node
 	if cerr, _ := handshake(t, srv, ClientConfig(xbb, &wrong, nil)); cerr == nil {
 		t.Error("client accepted a server outside its pinned CA")
+	}
+	// A dynamic server picks up a newly pinned partner.
+	pinned := []*Card{cbb}
+	dyn := DynamicServerConfig(xaa, func() []*Card { return pinned }, nil)
+	if _, serr := handshake(t, dyn, ClientConfig(xcc, caa, nil)); serr == nil {
+		t.Error("dynamic server accepted XCC before its card was pinned")
+	}
+	pinned = append(pinned, ccc)
+	if cerr, serr := handshake(t, dyn, ClientConfig(xcc, caa, nil)); cerr != nil || serr != nil {
+		t.Errorf("dynamic server after pinning XCC: client %v server %v", cerr, serr)
 	}
 	// The verifier can refuse a pinned party.
 	refuse := ServerConfig(xaa, []*Card{cbb}, func(string, [][]*x509.Certificate) error { return errors.New("no agreement") })

@@ -24,6 +24,21 @@ var ErrUnknownPeer = errors.New("peer not pinned")
 // node's certificate and requires a client certificate issued by one of the
 // partner CAs in cards.
 func ServerConfig(id *Identity, cards []*Card, verify PeerVerifier) *tls.Config {
+	return serverConfig(id, cards, verify)
+}
+
+// DynamicServerConfig is like [ServerConfig] but reads the pinned partner
+// cards at every handshake, so that importing a card or an agreement
+// entering or leaving force takes effect without restarting the listener.
+func DynamicServerConfig(id *Identity, cards func() []*Card, verify PeerVerifier) *tls.Config {
+	base := serverConfig(id, nil, verify)
+	base.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		return serverConfig(id, cards(), verify), nil
+	}
+	return base
+}
+
+func serverConfig(id *Identity, cards []*Card, verify PeerVerifier) *tls.Config {
 	pool := x509.NewCertPool()
 	for _, c := range cards {
 		pool.AddCert(c.CA())
