@@ -132,12 +132,17 @@ func (b *Batch) Add(m *message.Message) error {
 			body, h.Compression = z, CompressionZstd
 		}
 	}
+	return b.add(&h, body)
+}
+
+// add seals payload (the body as it travels, compressed or not) under h.
+func (b *Batch) add(h *Header, payload []byte) error {
 	g, nonce, err := messageAEAD(b.sender.Export, len(b.items))
 	if err != nil {
 		return fmt.Errorf("envelope: %w", err)
 	}
-	item := appendHeader(make([]byte, 0, 256+len(m.Label)+len(body)+len(b.enc)+aeadOverhead), &h, b.enc)
-	ct := g.Seal(nil, nonce, body, item)
+	item := appendHeader(make([]byte, 0, 256+len(h.Label)+len(payload)+len(b.enc)+aeadOverhead), h, b.enc)
+	ct := g.Seal(nil, nonce, payload, item)
 	b.items = append(b.items, appendBytes(item, ct))
 	return nil
 }

@@ -297,3 +297,40 @@ func FuzzRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+// A signed envelope whose compressed body does not decompress to exactly
+// its declared length is refused without allocating more than that length.
+func TestDecompressionBounded(t *testing.T) {
+	f := newFixture(t, hpke.MLKEM768X25519())
+	bomb := zenc.EncodeAll(make([]byte, 8<<20), nil)
+	tests := []struct {
+		name    string
+		bodyLen int
+		payload []byte
+	}{
+		{"bomb", 100, bomb},
+		{"garbage", 100, []byte("not a zstd frame")},
+		{"short", 100, zenc.EncodeAll(make([]byte, 50), nil)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := testMessage(0, nil)
+			b, _ := NewBatch(f.signer, f.recipient(1))
+			h := Header{
+				Version: Version, ID: m.ID, Channel: m.Channel, Origin: m.Origin, Precedence: m.Precedence,
+				Created: m.Created, Label: m.Label, Recipient: "XBB", Epoch: 1, KEMID: f.keys[1].KEM().ID(),
+				ContentType: m.ContentType, BodyLen: tt.bodyLen, Compression: CompressionZstd,
+			}
+			if len(tt.payload) > tt.bodyLen {
+				h.BodyLen = len(tt.payload) // the decoder bounds ciphertext by body length
+			}
+			if err := b.add(&h, tt.payload); err != nil {
+				t.Fatal(err)
+			}
+			wires, _ := b.Finish()
+			if _, _, err := f.open(wires[0]); !errors.Is(err, ErrMalformed) {
+				t.Errorf("Open = %v, want ErrMalformed", err)
+			}
+		})
+	}
+}
