@@ -222,3 +222,28 @@ func TestMutualTLS(t *testing.T) {
 }
 
 func ed25519Sign(id *Identity, msg []byte) []byte { return ed25519.Sign(id.SigningKey, msg) }
+
+func TestZeroiseCurrent(t *testing.T) {
+	id := newNode(t, "XAA", "")
+	if err := id.Zeroise(1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := id.HPKEKey(1); err == nil {
+		t.Error("zeroised key still available")
+	}
+	if _, err := Load(id.Dir); err == nil {
+		t.Error("loaded a home without any hpke key")
+	}
+	if err := id.Rotate(now); err != nil {
+		t.Fatal(err)
+	}
+	if e, k := id.Current(); e != 2 || k == nil || len(id.Epochs()) != 1 {
+		t.Errorf("after zeroise and rotate: epoch %d, epochs %v", e, id.Epochs())
+	}
+	if _, err := Load(id.Dir); err != nil {
+		t.Error(err)
+	}
+	if err := id.Zeroise(7); err == nil {
+		t.Error("zeroised an unknown epoch")
+	}
+}
