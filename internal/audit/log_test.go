@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/transparency-dev/formats/log"
+	"golang.org/x/mod/sumdb/note"
 )
 
 const testOrigin = "liaison.xaa.example/audit"
@@ -160,11 +163,22 @@ func TestAppendRejectsInvalidEntry(t *testing.T) {
 	}
 }
 
-func mustVerifier(t testing.TB, key ed25519.PrivateKey) noteVerifier {
+func mustVerifier(t testing.TB, key ed25519.PrivateKey) note.Verifier {
 	t.Helper()
 	v, err := NoteVerifier(testOrigin, key.Public().(ed25519.PublicKey))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// signCheckpoint signs a checkpoint body of the given size and root.
+func signCheckpoint(t testing.TB, s note.Signer, size uint64, root []byte) []byte {
+	t.Helper()
+	body := log.Checkpoint{Origin: s.Name(), Size: size, Hash: root}.Marshal()
+	n, err := note.Sign(&note.Note{Text: string(body)}, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

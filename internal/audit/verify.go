@@ -37,8 +37,17 @@ type Report struct {
 // OK reports whether the log verified without problems.
 func (r Report) OK() bool { return len(r.Problems) == 0 }
 
+// maxProblems caps the problems listed: a log edited throughout would
+// otherwise list every entry.
+const maxProblems = 100
+
 func (r *Report) problem(format string, args ...any) {
-	r.Problems = append(r.Problems, fmt.Sprintf(format, args...))
+	switch {
+	case len(r.Problems) < maxProblems:
+		r.Problems = append(r.Problems, fmt.Sprintf(format, args...))
+	case len(r.Problems) == maxProblems:
+		r.Problems = append(r.Problems, "too many problems; the rest are not listed")
+	}
 }
 
 type signedCP struct {
@@ -201,6 +210,7 @@ func (r *Reader) hashAll(ctx context.Context, size uint64, rootAt map[uint64][]b
 		} else if err := tile.UnmarshalText(traw); err != nil {
 			rep.problem("hash tile 0/%d: %v", bi, err)
 		}
+		var mismatched, firstMismatch uint64
 		for i, data := range b.Entries {
 			if uint64(i) >= want {
 				break
@@ -211,7 +221,10 @@ func (r *Reader) hashAll(ctx context.Context, size uint64, rootAt map[uint64][]b
 			}
 			leaf := rfc6962.DefaultHasher.HashLeaf(data)
 			if i < len(tile.Nodes) && !bytes.Equal(tile.Nodes[i], leaf) {
-				rep.problem("entry %d does not match its hash tile (edited or moved)", idx)
+				if mismatched == 0 {
+					firstMismatch = idx
+				}
+				mismatched++
 			}
 			if err := cr.Append(leaf, nil); err != nil {
 				return n, err
@@ -224,6 +237,13 @@ func (r *Reader) hashAll(ctx context.Context, size uint64, rootAt map[uint64][]b
 				}
 				rootAt[n] = root
 			}
+		}
+		switch mismatched {
+		case 0:
+		case 1:
+			rep.problem("entry %d does not match its hash tile (edited or moved)", firstMismatch)
+		default:
+			rep.problem("entry %d and %d more in bundle %d do not match their hash tile (edited, dropped or moved)", firstMismatch, mismatched-1, bi)
 		}
 		if uint64(len(b.Entries)) < want {
 			rep.problem("entry bundle %d holds %d entries, want %d (truncated)", bi, len(b.Entries), want)

@@ -1,3 +1,0 @@
-package audit
-import "golang.org/x/mod/sumdb/note"
-type noteVerifier = note.Verifier
