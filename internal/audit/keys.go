@@ -92,7 +92,8 @@ func signerKey(name string, key ed25519.PrivateKey) (string, error) {
 		return "", fmt.Errorf("key name %q: %v", name, err)
 	}
 	// vkey is name+hash+base64; the signer key carries the same hash.
-	hash := vkey[strings.LastIndex(vkey[:strings.LastIndex(vkey, "+")], "+")+1 : strings.LastIndex(vkey, "+")]
+	// (The base64 key may itself contain '+', so cut by position.)
+	hash, _, _ := strings.Cut(strings.TrimPrefix(vkey, name+"+"), "+")
 	return "PRIVATE+KEY+" + name + "+" + hash + "+" +
 		base64.StdEncoding.EncodeToString(append([]byte{1}, key.Seed()...)), nil
 }
