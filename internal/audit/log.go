@@ -80,6 +80,7 @@ type Log struct {
 	shutdown func(context.Context) error
 	cancel   context.CancelCauseFunc
 	appends  prometheus.Counter
+	pending  sync.WaitGroup // appends whose index is not yet known
 
 	mu        sync.Mutex // guards the fields below
 	witnesses map[string]note.Verifier
@@ -221,19 +222,32 @@ func (l *Log) AppendAsync(ctx context.Context, e Entry) func() (uint64, error) {
 		return func() (uint64, error) { return 0, err }
 	}
 	l.mu.Lock()
-	closed := l.closed
-	l.mu.Unlock()
-	if closed {
+	defer l.mu.Unlock() // so that Close cannot start waiting between the check and pending.Add
+	if l.closed {
 		return func() (uint64, error) { return 0, ErrClosed }
 	}
 	fut := l.add(ctx, tessera.NewEntry(data))
-	return func() (uint64, error) {
-		idx, err := fut()
+	// Resolve the future even if the caller never collects it: Tessera's
+	// shutdown only waits for entries whose index someone has seen.
+	var (
+		done = make(chan struct{})
+		idx  tessera.Index
+	)
+	l.pending.Add(1)
+	go func() {
+		defer l.pending.Done()
+		defer close(done)
+		idx, err = fut()
 		if err != nil {
-			return 0, fmt.Errorf("appending %s entry: %w", e.Kind, err)
+			err = fmt.Errorf("appending %s entry: %w", e.Kind, err)
+			l.logger.WarnContext(ctx, "audit append failed", slog.String("kind", e.Kind), slog.Any("error", err))
+			return
 		}
 		l.appends.Inc()
-		return idx.Index, nil
+	}()
+	return func() (uint64, error) {
+		<-done
+		return idx.Index, err
 	}
 }
 
@@ -264,6 +278,7 @@ func (l *Log) Close(ctx context.Context) error {
 	}
 	l.closed = true
 	l.mu.Unlock()
+	l.pending.Wait()
 	err := l.shutdown(ctx)
 	l.cancel(ErrClosed)
 	if err != nil {
