@@ -202,3 +202,42 @@ func counterSum(t *testing.T, g prometheus.Gatherer, name string) float64 {
 	}
 	return sum
 }
+
+// TestWitnessEntanglesOwnLog checks that the witness records what it
+// cosigned, and the forks it saw, in its own node's log.
+func TestWitnessEntanglesOwnLog(t *testing.T) {
+	pkey, wkey := testKey(t, 1), testKey(t, 2)
+	own := openTestLog(t, t.TempDir(), wkey)
+	w, err := NewWitness(WitnessConfig{
+		Dir: t.TempDir(), Name: "liaison.xbb.example/witness", Signer: wkey, Log: own,
+		Partners: map[string]ed25519.PublicKey{testOrigin: pkey.Public().(ed25519.PublicKey)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := openTestLog(t, t.TempDir(), pkey)
+	appendN(t, p, 0, 4)
+	if _, err := w.Witness(t.Context(), testOrigin, waitForSize(t, p, 4), fetcherOf(p)); err != nil {
+		t.Fatal(err)
+	}
+	q := openTestLog(t, t.TempDir(), pkey)
+	appendN(t, q, 100, 4)
+	var fe *ForkError
+	if _, err := w.Witness(t.Context(), testOrigin, waitForSize(t, q, 4), fetcherOf(q)); !errors.As(err, &fe) {
+		t.Fatalf("fork not detected: %v", err)
+	}
+	closeLog(t, own)
+	recs, err := own.Entries(t.Context(), 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, r := range recs {
+		if r.Entry.Peer == testOrigin {
+			kinds = append(kinds, r.Entry.Kind)
+		}
+	}
+	if len(kinds) != 2 || kinds[0] != KindWitness || kinds[1] != KindWitnessFork {
+		t.Errorf("own log records %q, want [%s %s]", kinds, KindWitness, KindWitnessFork)
+	}
+}
