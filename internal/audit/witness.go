@@ -32,13 +32,16 @@ import (
 // os.ErrNotExist for a file the partner does not have.
 type TileFetcher func(ctx context.Context, path string) ([]byte, error)
 
+// maxTileSize is the size of a full hash tile: 256 SHA-256 hashes.
+const maxTileSize = layout.TileWidth * 32
+
 // tiles adapts f to Tessera's tile fetcher contract (partial falls back
 // to full).
 func (f TileFetcher) tiles(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
 	return partialOrFull(p, func(p uint8) ([]byte, error) {
 		b, err := f(ctx, layout.TilePath(level, index, p))
-		if err == nil && len(b) > maxFileSize {
-			return nil, fmt.Errorf("tile of %d bytes exceeds %d", len(b), maxFileSize)
+		if err == nil && len(b) > maxTileSize {
+			return nil, fmt.Errorf("tile of %d bytes exceeds %d", len(b), maxTileSize)
 		}
 		return b, err
 	})
@@ -180,6 +183,16 @@ func (w *Witness) Pin(origin string, pub ed25519.PublicKey) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.partners[origin] = v
+	if w.status[origin] == nil {
+		st := &PartnerStatus{Origin: origin}
+		// Pick up what an earlier run accepted.
+		if raw, err := os.ReadFile(filepath.Join(w.cfg.Dir, fileSafe(origin), "checkpoint")); err == nil {
+			if cp, err := ParseCheckpoint(raw, origin, v); err == nil {
+				st.Size = cp.Size
+			}
+		}
+		w.status[origin] = st
+	}
 	return nil
 }
 
@@ -204,11 +217,7 @@ func (w *Witness) Status() []PartnerStatus {
 func (w *Witness) Witness(ctx context.Context, origin string, checkpoint []byte, fetch TileFetcher) ([]byte, error) {
 	w.mu.Lock()
 	v, ok := w.partners[origin]
-	st := w.status[origin]
-	if st == nil {
-		st = &PartnerStatus{Origin: origin}
-		w.status[origin] = st
-	}
+	st := w.status[origin] // set by Pin
 	w.mu.Unlock()
 	if !ok {
 		return nil, fmt.Errorf("no pinned key for partner log %q", origin)
@@ -276,6 +285,11 @@ func (w *Witness) witness(ctx context.Context, origin string, v note.Verifier, r
 }
 
 // checkConsistent returns a *ForkError unless cp extends old.
+//
+// It builds the proof with Tessera's client.ProofBuilder rather than
+// client.LogStateTracker because the tracker accepts, without a word, a
+// checkpoint no larger than the one it holds: it would miss a rollback and
+// a fork at the same size.
 func (w *Witness) checkConsistent(ctx context.Context, origin string, old log.Checkpoint, oldRaw []byte, cp log.Checkpoint, raw []byte, fetch TileFetcher) error {
 	switch {
 	case cp.Size < old.Size:

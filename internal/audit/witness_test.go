@@ -122,6 +122,20 @@ func TestWitnessDetectsRewrittenHistory(t *testing.T) {
 	if len(st) != 1 || st[0].Forks != 3 || st[0].Size != 315 {
 		t.Errorf("Status = %+v", st)
 	}
+
+	// A restarted witness remembers what it accepted.
+	cfg := w.cfg
+	cfg.OnFork, cfg.Registerer = nil, nil
+	w2, err := NewWitness(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := w2.Status(); len(st) != 1 || st[0].Size != 315 {
+		t.Errorf("Status after restart = %+v", st)
+	}
+	if _, err := w2.Witness(t.Context(), testOrigin, waitForSize(t, q, 400), fetcherOf(q)); !errors.As(err, &fe) {
+		t.Errorf("restarted witness missed the fork: %v", err)
+	}
 }
 
 func TestWitnessRefusesUnknownOrForgedCheckpoint(t *testing.T) {
