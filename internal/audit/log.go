@@ -145,7 +145,8 @@ func Open(ctx context.Context, dir string, cfg Config) (*Log, error) {
 	opts := tessera.NewAppendOptions().
 		WithCheckpointSigner(&archivingSigner{Signer: signer, dir: dir, logger: logger}).
 		WithBatching(cfg.BatchMaxSize, cfg.BatchMaxAge).
-		WithCheckpointInterval(cfg.CheckpointInterval)
+		WithCheckpointInterval(cfg.CheckpointInterval).
+		WithCheckpointRepublishInterval(max(tessera.DefaultCheckpointRepublishInterval, cfg.CheckpointInterval))
 	// The appender outlives Open's ctx; Close cancels it after shutdown.
 	actx, cancel := context.WithCancelCause(context.Background())
 	app, shutdown, _, err := tessera.NewAppender(actx, driver, opts)

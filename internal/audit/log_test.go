@@ -182,3 +182,30 @@ func signCheckpoint(t testing.TB, s note.Signer, size uint64, root []byte) []byt
 	}
 	return n
 }
+
+// TestAppendDoesNotWaitForCheckpoint shows that Append returns once its
+// batch is sequenced: with checkpoints an hour apart, the index is known
+// while the published checkpoint still has size 0.
+func TestAppendDoesNotWaitForCheckpoint(t *testing.T) {
+	cfg := testConfig(t, testKey(t, 1))
+	cfg.CheckpointInterval = time.Hour
+	l, err := Open(t.Context(), t.TempDir(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // do not wait an hour for the checkpoint
+		l.Close(ctx)
+	}()
+	for want := range uint64(3) {
+		got, err := l.Append(t.Context(), testEntry(int(want)))
+		if err != nil || got != want {
+			t.Fatalf("Append = %d, %v; want %d", got, err, want)
+		}
+	}
+	cp, _, err := l.Reader().Checkpoint()
+	if err != nil || cp.Size != 0 {
+		t.Fatalf("checkpoint size = %d, %v; want 0", cp.Size, err)
+	}
+}
