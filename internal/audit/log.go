@@ -82,9 +82,11 @@ type Log struct {
 	appends  prometheus.Counter
 	pending  sync.WaitGroup // appends whose index is not yet known
 
-	mu        sync.Mutex // guards the fields below
+	closeMu sync.RWMutex // guards closed
+	closed  bool
+
+	mu        sync.Mutex // guards witnesses
 	witnesses map[string]note.Verifier
-	closed    bool
 }
 
 // Open opens the audit log in dir, creating it if needed, and starts
@@ -222,8 +224,10 @@ func (l *Log) AppendAsync(ctx context.Context, e Entry) func() (uint64, error) {
 	if err != nil {
 		return func() (uint64, error) { return 0, err }
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock() // so that Close cannot start waiting between the check and pending.Add
+	// Held until pending.Add, so that Close cannot start waiting between
+	// the check and the add; a read lock, so that appends stay concurrent.
+	l.closeMu.RLock()
+	defer l.closeMu.RUnlock()
 	if l.closed {
 		return func() (uint64, error) { return 0, ErrClosed }
 	}
@@ -272,13 +276,13 @@ func (l *Log) Entries(ctx context.Context, from, to uint64) ([]Record, error) {
 // Close waits until every appended entry is covered by a published
 // checkpoint, then stops the log. It is idempotent.
 func (l *Log) Close(ctx context.Context) error {
-	l.mu.Lock()
+	l.closeMu.Lock()
 	if l.closed {
-		l.mu.Unlock()
+		l.closeMu.Unlock()
 		return nil
 	}
 	l.closed = true
-	l.mu.Unlock()
+	l.closeMu.Unlock()
 	l.pending.Wait()
 	err := l.shutdown(ctx)
 	l.cancel(ErrClosed)
