@@ -95,7 +95,7 @@ func VerifyWith(ctx context.Context, dir, origin string, v note.Verifier) (Repor
 	published, pubOK := check("checkpoint", raw)
 	rep.TreeSize = published.size
 
-	archived, _ := filepath.Glob(filepath.Join(dir, archiveDir, "*"))
+	archived, _ := filepath.Glob(filepath.Join(dir, archiveDir, "[0-9]*"))
 	var maxArchived uint64
 	for _, p := range archived {
 		name := filepath.ToSlash(mustRel(dir, p))
@@ -116,7 +116,7 @@ func VerifyWith(ctx context.Context, dir, origin string, v note.Verifier) (Repor
 	if pubOK && maxArchived > published.size {
 		rep.problem("checkpoint: size %d is older than the archived checkpoint of size %d (rolled back)", published.size, maxArchived)
 	}
-	cosigned, _ := filepath.Glob(filepath.Join(dir, cosigDir, "*", "*"))
+	cosigned, _ := filepath.Glob(filepath.Join(dir, cosigDir, "*", "[0-9]*"))
 	for _, p := range cosigned {
 		name := filepath.ToSlash(mustRel(dir, p))
 		b, err := readFile(dir, name)
