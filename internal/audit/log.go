@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -325,6 +326,7 @@ type archivingSigner struct {
 	note.Signer
 	dir    string
 	logger *slog.Logger
+	signed atomic.Uint64
 }
 
 func (s *archivingSigner) Sign(msg []byte) ([]byte, error) {
@@ -342,7 +344,35 @@ func (s *archivingSigner) Sign(msg []byte) ([]byte, error) {
 	if err := writeAtomic(filepath.Join(s.dir, archiveDir, sizeName(cp.Size)), []byte(n)); err != nil {
 		return nil, fmt.Errorf("archiving checkpoint: %w", err)
 	}
+	if s.signed.Add(1)%64 == 0 {
+		if err := prune(filepath.Join(s.dir, archiveDir), archiveKeep); err != nil {
+			s.logger.Warn("pruning checkpoint archive", slog.Any("error", err))
+		}
+	}
 	return sig, nil
+}
+
+// How many signed checkpoints the archive and the cosignature stores keep.
+// The newest checkpoint's root commits to every entry, so older ones add
+// evidence, not coverage; keeping them all would add a file per checkpoint
+// interval forever.
+const (
+	archiveKeep = 1024
+	cosigKeep   = 64
+)
+
+// prune removes all but the keep newest checkpoint files of dir.
+func prune(dir string, keep int) error {
+	names, err := filepath.Glob(filepath.Join(dir, "[0-9]*"))
+	if err != nil || len(names) <= keep {
+		return err
+	}
+	for _, n := range names[:len(names)-keep] {
+		if err := os.Remove(n); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func sizeName(size uint64) string { return fmt.Sprintf("%020d", size) }
@@ -427,8 +457,12 @@ func (l *Log) AddCosignature(ctx context.Context, partner string, checkpoint, co
 		return fmt.Errorf("cosignature from %q: no valid signature", partner)
 	}
 	joined := joinNote(checkpoint, cosig)
-	if err := writeAtomic(filepath.Join(l.dir, cosigDir, fileSafe(partner), sizeName(cp.Size)), joined); err != nil {
+	pdir := filepath.Join(l.dir, cosigDir, fileSafe(partner))
+	if err := writeAtomic(filepath.Join(pdir, sizeName(cp.Size)), joined); err != nil {
 		return fmt.Errorf("storing cosignature: %w", err)
+	}
+	if err := prune(pdir, cosigKeep); err != nil {
+		l.logger.WarnContext(ctx, "pruning cosignatures", slog.Any("error", err))
 	}
 	l.logger.DebugContext(ctx, "checkpoint cosigned", slog.String("partner", partner), slog.Uint64("size", cp.Size))
 	return nil

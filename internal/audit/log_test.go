@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -207,5 +208,21 @@ func TestAppendDoesNotWaitForCheckpoint(t *testing.T) {
 	cp, _, err := l.Reader().Checkpoint()
 	if err != nil || cp.Size != 0 {
 		t.Fatalf("checkpoint size = %d, %v; want 0", cp.Size, err)
+	}
+}
+
+func TestPruneKeepsNewest(t *testing.T) {
+	dir := t.TempDir()
+	for _, size := range []uint64{3, 1000, 20, 7, 999} {
+		if err := writeAtomic(filepath.Join(dir, sizeName(size)), []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := prune(dir, 2); err != nil {
+		t.Fatal(err)
+	}
+	left, _ := filepath.Glob(filepath.Join(dir, "*"))
+	if len(left) != 2 || filepath.Base(left[0]) != sizeName(999) || filepath.Base(left[1]) != sizeName(1000) {
+		t.Errorf("after prune: %q", left)
 	}
 }

@@ -271,6 +271,9 @@ func (w *Witness) witness(ctx context.Context, origin string, v note.Verifier, r
 	if err := writeAtomic(filepath.Join(pdir, "cosigned", sizeName(cp.Size)), joinNote(raw, cosig)); err != nil {
 		return nil, fmt.Errorf("storing cosigned checkpoint of %q: %w", origin, err)
 	}
+	if err := prune(filepath.Join(pdir, "cosigned"), cosigKeep); err != nil {
+		w.logger.WarnContext(ctx, "pruning cosigned checkpoints", slog.String("partner", origin), slog.Any("error", err))
+	}
 	w.mu.Lock()
 	if st := w.status[origin]; st != nil {
 		st.Size, st.WitnessedAt, st.LastError = cp.Size, time.Now().UTC(), ""
