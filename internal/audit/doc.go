@@ -38,6 +38,6 @@
 // # Layout
 //
 // The log directory is Tessera's (checkpoint, tile/, .state/) plus
-// .liaison/checkpoints/ (every checkpoint the node signed, by size) and
-// .liaison/cosignatures/ (partners' cosigned checkpoints).
+// .liaison/checkpoints/ (the 1,024 newest checkpoints the node signed, by size) and
+// .liaison/cosignatures/ (the 64 newest checkpoints each partner cosigned).
 package audit
