@@ -2,12 +2,11 @@ package label
 
 import (
 	"bytes"
-	"encoding/asn1"
 	"errors"
 	"fmt"
+	"math/big"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -59,16 +58,43 @@ func readTLV(b []byte) (tlv, []byte, error) {
 	return tlv{t, b[:l]}, b[l:], nil
 }
 
+// parseOID decodes OID content octets; arcs may exceed 64 bits (2.25.x).
 func parseOID(body []byte) (string, error) {
-	var oid asn1.ObjectIdentifier
-	full := append([]byte{0x06, byte(len(body))}, body...)
-	if len(body) > 127 {
-		return "", errors.New("ess: OID too long")
+	if len(body) == 0 || len(body) > 127 || body[len(body)-1]&0x80 != 0 {
+		return "", errors.New("ess: bad OID")
 	}
-	if _, err := asn1.Unmarshal(full, &oid); err != nil {
-		return "", fmt.Errorf("ess: bad OID: %w", err)
+	var sb strings.Builder
+	v := new(big.Int)
+	first := true
+	for i, b := range body {
+		if v.Sign() == 0 && b == 0x80 && (i == 0 || body[i-1]&0x80 == 0) {
+			return "", errors.New("ess: OID arc not minimally encoded")
+		}
+		v.Lsh(v, 7)
+		v.Or(v, big.NewInt(int64(b&0x7f)))
+		if b&0x80 != 0 {
+			continue
+		}
+		if first {
+			first = false
+			switch {
+			case v.Cmp(big.NewInt(40)) < 0:
+				sb.WriteString("0.")
+			case v.Cmp(big.NewInt(80)) < 0:
+				sb.WriteString("1.")
+				v.Sub(v, big.NewInt(40))
+			default:
+				sb.WriteString("2.")
+				v.Sub(v, big.NewInt(80))
+			}
+			sb.WriteString(v.String())
+		} else {
+			sb.WriteString(".")
+			sb.WriteString(v.String())
+		}
+		v.SetInt64(0)
 	}
-	return oid.String(), nil
+	return sb.String(), nil
 }
 
 func parseInt(body []byte) (uint64, error) {
@@ -267,23 +293,40 @@ func appendTLV(dst []byte, tag byte, body []byte) []byte {
 	return append(dst, body...)
 }
 
+// oidBody encodes a dotted OID into content octets.
 func oidBody(s string) ([]byte, error) {
-	var oid asn1.ObjectIdentifier
-	for _, p := range strings.Split(s, ".") {
-		v, err := strconv.Atoi(p)
-		if err != nil {
-			return nil, fmt.Errorf("ess: OID %q: %w", s, err)
+	if !validOID(s) {
+		return nil, fmt.Errorf("ess: OID %q invalid", s)
+	}
+	parts := strings.Split(s, ".")
+	var arcs []*big.Int
+	for _, p := range parts {
+		v, _ := new(big.Int).SetString(p, 10)
+		arcs = append(arcs, v)
+	}
+	if arcs[0].Cmp(big.NewInt(2)) > 0 || (arcs[0].Cmp(big.NewInt(2)) < 0 && arcs[1].Cmp(big.NewInt(39)) > 0) {
+		return nil, fmt.Errorf("ess: OID %q invalid", s)
+	}
+	first := new(big.Int).Mul(arcs[0], big.NewInt(40))
+	first.Add(first, arcs[1])
+	arcs = append([]*big.Int{first}, arcs[2:]...)
+	var out []byte
+	for _, a := range arcs {
+		var chunk []byte
+		x := new(big.Int).Set(a)
+		for {
+			chunk = append([]byte{byte(new(big.Int).And(x, big.NewInt(0x7f)).Int64())}, chunk...)
+			x.Rsh(x, 7)
+			if x.Sign() == 0 {
+				break
+			}
 		}
-		oid = append(oid, v)
+		for i := 0; i < len(chunk)-1; i++ {
+			chunk[i] |= 0x80
+		}
+		out = append(out, chunk...)
 	}
-	der, err := asn1.Marshal(oid)
-	if err != nil {
-		return nil, fmt.Errorf("ess: OID %q: %w", s, err)
-	}
-	_, rest, _ := readTLV(der)
-	_ = rest
-	t, _, _ := readTLV(der)
-	return t.body, nil
+	return out, nil
 }
 
 func intBody(v uint64) []byte {

@@ -141,6 +141,9 @@ func parseMarkings(n *node, elem string) (markings, error) {
 		if lang == "" {
 			continue
 		}
+		if len(x.phrases) == 0 && m[""] != nil {
+			x.phrases = m[""].phrases
+		}
 		for _, q := range fallback {
 			switch {
 			case q.code == "prefix" && x.prefix == "":

@@ -181,6 +181,7 @@ type equivCat struct {
 	lacv     uint64
 	applied  int
 	discard  bool
+	hasLACV  bool // for a discard: lacv given
 }
 
 // ID returns the policy's OID.
@@ -587,7 +588,17 @@ func (p *Policy) parseCategory(n *node, t *tag, te string) error {
 		}
 		ec := &equivCat{policyID: ep.id, applied: applied}
 		if a, _ := eq.attr("action"); strings.TrimSpace(a) == "discard" {
+			// The foreign value is optional for a discard (spiffing
+			// fixtures leave lacv empty); kept when given.
 			ec.discard = true
+			ec.tagSetID, _ = eq.attr("tagSetId")
+			ec.typ, _ = parseTagType(eq, ee)
+			if ls, _ := eq.attr("lacv"); strings.TrimSpace(ls) != "" {
+				if ec.lacv, err = parseLACV(ls, ee); err != nil {
+					return err
+				}
+				ec.hasLACV = true
+			}
 		} else {
 			ec.tagSetID, _ = eq.attr("tagSetId")
 			if !validOID(ec.tagSetID) {

@@ -142,9 +142,8 @@ func decrypt(r *resolved, q *Policy) (*resolved, error) {
 					continue
 				}
 				if e.discard {
-					// A discard names no foreign value; it applies to a
-					// value of the same name in the same-named tag set.
-					if strings.EqualFold(qc.name, c.name) && strings.EqualFold(qc.tag.set.name, c.tag.set.name) {
+					// A decrypt discard names the foreign value to drop.
+					if e.tagSetID == c.tag.set.id && (e.typ == 0 || e.typ == c.tag.typ) && (!e.hasLACV || e.lacv == c.lacv) {
 						discard = true
 					}
 					continue
