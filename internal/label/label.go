@@ -135,7 +135,13 @@ func ParseLabel(data []byte) (*Label, error) {
 		return labelFromXML(root)
 	}
 	if data[0] == 0x31 {
-		return parseESS(data)
+		l, err := parseESS(data)
+		if err == nil {
+			return l, nil
+		}
+		if _, b64err := decodeBase64(t); b64err != nil {
+			return nil, err // DER, not base64 text starting with "1"
+		}
 	}
 	der, err := decodeBase64(t)
 	if err != nil {
