@@ -423,3 +423,52 @@ func (s *PolicySet) MarshalESS(l *Label) ([]byte, error) {
 	}
 	return appendTLV(nil, 0x31, bytes.Join(fields, nil)), nil
 }
+
+// parseClearanceDER decodes an RFC 5755 Clearance: SEQUENCE { policyId
+// OID, classList BIT STRING DEFAULT {unclassified}, securityCategories
+// SET OF SecurityCategory OPTIONAL }; class bit n = lacv n.
+func parseClearanceDER(data []byte) (*Clearance, error) {
+	seq, rest, err := readTLV(data)
+	if err != nil {
+		return nil, err
+	}
+	if seq.tag != 0x30 || len(rest) != 0 {
+		return nil, errors.New("clearance: not a single SEQUENCE")
+	}
+	oid, b, err := readTLV(seq.body)
+	if err != nil || oid.tag != 0x06 {
+		return nil, errors.New("clearance: policyId is not an OID")
+	}
+	c := &Clearance{Format: "der"}
+	if c.PolicyOID, err = parseOID(oid.body); err != nil {
+		return nil, err
+	}
+	classes := []uint64{1} // DEFAULT {unclassified}
+	seenClasses := false
+	for len(b) > 0 {
+		var e tlv
+		if e, b, err = readTLV(b); err != nil {
+			return nil, err
+		}
+		switch {
+		case e.tag == 0x03 && !seenClasses && c.Categories == nil:
+			seenClasses = true
+			if classes, err = attrValues(e); err != nil {
+				return nil, err
+			}
+		case e.tag == 0x31 && c.Categories == nil:
+			if c.Categories, err = parseSecurityCategories(e.body); err != nil {
+				return nil, err
+			}
+			if c.Categories == nil {
+				c.Categories = []Category{}
+			}
+		default:
+			return nil, fmt.Errorf("clearance: unexpected field with tag 0x%02x", e.tag)
+		}
+	}
+	for _, v := range classes {
+		c.Classes = append(c.Classes, ClassRef{LACV: v, HasLACV: true})
+	}
+	return c, nil
+}

@@ -41,6 +41,7 @@ func Fuzz4774(f *testing.F) {
 	seedFiles(f, "xaa-*.xml")
 	f.Add([]byte(`<originatorConfidentialityLabel xmlns="urn:nato:stanag:4774:confidentialitymetadatalabel:1:0"><ConfidentialityInformation><PolicyIdentifier>XAA-NATIONAL</PolicyIdentifier><Classification>secret</Classification><Category TagName="Releasable To" Type="permissive"><GenericValue>XBB</GenericValue></Category></ConfidentialityInformation></originatorConfidentialityLabel>`))
 	f.Add([]byte(`<label xmlns='http://surevine.com/xmlns/spiffy'><policy id='2.25.118446744073709551601'/><classification lacv='4'/><tag type='enumeratedPermissive' id='2.25.118446744073709551601.1' lacv='2'/></label>`))
+	f.Add([]byte("MCcGCyoDBAUGBwgJCgsMAwICeDETMBGAAQGhDDAKBgMqAwQxAwIBAg=="))
 	set := fixtureSet(f)
 	clr, _ := set.PartyClearance(xaaID, "XBB", "")
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -373,10 +373,25 @@ func spiffyLabel(root *node) (*Label, error) {
 	return l, nil
 }
 
-// ParseClearance reads a clearance in STANAG 4774 clearance XML or spiffy XML.
+// ParseClearance reads a clearance in STANAG 4774 clearance XML, spiffy
+// XML or RFC 5755 DER (raw or base64).
 func ParseClearance(data []byte) (*Clearance, error) {
-	if len(bytes.TrimSpace(data)) == 0 {
+	t := bytes.TrimSpace(data)
+	if len(t) == 0 {
 		return nil, ErrNoData
+	}
+	if len(data) > MaxLabelSize {
+		return nil, fmt.Errorf("clearance: %d bytes exceeds the limit of %d", len(data), MaxLabelSize)
+	}
+	if t[0] != '<' {
+		der := data
+		if data[0] != 0x30 {
+			var err error
+			if der, err = decodeBase64(t); err != nil {
+				return nil, errors.New("clearance: neither XML, DER nor base64")
+			}
+		}
+		return parseClearanceDER(der)
 	}
 	root, err := parseXML(data, MaxLabelSize, false)
 	if err != nil {

@@ -432,3 +432,33 @@ func TestHostileInput(t *testing.T) {
 		t.Error("oversized label accepted")
 	}
 }
+
+func TestClearanceDER(t *testing.T) {
+	s := fixtureSet(t)
+	// SEQUENCE { OID xaa, BIT STRING {1,2,3,4}, SET { SecurityCategory
+	// enumerated permissive {tagName Releasable To, {2}} } }
+	oid, _ := oidBody(xaaID)
+	set, _ := oidBody(xaaID + ".1")
+	syn, _ := oidBody(oidEnumeratedPermissive)
+	inner := appendTLV(nil, 0x30, append(appendTLV(nil, 0x06, set), appendTLV(nil, 0x31, appendTLV(nil, 0x02, []byte{2}))...))
+	sc := appendTLV(nil, 0x30, append(appendTLV(nil, 0x80, syn), appendTLV(nil, 0xa1, inner)...))
+	body := appendTLV(nil, 0x06, oid)
+	body = append(body, appendTLV(nil, 0x03, []byte{0x02, 0x78})...) // bits 1-4
+	body = append(body, appendTLV(nil, 0x31, sc)...)
+	der := appendTLV(nil, 0x30, body)
+	for _, in := range [][]byte{der, []byte(b64(der))} {
+		c, err := ParseClearance(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := s.ACDF(mk(t, "XAA-NATIONAL", "SECRET", relXAA, relXBB), c); !d.Grant {
+			t.Errorf("DER clearance: %+v", d)
+		}
+		if d := s.ACDF(mk(t, "XAA-NATIONAL", "TOP SECRET", relXBB), c); d.Grant {
+			t.Error("DER clearance above its classes granted")
+		}
+	}
+	if _, err := ParseClearance(der[:len(der)-1]); err == nil {
+		t.Error("truncated DER clearance accepted")
+	}
+}
