@@ -61,7 +61,9 @@ type Category struct {
 }
 
 // Label is a security label as read, independent of any policy. Names and
-// numbers are resolved against a PolicySet by its methods.
+// numbers are resolved against a PolicySet by its methods, which cache the
+// resolution in the label: do not copy a Label or change its fields after
+// first use (make a new one).
 type Label struct {
 	Kind           Kind
 	ID             string // 4774 Id attribute

@@ -462,3 +462,40 @@ func TestClearanceDER(t *testing.T) {
 		t.Error("truncated DER clearance accepted")
 	}
 }
+
+func TestXEP0258Wrapper(t *testing.T) {
+	s := fixtureSet(t)
+	inner := mustRead(t, "testdata/xaa-secret-rel.xml")
+	doc := `<securitylabel xmlns="urn:xmpp:sec-label:0"><displaymarking>XAA SECRET</displaymarking><label>` + string(inner) + `</label></securitylabel>`
+	l, err := ParseLabel([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Validate(l); err != nil || l.ID != "L1" {
+		t.Errorf("wrapped 4774 label: %v %q", err, l.ID)
+	}
+}
+
+func TestConcurrentDecisions(t *testing.T) {
+	s, _ := NewPolicySet(loadPolicy(t, "xaa-national.xml"))
+	l := mk(t, "XAA-NATIONAL", "SECRET", relXBB)
+	c, _ := s.PartyClearance(xaaID, "XBB", "")
+	done := make(chan bool)
+	for range 4 {
+		go func() {
+			ok := true
+			for range 200 {
+				ok = ok && s.ACDF(l, c).Grant
+			}
+			done <- ok
+		}()
+	}
+	if err := s.Add(loadPolicy(t, "xbb-national.xml")); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		if !<-done {
+			t.Error("decision changed while a policy was added")
+		}
+	}
+}
