@@ -1,0 +1,94 @@
+package cot
+
+import (
+	"strings"
+	"sync"
+	"time"
+)
+
+// fanout subscribes to one channel and copies each delivery to the
+// channel's clients. A full client queue blocks it: backpressure on the
+// node's subscription, which keeps the history, so nothing is lost.
+type fanout struct {
+	g       *Gateway
+	channel string
+
+	mu      sync.Mutex // guards clients
+	clients map[*client]struct{}
+}
+
+// fanoutFor returns the channel's fanout, starting it on first use.
+// g.mu must be held.
+func (g *Gateway) fanoutFor(ch string) *fanout {
+	if f := g.channels[ch]; f != nil {
+		return f
+	}
+	f := &fanout{g: g, channel: ch, clients: map[*client]struct{}{}}
+	g.channels[ch] = f
+	g.wg.Go(f.run)
+	return f
+}
+
+func (f *fanout) add(c *client) {
+	f.mu.Lock()
+	f.clients[c] = struct{}{}
+	f.mu.Unlock()
+}
+
+func (f *fanout) remove(c *client) {
+	f.mu.Lock()
+	delete(f.clients, c)
+	f.mu.Unlock()
+}
+
+func (f *fanout) run() {
+	g := f.g
+	ds, err := g.core.Subscribe(g.ctx, f.channel, 0)
+	if err != nil {
+		g.audit(Record{Kind: "error", Channel: f.channel, Detail: "subscribe: " + err.Error()})
+		return
+	}
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	var targets []*client
+	for {
+		var d Delivery
+		var ok bool
+		select {
+		case d, ok = <-ds:
+			if !ok {
+				return
+			}
+		case <-g.ctx.Done():
+			return
+		}
+		if d.Msg == nil || d.Msg.ContentType != ContentType {
+			continue
+		}
+		g.mu.Lock()
+		from := g.sent[d.Msg.ID]
+		g.mu.Unlock()
+		e, err := ParseEvent(d.Msg.Body)
+		if err != nil {
+			g.audit(Record{Kind: "error", Channel: f.channel, Detail: "delivered event: " + err.Error()})
+			continue
+		}
+		access, caveat, rel, err := g.labeler.ToCoT(d.LocalLabel)
+		if err != nil {
+			g.audit(Record{Kind: "refused", Channel: f.channel, UID: e.UID, Effective: d.LocalLabel, Detail: "no local marking for label: " + err.Error()})
+			continue
+		}
+		out := e.WithMarkings(access, caveat, strings.Join(rel, " "))
+		targets = targets[:0]
+		f.mu.Lock()
+		for c := range f.clients {
+			if c != from {
+				targets = append(targets, c)
+			}
+		}
+		f.mu.Unlock()
+		for _, c := range targets {
+			c.send(outItem{xml: out}, t)
+		}
+	}
+}
