@@ -27,7 +27,7 @@ var ErrUnmapped = errors.New("cot marking has no mapping")
 
 // STANAG 4774 names used by MappingLabeler.
 const (
-	ns4774         = "urn:nato:stanag:4774:confidentialitymetadatalabel:1:0"
+	ns4774           = "urn:nato:stanag:4774:confidentialitymetadatalabel:1:0"
 	DefaultRelToTag  = "Releasable To"
 	DefaultCaveatTag = "Caveat"
 )
