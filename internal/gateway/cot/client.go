@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -94,7 +95,7 @@ func (g *Gateway) serve(conn net.Conn, isTLS bool) {
 		g.mu.Unlock()
 	}()
 	// The offer goes first, straight to the queue (never full yet).
-	c.out <- outItem{xml: controlEvent(c.offerUID, TypeTakpOffer, `<TakControl><TakProtocolSupport version="1"/></TakControl>`, g.cfg.Now())}
+	c.out <- outItem{xml: controlEvent(c.offerUID, TypeTakpOffer, `<TakControl><TakProtocolSupport version="1"/><TakServerVersionInfo serverVersion="Liaison" apiVersion="3"/></TakControl>`, g.cfg.Now())}
 	var wg sync.WaitGroup
 	wg.Go(c.writeLoop)
 	c.readLoop()
@@ -170,7 +171,9 @@ func (c *client) readLoop() {
 		c.conn.SetReadDeadline(time.Now().Add(c.g.cfg.IdleTimeout))
 		raw, err := sp.Next()
 		if err != nil {
-			if !errors.Is(err, net.ErrClosed) && !errors.Is(err, context.Canceled) && err.Error() != "EOF" {
+			if errors.Is(err, ErrEventTooLarge) {
+				c.g.audit(Record{Kind: "error", Client: c.name(), Detail: err.Error() + "; disconnected"})
+			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				c.g.log.Debug("client read", "client", c.name(), "err", err)
 			}
 			return
@@ -207,6 +210,9 @@ func (c *client) readV1(br *bufio.Reader) {
 		c.conn.SetReadDeadline(time.Now().Add(c.g.cfg.IdleTimeout))
 		p, err := fr.Next()
 		if err != nil {
+			if errors.Is(err, takproto.ErrFrameTooLarge) || errors.Is(err, takproto.ErrMalformed) {
+				c.g.audit(Record{Kind: "error", Client: c.name(), Detail: err.Error() + "; disconnected"})
+			}
 			return
 		}
 		m, err := takproto.Unmarshal(p)

@@ -101,10 +101,7 @@ func ParseEvent(raw []byte) (*Event, error) {
 				return nil, bad("text outside <event>")
 			}
 		case xml.StartElement:
-			name := t.Name.Local
-			if t.Name.Space != "" {
-				name = t.Name.Space + ":" + name
-			}
+			name := qname(t.Name)
 			depth++
 			path = append(path, name)
 			if depth > 64 {
@@ -155,12 +152,18 @@ func ParseEvent(raw []byte) (*Event, error) {
 				}
 			}
 		case xml.EndElement:
+			if depth == 0 || qname(t.Name) != path[len(path)-1] {
+				return nil, bad("unexpected </%s>", qname(t.Name))
+			}
 			if depth == 2 && path[1] == "detail" && detailAt >= 0 {
 				e.Detail = raw[detailAt:before]
 			}
 			depth--
 			path = path[:len(path)-1]
 		}
+	}
+	if depth != 0 {
+		return nil, bad("unclosed <%s>", path[len(path)-1])
 	}
 	if !sawEvent {
 		return nil, bad("no <event> element")
