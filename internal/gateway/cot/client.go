@@ -41,6 +41,15 @@ func (c *client) name() string { return c.user + "@" + c.remote }
 
 func (c *client) close() { c.once.Do(func() { close(c.done); c.conn.Close() }) }
 
+// dropSlow disconnects a client that cannot keep up, and audits it once.
+func (c *client) dropSlow(detail string) {
+	c.once.Do(func() {
+		c.g.audit(Record{Kind: "slow-client", Client: c.name(), Detail: detail})
+		close(c.done)
+		c.conn.Close()
+	})
+}
+
 func (g *Gateway) serve(conn net.Conn, isTLS bool) {
 	defer conn.Close()
 	user, groups := "anonymous", g.cfg.AnonymousGroups
@@ -137,6 +146,10 @@ func (c *client) writeLoop() {
 		}
 		c.conn.SetWriteDeadline(time.Now().Add(c.g.cfg.SlowClient))
 		if err := w.Flush(); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				c.dropSlow(fmt.Sprintf("write blocked for %v; disconnected", c.g.cfg.SlowClient))
+			}
 			c.close()
 			return
 		}
@@ -158,8 +171,7 @@ func (c *client) send(it outItem, t *time.Timer) bool {
 	case <-c.done:
 		return false
 	case <-t.C:
-		c.g.audit(Record{Kind: "slow-client", Client: c.name(), Detail: fmt.Sprintf("queue of %d full for %v; disconnected", cap(c.out), c.g.cfg.SlowClient)})
-		c.close()
+		c.dropSlow(fmt.Sprintf("queue of %d full for %v; disconnected", cap(c.out), c.g.cfg.SlowClient))
 		return false
 	}
 }
