@@ -89,7 +89,7 @@ func (g *Gateway) serve(conn net.Conn, isTLS bool) {
 	}
 	g.clients[c] = struct{}{}
 	for _, ch := range c.channels {
-		g.fanoutFor(ch).add(c)
+		g.channels[ch].add(c)
 	}
 	g.mu.Unlock()
 	defer func() {

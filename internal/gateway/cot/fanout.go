@@ -1,6 +1,7 @@
 package cot
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -17,16 +18,22 @@ type fanout struct {
 	clients map[*client]struct{}
 }
 
-// fanoutFor returns the channel's fanout, starting it on first use.
-// g.mu must be held.
-func (g *Gateway) fanoutFor(ch string) *fanout {
-	if f := g.channels[ch]; f != nil {
-		return f
+// subscribe starts a fanout for every configured channel, so that the
+// subscription exists before any client joins.
+func (g *Gateway) subscribe() error {
+	for _, ch := range g.cfg.Channels {
+		if g.channels[ch] != nil {
+			continue
+		}
+		ds, err := g.core.Subscribe(g.ctx, ch, g.cfg.StartAfter[ch])
+		if err != nil {
+			return fmt.Errorf("subscribe to channel %q: %w", ch, err)
+		}
+		f := &fanout{g: g, channel: ch, clients: map[*client]struct{}{}}
+		g.channels[ch] = f
+		g.wg.Go(func() { f.run(ds) })
 	}
-	f := &fanout{g: g, channel: ch, clients: map[*client]struct{}{}}
-	g.channels[ch] = f
-	g.wg.Go(f.run)
-	return f
+	return nil
 }
 
 func (f *fanout) add(c *client) {
@@ -41,13 +48,8 @@ func (f *fanout) remove(c *client) {
 	f.mu.Unlock()
 }
 
-func (f *fanout) run() {
+func (f *fanout) run(ds <-chan Delivery) {
 	g := f.g
-	ds, err := g.core.Subscribe(g.ctx, f.channel, 0)
-	if err != nil {
-		g.audit(Record{Kind: "error", Channel: f.channel, Detail: "subscribe: " + err.Error()})
-		return
-	}
 	t := time.NewTimer(time.Hour)
 	t.Stop()
 	var targets []*client

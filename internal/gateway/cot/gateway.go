@@ -97,6 +97,10 @@ type Config struct {
 	AnonymousGroups []string
 	// Channels maps a TAK group to a core channel.
 	Channels map[string]string
+	// StartAfter gives, per channel, the sequence to subscribe after (the
+	// node's current head, so that history is not replayed to clients);
+	// missing channels start at 0.
+	StartAfter map[string]uint64
 	// DefaultLabels gives each channel's label for unmarked or
 	// unmappable events. A channel without one refuses such events.
 	DefaultLabels map[string][]byte
@@ -200,8 +204,16 @@ func New(cfg Config, core Core, labeler Labeler) (*Gateway, error) {
 	}, nil
 }
 
-// Start opens the configured listeners and serves until Close.
+// Start subscribes to every configured channel, opens the configured
+// listeners and serves until Close.
 func (g *Gateway) Start(ctx context.Context) error {
+	g.mu.Lock()
+	err := g.subscribe()
+	g.mu.Unlock()
+	if err != nil {
+		g.Close()
+		return err
+	}
 	lc := net.ListenConfig{}
 	open := func(addr string, tc *tls.Config) error {
 		if addr == "" {
