@@ -54,7 +54,7 @@ func TestTLSUnknownCertificateRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	conn.SetReadDeadline(time.Now().Add(20 * time.Second))
 	if n, err := conn.Read(make([]byte, 100)); err == nil {
 		t.Fatalf("unknown client was served %d bytes", n)
 	}
@@ -68,7 +68,7 @@ func TestSlowClientIsDisconnectedNotSkipped(t *testing.T) {
 	a := &memAudit{}
 	g, err := New(Config{
 		Origin: "USA", TCP: "127.0.0.1:0", AnonymousGroups: []string{"Cyan"},
-		Channels: map[string]string{"Cyan": "sa"}, QueueLen: 4, SlowClient: time.Second, Auditor: a,
+		Channels: map[string]string{"Cyan": "sa"}, QueueLen: 4, SlowClient: 2 * time.Second, Auditor: a,
 	}, n.node("USA"), l)
 	if err != nil {
 		t.Fatal(err)

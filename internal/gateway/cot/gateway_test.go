@@ -75,10 +75,10 @@ func (c *tcpClient) write(s string) {
 	}
 }
 
-// next reads one event, failing after 5 s.
+// next reads one event, failing after 20 s.
 func (c *tcpClient) next() *Event {
 	c.t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	c.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
 	raw, err := c.sp.Next()
 	if err != nil {
 		c.t.Fatalf("read: %v", err)
@@ -130,7 +130,7 @@ func TestPositionCrossesWithDetailIntact(t *testing.T) {
 	if !sawDefault {
 		t.Errorf("unmarked event not audited with default label: %+v", audit.records("label"))
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for len(usa.Contacts()) == 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
@@ -161,7 +161,7 @@ func TestProtocolV1Negotiation(t *testing.T) {
 	// And back: an XML event from PAK reaches the v1 client as a frame.
 	rx.write(position("pak-1", `access='Unclassified' releasableTo='USA PAK'`))
 	fr := takproto.NewReader(tx.br, 0)
-	tx.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	tx.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
 	p, err := fr.Next()
 	if err != nil {
 		t.Fatal(err)

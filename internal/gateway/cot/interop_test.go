@@ -136,10 +136,10 @@ func startPeer(t *testing.T, dir, mode string, addr net.Addr, p *testPKI, cn str
 	return pr
 }
 
-// await returns the next line that has key, failing after 20 s.
+// await returns the next line that has key, failing after 60 s.
 func (p *peer) await(key string) map[string]any {
 	p.t.Helper()
-	timeout := time.After(20 * time.Second)
+	timeout := time.After(60 * time.Second)
 	for {
 		select {
 		case m, ok := <-p.lines:
