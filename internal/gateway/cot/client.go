@@ -3,7 +3,9 @@ package cot
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -68,7 +70,11 @@ func (g *Gateway) serve(conn net.Conn, isTLS bool) {
 			return
 		}
 		cn := certs[0].Subject.CommonName
-		u, ok := g.cfg.Users[cn]
+		sum := sha256.Sum256(certs[0].Raw)
+		u, ok := g.cfg.Users["sha256:"+hex.EncodeToString(sum[:])]
+		if !ok {
+			u, ok = g.cfg.Users[cn]
+		}
 		if !ok {
 			g.audit(Record{Kind: "refused", Client: conn.RemoteAddr().String(), Detail: fmt.Sprintf("certificate %q maps to no user", cn)})
 			return
@@ -260,7 +266,7 @@ func (c *client) handle(e *Event) {
 	if c.uid == "" && e.Callsign != "" {
 		c.uid = e.UID
 		c.g.mu.Lock()
-		c.g.contacts[e.UID] = Contact{UID: e.UID, Callsign: e.Callsign, Endpoint: e.Endpoint, User: c.user, Remote: c.remote}
+		c.g.contacts[e.UID] = Contact{UID: e.UID, Callsign: e.Callsign, Endpoint: e.Endpoint, Party: c.g.cfg.Origin, User: c.user, Remote: c.remote}
 		c.g.mu.Unlock()
 	}
 	c.g.submit(c, c.name(), c.user, c.channels, e)

@@ -7,6 +7,9 @@ import (
 	"time"
 )
 
+// maxContacts bounds the contact table against a flood of uids.
+const maxContacts = 1 << 16
+
 // fanout subscribes to one channel and copies each delivery to the
 // channel's clients. A full client queue blocks it: backpressure on the
 // node's subscription, which keeps the history, so nothing is lost.
@@ -74,6 +77,13 @@ func (f *fanout) run(ds <-chan Delivery) {
 		if err != nil {
 			g.audit(Record{Kind: "error", Channel: f.channel, Detail: "delivered event: " + err.Error()})
 			continue
+		}
+		if e.Callsign != "" && d.Msg.Origin != g.cfg.Origin {
+			g.mu.Lock()
+			if _, ok := g.contacts[e.UID]; !ok && len(g.contacts) < maxContacts {
+				g.contacts[e.UID] = Contact{UID: e.UID, Callsign: e.Callsign, Endpoint: e.Endpoint, Party: d.Msg.Origin}
+			}
+			g.mu.Unlock()
 		}
 		access, caveat, rel, err := g.labeler.ToCoT(d.LocalLabel)
 		if err != nil {

@@ -89,8 +89,9 @@ type Config struct {
 	// TLSConfig is the server side of TLS; it should require and verify
 	// client certificates. Required when TLS is set.
 	TLSConfig *tls.Config
-	// Users maps a verified client certificate's subject common name to a
-	// user. A TLS client whose certificate is not listed is refused.
+	// Users maps a verified client certificate to a user, by
+	// "sha256:<hex of the DER certificate>" or else by subject common name.
+	// A TLS client whose certificate is not listed is refused.
 	Users map[string]User
 	// AnonymousGroups are the groups of TCP and UDP clients (TAK's
 	// __ANON__); none means they may connect but reach no channel.
@@ -145,9 +146,12 @@ type Gateway struct {
 	closed    bool
 }
 
-// Contact is a client's identity as TAK shows it.
+// Contact is a TAK client's identity as TAK shows it: a local client's
+// first SA with a contact, or a partner's client seen in delivered events.
 type Contact struct {
-	UID, Callsign, Endpoint, User, Remote string
+	UID, Callsign, Endpoint string
+	Party                   string // the origin party
+	User, Remote            string // local clients only: user and address
 }
 
 // New checks cfg and returns a gateway; Start opens its listeners.
@@ -272,7 +276,8 @@ func (g *Gateway) Addrs() (tcp, tlsAddr, udp net.Addr) {
 	return
 }
 
-// Contacts returns the clients that announced a contact, by uid.
+// Contacts returns the local and partner clients that announced a
+// contact, one per uid.
 func (g *Gateway) Contacts() []Contact {
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -134,8 +134,16 @@ func TestPositionCrossesWithDetailIntact(t *testing.T) {
 	for len(usa.Contacts()) == 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	if cs := usa.Contacts(); len(cs) != 1 || cs[0].Callsign != "ALPHA-7" {
-		t.Errorf("contacts %+v", cs)
+	if cs := usa.Contacts(); len(cs) != 1 || cs[0].Callsign != "ALPHA-7" || cs[0].Party != "USA" || cs[0].User != "anonymous" {
+		t.Errorf("USA contacts %+v", cs)
+	}
+	// PAK learned the partner's contact from the delivered event.
+	found := false
+	for _, c := range pak.Contacts() {
+		found = found || (c.UID == "xaa-1" && c.Party == "USA" && c.Callsign == "ALPHA-7")
+	}
+	if !found {
+		t.Errorf("PAK contacts %+v", pak.Contacts())
 	}
 }
 
