@@ -1,8 +1,11 @@
 package cot
 
 import (
+	"bufio"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"net"
 	"strconv"
 	"strings"
@@ -95,5 +98,39 @@ func TestSlowClientIsDisconnectedNotSkipped(t *testing.T) {
 	}
 	if len(a.records("slow-client")) != 1 {
 		t.Errorf("slow-client audits: %+v", a.records("slow-client"))
+	}
+}
+
+func TestTLSUserByFingerprint(t *testing.T) {
+	p := newTestPKI(t)
+	_, _, serverCert := p.issue(t, "gateway", true)
+	_, _, cert := p.issue(t, "no-such-cn", false)
+	sum := sha256.Sum256(cert.Certificate[0])
+	g, err := New(Config{
+		Origin: "USA", TLS: "127.0.0.1:0",
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientCAs: p.pool, ClientAuth: tls.RequireAndVerifyClientCert},
+		Users:     map[string]User{"sha256:" + hex.EncodeToString(sum[:]): {Name: "device-7", Groups: []string{"Cyan"}}},
+		Channels:  map[string]string{"Cyan": "sa"},
+	}, (&fakeNet{}).node("USA"), testLabeler())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	_, addr, _ := g.Addrs()
+	conn, err := tls.Dial("tcp", addr.String(), &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: p.pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	raw, err := NewSplitter(bufio.NewReader(conn), 0).Next()
+	if err != nil {
+		t.Fatalf("client known by fingerprint not served: %v", err)
+	}
+	if e, err := ParseEvent(raw); err != nil || e.Type != TypeTakpOffer {
+		t.Fatalf("first event %s, want the protocol offer", raw)
 	}
 }

@@ -22,7 +22,23 @@ import (
 // that switches the connection to protocol 1 after the response was sent.
 type outItem struct {
 	xml      []byte
+	v1       *v1Frame // shared by every client of one delivery; nil: build here
 	switchV1 bool
+}
+
+// v1Frame is an event's protocol 1 payload, built once on first use.
+type v1Frame struct {
+	once    sync.Once
+	payload []byte // nil if the event did not convert
+}
+
+func (f *v1Frame) get(xml []byte) []byte {
+	f.once.Do(func() {
+		if e, err := ParseEvent(xml); err == nil {
+			f.payload = e.ToProto().Marshal()
+		}
+	})
+	return f.payload
 }
 
 // client is one connected TAK client.
@@ -139,9 +155,15 @@ func (c *client) writeLoop() {
 				v1 = true
 			} else if !v1 {
 				w.Write(it.xml)
-			} else if e, err := ParseEvent(it.xml); err == nil {
-				frame = takproto.AppendStream(frame[:0], e.ToProto().Marshal())
-				w.Write(frame)
+			} else {
+				f := it.v1
+				if f == nil {
+					f = &v1Frame{}
+				}
+				if p := f.get(it.xml); p != nil {
+					frame = takproto.AppendStream(frame[:0], p)
+					w.Write(frame)
+				}
 			}
 			select {
 			case it = <-c.out:

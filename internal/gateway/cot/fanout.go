@@ -91,6 +91,7 @@ func (f *fanout) run(ds <-chan Delivery) {
 			continue
 		}
 		out := e.WithMarkings(access, caveat, strings.Join(rel, " "))
+		v1 := &v1Frame{}
 		targets = targets[:0]
 		f.mu.Lock()
 		for c := range f.clients {
@@ -100,7 +101,7 @@ func (f *fanout) run(ds <-chan Delivery) {
 		}
 		f.mu.Unlock()
 		for _, c := range targets {
-			c.send(outItem{xml: out}, t)
+			c.send(outItem{xml: out, v1: v1}, t)
 		}
 	}
 }
