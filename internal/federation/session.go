@@ -1,0 +1,437 @@
+package federation
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"liaison/internal/message"
+)
+
+// session is one established link to a peer over one TLS connection. It
+// runs three kinds of goroutine: the reader (decodes frames, never writes
+// to the connection, so two peers both writing bulk data cannot deadlock),
+// the writer (the only one writing: queued control frames and acks first,
+// then the most urgent fragment) and a few accepters calling Inbox.Accept.
+//
+// Lock order: Manager.mu before session.mu before inbound.mu.
+type session struct {
+	m      *Manager
+	p      *peer
+	conn   *tls.Conn
+	dialer string // party that dialed this connection
+	since  time.Time
+	hello  Hello // the peer's
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	wake   chan struct{} // pokes the writer; capacity 1
+	accept chan acceptJob
+
+	notified atomic.Bool  // Outbox signalled new work
+	inflight atomic.Int64 // for Status
+
+	mu        sync.Mutex // guards below
+	ctl       []Frame    // frames for the writer to send before any data
+	acks      map[message.ID]AckEntry
+	ackOrder  []message.ID
+	custody   []message.ID // custody ACKs received, for the writer to pass to Outbox.Ack
+	refusals  []Refuse
+	out       map[message.ID]*outMsg
+	pipe      int    // data bytes written and not yet acknowledged as received
+	closing   string // reason, once shutdown was called
+	closeSent bool
+}
+
+type acceptJob struct {
+	id   message.ID
+	wire []byte
+}
+
+// outMsg is a leased message in this session. next and recv are guarded
+// by session.mu; the rest belongs to the writer.
+type outMsg struct {
+	Outgoing
+	tag     Tag
+	seq     uint64
+	next    uint64 // offset of the next byte to send
+	recv    uint64 // bytes the peer reported holding
+	started bool
+	sent    bool // last fragment written
+	done    bool // custody or refusal received
+}
+
+// runSession exchanges HELLOs on tc and, if the peer is accepted, runs the
+// session until it ends. ctx bounds only the HELLO exchange.
+func (m *Manager) runSession(ctx context.Context, tc *tls.Conn, party, dialer string) {
+	remote := tc.RemoteAddr().String()
+	p := m.lookup(party)
+	if p == nil {
+		tc.Close()
+		return
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		tc.SetDeadline(dl)
+	}
+	br, bw := bufio.NewReaderSize(tc, 64<<10), bufio.NewWriterSize(tc, 64<<10)
+	b, err := appendFrame(nil, &Frame{Type: FrameHello, Hello: Hello{Party: m.cfg.Self, Epoch: m.epoch, Resume: p.in.resume()}})
+	if err == nil {
+		_, err = bw.Write(b)
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	var f Frame
+	if err == nil {
+		_, err = readFrame(br, &f, nil)
+	}
+	if err == nil && f.Type != FrameHello {
+		err = fmt.Errorf("%w: first frame is %s, want HELLO", ErrProtocol, f.Type)
+	}
+	if err == nil && f.Hello.Party != party {
+		err = fmt.Errorf("%w: HELLO names party %q, certificate %q", ErrProtocol, f.Hello.Party, party)
+	}
+	if err != nil {
+		tc.Close()
+		m.event(Event{Kind: LinkDown, Party: party, Remote: remote, Err: fmt.Errorf("hello: %w", err)})
+		return
+	}
+	tc.SetDeadline(time.Time{})
+	s := &session{
+		m: m, p: p, conn: tc, dialer: dialer, since: time.Now(), hello: f.Hello,
+		wake: make(chan struct{}, 1), accept: make(chan acceptJob, m.cfg.Accepters),
+		acks: map[message.ID]AckEntry{}, out: map[message.ID]*outMsg{},
+	}
+	s.ctx, s.cancel = context.WithCancelCause(m.ctx)
+	if old, ok := m.register(s); !ok {
+		s.writeClose(bw, "duplicate link")
+		tc.Close()
+		return
+	} else if old != nil {
+		old.shutdown("replaced by a newer link")
+	}
+	m.event(Event{Kind: LinkUp, Party: party, Remote: remote})
+	cause := s.run(br, bw)
+	m.unregister(s)
+	m.event(Event{Kind: LinkDown, Party: party, Remote: remote, Err: cause})
+	poke(p.wake)
+}
+
+func (m *Manager) lookup(party string) *peer {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.peers[party]
+}
+
+// register makes s the peer's session. When a session already exists, the
+// one dialed by the party with the smaller name wins, so that two peers
+// dialing each other at once keep the same connection; between two dialed
+// by the same party the newer wins (the older is likely dead).
+func (m *Manager) register(s *session) (old *session, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed || !s.p.allowed {
+		return nil, false
+	}
+	old = s.p.sess
+	if old != nil && old.dialer < s.dialer {
+		return nil, false
+	}
+	s.p.sess = s
+	s.p.lastErr = ""
+	return old, true
+}
+
+func (m *Manager) unregister(s *session) {
+	m.mu.Lock()
+	if s.p.sess == s {
+		s.p.sess = nil
+	}
+	m.mu.Unlock()
+}
+
+// shutdown asks the session to send CLOSE with reason and end.
+func (s *session) shutdown(reason string) {
+	s.mu.Lock()
+	if s.closing == "" {
+		s.closing = reason
+	}
+	s.mu.Unlock()
+	poke(s.wake)
+	// A writer stuck on a dead or very slow link must not hold Close up.
+	time.AfterFunc(2*time.Second, func() { s.cancel(fmt.Errorf("closed: %s", reason)) })
+}
+
+func (s *session) queueFrame(f Frame) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing != "" {
+		return fmt.Errorf("link to %q is closing: %w", s.p.party, ErrNoLink)
+	}
+	s.ctl = append(s.ctl, f)
+	poke(s.wake)
+	return nil
+}
+
+func (s *session) queueAck(a AckEntry) {
+	s.mu.Lock()
+	if prev, ok := s.acks[a.ID]; !ok {
+		s.ackOrder = append(s.ackOrder, a.ID)
+	} else if prev.Kind == AckCustody || (prev.Kind == AckRewind && a.Kind == AckProgress) {
+		a = prev // custody and rewind outrank progress
+	}
+	s.acks[a.ID] = a
+	s.mu.Unlock()
+	poke(s.wake)
+}
+
+func (s *session) writeClose(bw *bufio.Writer, reason string) {
+	s.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	if b, err := appendFrame(nil, &Frame{Type: FrameClose, Reason: reason}); err == nil {
+		bw.Write(b)
+		bw.Flush()
+	}
+}
+
+// run drives the session until it ends and returns why.
+func (s *session) run(br *bufio.Reader, bw *bufio.Writer) error {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.cancel(s.read(br))
+		s.conn.Close()
+	}()
+	var acc sync.WaitGroup
+	for range s.m.cfg.Accepters {
+		acc.Add(1)
+		go func() {
+			defer acc.Done()
+			s.accepter()
+		}()
+	}
+	s.cancel(s.write(bw))
+	s.conn.Close()
+	wg.Wait()
+	close(s.accept)
+	acc.Wait()
+	s.settle()
+	return context.Cause(s.ctx)
+}
+
+// read decodes frames until the connection fails or the peer closes.
+func (s *session) read(br *bufio.Reader) error {
+	var f Frame
+	var buf []byte
+	var err error
+	dead := 3 * s.m.cfg.Heartbeat
+	for {
+		s.conn.SetReadDeadline(time.Now().Add(dead))
+		buf, err = readFrame(br, &f, buf)
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return context.Cause(s.ctx)
+			}
+			return fmt.Errorf("read: %w", err)
+		}
+		switch f.Type {
+		case FrameData:
+			s.onData(&f.Data)
+		case FrameAck:
+			s.onAcks(f.Acks)
+		case FrameRefuse:
+			s.mu.Lock()
+			s.refusals = append(s.refusals, f.Refuse)
+			s.mu.Unlock()
+			poke(s.wake)
+		case FramePing:
+			s.queueFrame(Frame{Type: FramePong, Nonce: f.Nonce})
+		case FramePong:
+		case FrameClose:
+			return fmt.Errorf("closed by peer: %s", f.Reason)
+		case FrameControl:
+			if s.m.cfg.Control != nil {
+				s.m.cfg.Control(s.p.party, f.Control.Kind, append([]byte(nil), f.Control.Data...))
+			}
+		default:
+			return fmt.Errorf("%w: unexpected %s", ErrProtocol, f.Type)
+		}
+	}
+}
+
+// onData is the receiving side: reassemble, then hand whole messages to
+// the accepters (blocking when they are busy: backpressure).
+func (s *session) onData(d *Data) {
+	whole, have, rewind := s.p.in.add(d)
+	switch {
+	case rewind:
+		s.queueAck(AckEntry{ID: d.ID, Kind: AckRewind, Offset: have})
+	default:
+		s.queueAck(AckEntry{ID: d.ID, Kind: AckProgress, Offset: have})
+	}
+	if whole != nil {
+		select {
+		case s.accept <- acceptJob{id: d.ID, wire: whole}:
+		case <-s.ctx.Done():
+		}
+	}
+}
+
+func (s *session) accepter() {
+	for j := range s.accept {
+		// The Manager's context, not the session's: a store commit that
+		// has begun is allowed to finish when the link drops.
+		err := s.m.cfg.Inbox.Accept(s.m.ctx, s.p.party, j.wire)
+		var ref *RefusalError
+		switch {
+		case err == nil:
+			s.queueAck(AckEntry{ID: j.id, Kind: AckCustody})
+		case errors.As(err, &ref):
+			s.queueFrame(Frame{Type: FrameRefuse, Refuse: Refuse{ID: j.id, Code: trunc(ref.Code, MaxCodeLen), Reason: trunc(ref.Reason, MaxReasonLen), Detail: ref.Detail}})
+		default:
+			// The node could not store it (store down, shutting down):
+			// end the link so the sender retries after its backoff.
+			s.m.cfg.Logger.Warn("federation inbox failed", "party", s.p.party, "id", j.id, "err", err)
+			s.shutdown("receiver could not store a message")
+		}
+	}
+}
+
+func trunc(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// onAcks applies the peer's acknowledgements of our data.
+func (s *session) onAcks(acks []AckEntry) {
+	s.mu.Lock()
+	for _, a := range acks {
+		m := s.out[a.ID]
+		if m == nil || m.done {
+			continue
+		}
+		switch a.Kind {
+		case AckCustody:
+			s.pipe -= int(m.next - m.recv)
+			m.recv = m.next
+			s.custody = append(s.custody, a.ID)
+		case AckProgress:
+			if a.Offset > m.recv && a.Offset <= m.next {
+				s.pipe -= int(a.Offset - m.recv)
+				m.recv = a.Offset
+			}
+		case AckRewind:
+			if a.Offset <= uint64(len(m.Wire)) {
+				s.pipe -= int(m.next - m.recv)
+				m.next, m.recv, m.sent = a.Offset, a.Offset, false
+			}
+		}
+	}
+	s.mu.Unlock()
+	poke(s.wake)
+}
+
+// settle runs after the connection is gone: it applies custody and
+// refusals that arrived, and releases every other leased message.
+func (s *session) settle() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s.applyAcks(ctx)
+	var ids []message.ID
+	s.mu.Lock()
+	for id, m := range s.out {
+		if !m.done {
+			ids = append(ids, id)
+		}
+	}
+	s.out = nil
+	s.mu.Unlock()
+	s.inflight.Store(0)
+	if len(ids) > 0 {
+		if err := s.m.cfg.Outbox.Release(ctx, s.p.party, ids...); err != nil {
+			s.m.cfg.Logger.Warn("federation release failed", "party", s.p.party, "n", len(ids), "err", err)
+		}
+	}
+}
+
+// applyAcks passes received custody ACKs and refusals to the Outbox.
+func (s *session) applyAcks(ctx context.Context) {
+	s.mu.Lock()
+	custody, refusals := s.custody, s.refusals
+	s.custody, s.refusals = nil, nil
+	for _, id := range custody {
+		if m := s.out[id]; m != nil {
+			m.done = true
+		}
+	}
+	s.mu.Unlock()
+	party := s.p.party
+	if len(custody) > 0 {
+		if err := s.m.cfg.Outbox.Ack(ctx, party, custody...); err != nil {
+			// Not deleted from the queue: it will be sent again and the
+			// receiver's de-duplication absorbs it.
+			s.m.cfg.Logger.Warn("federation outbox ack failed", "party", party, "n", len(custody), "err", err)
+			s.mu.Lock()
+			for _, id := range custody {
+				if m := s.out[id]; m != nil {
+					m.done = false
+					m.next, m.recv, m.sent, m.started = 0, 0, false, false
+				}
+			}
+			s.mu.Unlock()
+			return
+		}
+		s.forget(custody)
+		if s.m.cfg.Delivery != nil {
+			for _, id := range custody {
+				s.m.cfg.Delivery(Delivery{Kind: Delivered, Party: party, ID: id})
+			}
+		}
+	}
+	for _, r := range refusals {
+		s.mu.Lock()
+		m := s.out[r.ID]
+		if m != nil && !m.done {
+			m.done = true
+			s.pipe -= int(m.next - m.recv)
+		}
+		s.mu.Unlock()
+		if m == nil {
+			continue
+		}
+		if err := s.m.cfg.Outbox.Refused(ctx, party, r.ID, r.Code, r.Reason); err != nil {
+			s.m.cfg.Logger.Warn("federation outbox refused failed", "party", party, "id", r.ID, "err", err)
+			continue
+		}
+		s.forget([]message.ID{r.ID})
+		if s.m.cfg.Delivery != nil {
+			s.m.cfg.Delivery(Delivery{Kind: Refused, Party: party, ID: r.ID, Code: r.Code, Reason: r.Reason})
+		}
+	}
+}
+
+func (s *session) forget(ids []message.ID) {
+	s.mu.Lock()
+	for _, id := range ids {
+		if s.out != nil {
+			if m := s.out[id]; m != nil && m.started {
+				s.inflight.Add(-1)
+			}
+			delete(s.out, id)
+		}
+	}
+	s.mu.Unlock()
+}
+
+func tagOf(wire []byte) (t Tag) {
+	h := sha256.Sum256(wire)
+	copy(t[:], h[:])
+	return t
+}
