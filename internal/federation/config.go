@@ -159,10 +159,10 @@ type Config struct {
 	Outbox Outbox
 	Inbox  Inbox
 
-	Events   func(Event)                         // optional; must not block
-	Delivery func(Delivery)                      // optional; must not block
+	Events   func(Event)                           // optional; must not block
+	Delivery func(Delivery)                        // optional; must not block
 	Control  func(party, kind string, data []byte) // optional; called on the read path, must not block
-	Logger   *slog.Logger                        // nil discards
+	Logger   *slog.Logger                          // nil discards
 
 	FragmentSize int           // bytes of message data per DATA frame (16 KiB); smaller for slow links
 	Window       int           // messages sent and awaiting custody ACK (64)

@@ -12,6 +12,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -43,6 +44,8 @@ type Manager struct {
 	ctx   context.Context
 	stop  context.CancelCauseFunc
 	wg    sync.WaitGroup
+
+	dataBytes atomic.Int64 // message bytes written in DATA frames, for tests
 
 	mu     sync.Mutex // guards everything below; never held across I/O
 	peers  map[string]*peer

@@ -238,5 +238,6 @@ func (s *session) writeData(bw *bufio.Writer, m *outMsg, off, end uint64) error 
 		return err
 	}
 	_, err := bw.Write(m.Wire[off:end])
+	s.m.dataBytes.Add(int64(end - off))
 	return err
 }
