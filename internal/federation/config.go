@@ -180,8 +180,8 @@ type Config struct {
 
 func (c *Config) fill() error {
 	var errs []error
-	if c.Self == "" {
-		errs = append(errs, errors.New("Self is empty"))
+	if c.Self == "" || len(c.Self) > MaxPartyLen {
+		errs = append(errs, fmt.Errorf("Self %q must be 1-%d bytes", c.Self, MaxPartyLen))
 	}
 	if c.TLS == nil {
 		errs = append(errs, errors.New("TLS is nil"))

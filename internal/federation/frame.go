@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 
 	"liaison/internal/message"
 )
@@ -207,6 +208,10 @@ func appendFrame(b []byte, f *Frame) ([]byte, error) {
 	return append(b, p...), nil
 }
 
+// uvarintLen is the length of v's minimal uvarint encoding; the decoder
+// rejects longer ones so that every frame has exactly one encoding.
+func uvarintLen(v uint64) int { return max(1, (bits.Len64(v)+6)/7) }
+
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
@@ -223,12 +228,19 @@ func readFrame(r *bufio.Reader, f *Frame, buf []byte) ([]byte, error) {
 	if h>>4 != Version {
 		return buf, protoErr("version %d, want %d", h>>4, Version)
 	}
-	n, err := binary.ReadUvarint(r)
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
+	var lb [binary.MaxVarintLen64]byte
+	k := 0
+	for ; k < len(lb); k++ {
+		if lb[k], err = r.ReadByte(); err != nil {
+			return buf, io.ErrUnexpectedEOF
 		}
-		return buf, err
+		if lb[k] < 0x80 {
+			break
+		}
+	}
+	n, m := binary.Uvarint(lb[:min(k+1, len(lb))])
+	if m <= 0 || m != uvarintLen(n) {
+		return buf, protoErr("bad frame length")
 	}
 	if n > MaxFramePayload {
 		return buf, protoErr("frame payload %d bytes, limit %d", n, MaxFramePayload)
@@ -256,7 +268,7 @@ func DecodeFrame(b []byte) (*Frame, error) {
 		return nil, protoErr("version %d, want %d", b[0]>>4, Version)
 	}
 	n, k := binary.Uvarint(b[1:])
-	if k <= 0 {
+	if k <= 0 || k != uvarintLen(n) {
 		return nil, protoErr("bad length")
 	}
 	if n > MaxFramePayload || uint64(len(b)-1-k) != n {
@@ -286,7 +298,7 @@ func (d *dec) uvarint(what string) uint64 {
 		return 0
 	}
 	v, k := binary.Uvarint(d.b)
-	if k <= 0 {
+	if k <= 0 || k != uvarintLen(v) {
 		d.fail("bad %s", what)
 		return 0
 	}

@@ -292,7 +292,11 @@ func (s *session) accepter() {
 		case err == nil:
 			s.queueAck(AckEntry{ID: j.id, Kind: AckCustody})
 		case errors.As(err, &ref):
-			s.queueFrame(Frame{Type: FrameRefuse, Refuse: Refuse{ID: j.id, Code: trunc(ref.Code, MaxCodeLen), Reason: trunc(ref.Reason, MaxReasonLen), Detail: ref.Detail}})
+			detail := ref.Detail
+			if len(detail) > MaxDetailLen {
+				detail = nil // the peer would reject the frame and the link
+			}
+			s.queueFrame(Frame{Type: FrameRefuse, Refuse: Refuse{ID: j.id, Code: trunc(ref.Code, MaxCodeLen), Reason: trunc(ref.Reason, MaxReasonLen), Detail: detail}})
 		default:
 			// The node could not store it (store down, shutting down):
 			// end the link so the sender retries after its backoff.
