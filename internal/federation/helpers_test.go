@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"math/big"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -77,11 +76,12 @@ func partyOf(c *x509.Certificate) (string, error) {
 }
 
 // fakeOutbox is an in-memory queue per peer that orders like the store:
-// precedence, then sequence; leased items are skipped.
+// precedence, then sequence; leased items are skipped. Each precedence is
+// a FIFO with lazy deletion, so a 100,000-message backlog stays cheap.
 type fakeOutbox struct {
 	mu       sync.Mutex
-	seq      uint64
-	q        map[string][]*fakeItem
+	q        map[string]*[4][]*fakeItem
+	byID     map[message.ID]*fakeItem
 	refused  map[message.ID]string
 	acked    int
 	notify   chan struct{}
@@ -90,12 +90,39 @@ type fakeOutbox struct {
 
 type fakeItem struct {
 	Outgoing
-	seq    uint64
-	leased bool
+	leased, gone bool
 }
 
 func newOutbox() *fakeOutbox {
-	return &fakeOutbox{q: map[string][]*fakeItem{}, refused: map[message.ID]string{}, notify: make(chan struct{}, 1)}
+	return &fakeOutbox{q: map[string]*[4][]*fakeItem{}, byID: map[message.ID]*fakeItem{}, refused: map[message.ID]string{}, notify: make(chan struct{}, 1)}
+}
+
+// putMsg queues a message whose wire bytes carry its own id.
+func (o *fakeOutbox) putMsg(peer string, p message.Precedence, size int) message.ID {
+	return o.putMsgWatch(peer, p, size, nil)
+}
+
+// putMsgWatch is putMsg calling watch with the id before it is queued.
+func (o *fakeOutbox) putMsgWatch(peer string, p message.Precedence, size int, watch func(message.ID)) message.ID {
+	id := message.NewID()
+	if watch != nil {
+		watch(id)
+	}
+	it := &fakeItem{Outgoing: Outgoing{ID: id, Precedence: p, Wire: testWire(id, size)}}
+	o.mu.Lock()
+	q := o.q[peer]
+	if q == nil {
+		q = new([4][]*fakeItem)
+		o.q[peer] = q
+	}
+	q[p] = append(q[p], it)
+	o.byID[id] = it
+	o.mu.Unlock()
+	select {
+	case o.notify <- struct{}{}:
+	default:
+	}
+	return id
 }
 
 func (o *fakeOutbox) Lease(ctx context.Context, peer string, n int) ([]Outgoing, error) {
@@ -105,34 +132,48 @@ func (o *fakeOutbox) Lease(ctx context.Context, peer string, n int) ([]Outgoing,
 		return nil, o.leaseErr
 	}
 	var out []Outgoing
-	for _, it := range o.q[peer] {
-		if len(out) == n {
-			break
+	q := o.q[peer]
+	if q == nil {
+		return nil, nil
+	}
+	for p := range q {
+		for len(q[p]) > 0 && q[p][0].gone {
+			q[p] = q[p][1:]
 		}
-		if !it.leased {
-			it.leased = true
-			out = append(out, it.Outgoing)
+		for _, it := range q[p] {
+			if len(out) == n {
+				return out, nil
+			}
+			if !it.leased && !it.gone {
+				it.leased = true
+				out = append(out, it.Outgoing)
+			}
 		}
 	}
 	return out, nil
 }
 
-func (o *fakeOutbox) remove(peer string, ids ...message.ID) {
-	o.q[peer] = slices.DeleteFunc(o.q[peer], func(it *fakeItem) bool { return slices.Contains(ids, it.ID) })
+func (o *fakeOutbox) remove(ids ...message.ID) {
+	for _, id := range ids {
+		if it := o.byID[id]; it != nil {
+			it.gone = true
+			delete(o.byID, id)
+		}
+	}
 }
 
 func (o *fakeOutbox) Ack(ctx context.Context, peer string, ids ...message.ID) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.acked += len(ids)
-	o.remove(peer, ids...)
+	o.remove(ids...)
 	return nil
 }
 
 func (o *fakeOutbox) Release(ctx context.Context, peer string, ids ...message.ID) error {
 	o.mu.Lock()
-	for _, it := range o.q[peer] {
-		if slices.Contains(ids, it.ID) {
+	for _, id := range ids {
+		if it := o.byID[id]; it != nil {
 			it.leased = false
 		}
 	}
@@ -148,7 +189,7 @@ func (o *fakeOutbox) Refused(ctx context.Context, peer string, id message.ID, co
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.refused[id] = code + ": " + reason
-	o.remove(peer, id)
+	o.remove(id)
 	return nil
 }
 
@@ -157,7 +198,7 @@ func (o *fakeOutbox) Notify() <-chan struct{} { return o.notify }
 func (o *fakeOutbox) len(peer string) int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return len(o.q[peer])
+	return len(o.byID) // tests use one peer per outbox
 }
 
 // fakeInbox de-duplicates like the store and records arrival order.
@@ -167,12 +208,12 @@ type fakeInbox struct {
 	order  []message.ID
 	calls  int
 	refuse func(wire []byte) error
-	gate   chan struct{} // when set, Accept waits for a token
-	got    chan message.ID
+	gate   chan struct{}    // when set, Accept waits for a token
+	onNew  func(message.ID) // called for each new message, under the lock
 }
 
 func newInbox() *fakeInbox {
-	return &fakeInbox{seen: map[message.ID]bool{}, got: make(chan message.ID, 1<<16)}
+	return &fakeInbox{seen: map[message.ID]bool{}}
 }
 
 func (in *fakeInbox) Accept(ctx context.Context, from string, wire []byte) error {
@@ -198,7 +239,9 @@ func (in *fakeInbox) Accept(ctx context.Context, from string, wire []byte) error
 	if !in.seen[id] {
 		in.seen[id] = true
 		in.order = append(in.order, id)
-		in.got <- id
+		if in.onNew != nil {
+			in.onNew(id)
+		}
 	}
 	return nil
 }
@@ -231,26 +274,6 @@ func wireID(b []byte) (message.ID, error) {
 		}
 	}
 	return id, nil
-}
-
-// putMsg queues a message whose wire bytes carry its own id.
-func (o *fakeOutbox) putMsg(peer string, p message.Precedence, size int) message.ID {
-	id := message.NewID()
-	o.mu.Lock()
-	o.seq++
-	o.q[peer] = append(o.q[peer], &fakeItem{Outgoing: Outgoing{ID: id, Precedence: p, Wire: testWire(id, size)}, seq: o.seq})
-	slices.SortStableFunc(o.q[peer], func(a, b *fakeItem) int {
-		if a.Precedence != b.Precedence {
-			return int(a.Precedence) - int(b.Precedence)
-		}
-		return int(a.seq) - int(b.seq)
-	})
-	o.mu.Unlock()
-	select {
-	case o.notify <- struct{}{}:
-	default:
-	}
-	return id
 }
 
 // waitFor polls cond until it holds or the deadline passes.
