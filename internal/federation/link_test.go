@@ -292,3 +292,29 @@ func TestInboundReassembly(t *testing.T) {
 		t.Errorf("%d partials kept, limit 2", in.count())
 	}
 }
+
+func TestBothSidesDial(t *testing.T) {
+	p := newPairNoDial(t, nil, nil)
+	p.a.m.AddPeer("XBB", p.b.addr)
+	p.b.m.AddPeer("XAA", p.a.addr)
+	for range 20 {
+		p.a.out.putMsg("XBB", message.Routine, 5000)
+		p.b.out.putMsg("XAA", message.Flash, 100)
+	}
+	waitFor(t, 10*time.Second, "all delivered", func() bool {
+		return p.a.in.unique() == 20 && p.b.in.unique() == 20 && p.a.out.len("XBB") == 0 && p.b.out.len("XAA") == 0
+	})
+	waitFor(t, 5*time.Second, "one session each", func() bool { return p.a.up("XBB") && p.b.up("XAA") })
+}
+
+func TestConfigErrors(t *testing.T) {
+	_, err := New(Config{FragmentSize: 10})
+	if err == nil {
+		t.Fatal("New accepted an empty config")
+	}
+	for _, want := range []string{"Self", "TLS", "PartyOf", "Authorize", "Outbox", "Inbox", "FragmentSize"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("config error %q does not name %s", err, want)
+		}
+	}
+}

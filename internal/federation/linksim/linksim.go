@@ -31,6 +31,7 @@ import (
 
 // Config describes the emulated link; the zero value is a perfect link.
 type Config struct {
+	Listen     string        // address to listen on; "" is 127.0.0.1:0
 	Rate       int           // bits per second in each direction; 0 is unlimited
 	Delay      time.Duration // one-way propagation delay
 	CutEvery   float64       // probability per KiB forwarded that the connection is cut
@@ -58,9 +59,12 @@ type Proxy struct {
 	closed      bool
 }
 
-// New starts a proxy on 127.0.0.1 to target.
+// New starts a proxy on cfg.Listen to target.
 func New(target string, cfg Config) (*Proxy, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, err
 	}
