@@ -174,6 +174,7 @@ type Config struct {
 	BackoffMax   time.Duration
 	Poll         time.Duration // re-lease interval when idle, in case a Notify was missed (2 s)
 	MaxPartials  int           // partially received messages kept per peer for resumption (16)
+	SpoolDir     string        // where partials are kept so they survive a restart; "" keeps them in memory
 	Accepters    int           // concurrent Inbox.Accept calls per link (4)
 	DialTimeout  time.Duration // TCP connect + TLS handshake + HELLO (30 s)
 }

@@ -1,18 +1,27 @@
 package federation
 
 import (
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 
 	"liaison/internal/message"
 )
 
 // inbound keeps the partially received messages from one peer, across
-// sessions, so that an interrupted transfer resumes where it stopped. It
-// lives in memory: a receiver restart makes the sender start over, which
-// costs bytes but never correctness (custody is acknowledged only after
-// Inbox.Accept).
+// sessions, so that an interrupted transfer resumes where it stopped. With
+// a spool directory the partials are files and survive a receiver restart;
+// without one they live in memory and a restart makes the sender start
+// over. Either way this costs bytes, never correctness: custody is
+// acknowledged only after Inbox.Accept, and a reassembled message whose
+// hash does not match the sender's tag is discarded and sent again.
 type inbound struct {
 	max int
+	dir string // "" keeps partials in memory
 
 	mu    sync.Mutex // guards below
 	parts map[message.ID]*partial
@@ -22,12 +31,92 @@ type inbound struct {
 type partial struct {
 	tag   Tag
 	total uint64
-	buf   []byte
+	buf   []byte   // in memory, or
+	f     *os.File // spooled
+	size  uint64   // bytes held
 	used  uint64
 }
 
 func newInbound(max int) *inbound {
 	return &inbound{max: max, parts: map[message.ID]*partial{}}
+}
+
+// openInbound returns an inbound spooling to dir, loading the partials a
+// previous process left there.
+func openInbound(max int, dir string) (*inbound, error) {
+	in := newInbound(max)
+	in.dir = dir
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	for _, e := range ents {
+		id, tag, total, ok := parseSpoolName(e.Name())
+		path := filepath.Join(dir, e.Name())
+		if !ok || len(in.parts) >= max {
+			os.Remove(path)
+			continue
+		}
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0o600)
+		if err != nil {
+			continue
+		}
+		st, err := f.Stat()
+		if err != nil || uint64(st.Size()) >= total {
+			f.Close()
+			os.Remove(path)
+			continue
+		}
+		in.parts[id] = &partial{tag: tag, total: total, f: f, size: uint64(st.Size())}
+	}
+	return in, nil
+}
+
+func spoolName(id message.ID, tag Tag, total uint64) string {
+	return hex.EncodeToString(id[:]) + "-" + hex.EncodeToString(tag[:]) + "-" + strconv.FormatUint(total, 10) + ".part"
+}
+
+func parseSpoolName(name string) (id message.ID, tag Tag, total uint64, ok bool) {
+	parts := strings.Split(strings.TrimSuffix(name, ".part"), "-")
+	if len(parts) != 3 || !strings.HasSuffix(name, ".part") {
+		return id, tag, 0, false
+	}
+	a, err1 := hex.DecodeString(parts[0])
+	b, err2 := hex.DecodeString(parts[1])
+	total, err3 := strconv.ParseUint(parts[2], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || len(a) != 16 || len(b) != 8 || total == 0 || total > MaxMessage {
+		return id, tag, 0, false
+	}
+	copy(id[:], a)
+	copy(tag[:], b)
+	return id, tag, total, true
+}
+
+// close releases spool files (keeping them for the next process).
+func (in *inbound) close() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for _, p := range in.parts {
+		if p.f != nil {
+			p.f.Close()
+		}
+	}
+}
+
+// forget removes a partial; in.mu is held.
+func (in *inbound) forget(id message.ID) {
+	p := in.parts[id]
+	if p == nil {
+		return
+	}
+	delete(in.parts, id)
+	if p.f != nil {
+		p.f.Close()
+		os.Remove(p.f.Name())
+	}
 }
 
 func (in *inbound) count() int {
@@ -45,7 +134,7 @@ func (in *inbound) resume() []Resume {
 		if len(rs) == MaxResume {
 			break
 		}
-		rs = append(rs, Resume{ID: id, Tag: p.tag, Offset: uint64(len(p.buf))})
+		rs = append(rs, Resume{ID: id, Tag: p.tag, Offset: p.size})
 	}
 	return rs
 }
@@ -59,7 +148,7 @@ func (in *inbound) add(d *Data) (whole []byte, have uint64, rewind bool) {
 	in.clock++
 	p := in.parts[d.ID]
 	if p != nil && (p.tag != d.Tag || p.total != d.Total) {
-		delete(in.parts, d.ID)
+		in.forget(d.ID)
 		p = nil
 	}
 	if p == nil {
@@ -70,31 +159,59 @@ func (in *inbound) add(d *Data) (whole []byte, have uint64, rewind bool) {
 			return append([]byte(nil), d.Chunk...), d.Total, false
 		}
 		in.evict()
-		p = &partial{tag: d.Tag, total: d.Total, buf: make([]byte, 0, min(d.Total, 1<<20))}
+		p = &partial{tag: d.Tag, total: d.Total}
+		if in.dir != "" {
+			f, err := os.OpenFile(filepath.Join(in.dir, spoolName(d.ID, d.Tag, d.Total)), os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
+			if err != nil {
+				return nil, 0, true
+			}
+			p.f = f
+		} else {
+			p.buf = make([]byte, 0, min(d.Total, 1<<20))
+		}
 		in.parts[d.ID] = p
 	}
 	p.used = in.clock
-	have = uint64(len(p.buf))
 	end := d.Offset + uint64(len(d.Chunk))
 	switch {
-	case d.Offset > have:
-		return nil, have, true
-	case end <= have: // a repeat
+	case d.Offset > p.size:
+		return nil, p.size, true
+	case end <= p.size: // a repeat
 	default:
-		p.buf = append(p.buf, d.Chunk[have-d.Offset:]...)
+		tail := d.Chunk[p.size-d.Offset:]
+		if p.f != nil {
+			if _, err := p.f.Write(tail); err != nil {
+				in.forget(d.ID)
+				return nil, 0, true
+			}
+		} else {
+			p.buf = append(p.buf, tail...)
+		}
+		p.size += uint64(len(tail))
 	}
-	have = uint64(len(p.buf))
-	if have == p.total {
-		delete(in.parts, d.ID)
-		return p.buf, have, false
+	if p.size < p.total {
+		return nil, p.size, false
 	}
-	return nil, have, false
+	whole = p.buf
+	if p.f != nil {
+		b, err := os.ReadFile(p.f.Name())
+		if err != nil {
+			in.forget(d.ID)
+			return nil, 0, true
+		}
+		whole = b
+	}
+	in.forget(d.ID)
+	if tagOf(whole) != d.Tag {
+		return nil, 0, true // corrupted partial (e.g. torn spool file): start again
+	}
+	return whole, p.total, false
 }
 
 // drop forgets a partial (after its message could not be used).
 func (in *inbound) drop(id message.ID) {
 	in.mu.Lock()
-	delete(in.parts, id)
+	in.forget(id)
 	in.mu.Unlock()
 }
 
@@ -108,6 +225,6 @@ func (in *inbound) evict() {
 				old, oldest = id, p.used
 			}
 		}
-		delete(in.parts, old)
+		in.forget(old)
 	}
 }

@@ -2,6 +2,7 @@ package federation
 
 import (
 	"bytes"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -316,5 +317,34 @@ func TestConfigErrors(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("config error %q does not name %s", err, want)
 		}
+	}
+}
+
+func TestResumeAfterReceiverRestart(t *testing.T) {
+	spool := t.TempDir()
+	withSpool := func(c *Config) { c.SpoolDir = spool }
+	p := newPair(t, nil, withSpool)
+	const size = 16 << 20
+	big := p.a.out.putMsg("XBB", message.Routine, size)
+	waitFor(t, 20*time.Second, "transfer under way", func() bool {
+		rs := p.b.m.lookup("XAA").in.resume()
+		return len(rs) == 1 && rs[0].Offset > 4<<20
+	})
+	p.b.m.Close() // the receiver stops mid-transfer; its partial stays on disk
+	before := p.a.m.dataBytes.Load()
+	b2 := startNode(t, "XBB", p.certB, p.trust, p.b.out, newInbox(), withSpool)
+	b2.m.AddPeer("XAA", "")
+	rs := b2.m.lookup("XAA").in.resume()
+	if len(rs) != 1 || rs[0].ID != big || rs[0].Offset == 0 {
+		t.Fatalf("restarted receiver resumes %+v, want the partial of %v", rs, big)
+	}
+	held := rs[0].Offset
+	p.a.m.AddPeer("XBB", b2.addr)
+	waitFor(t, 30*time.Second, "delivered", func() bool { return b2.in.unique() == 1 && p.a.out.len("XBB") == 0 })
+	if sent := p.a.m.dataBytes.Load() - before; uint64(sent) > size-held+1<<20 {
+		t.Errorf("after the receiver restarted the sender wrote %d bytes; it held %d of %d", sent, held, size)
+	}
+	if ents, _ := filepath.Glob(filepath.Join(spool, "*", "*.part")); len(ents) != 0 {
+		t.Errorf("spool files left after delivery: %v", ents)
 	}
 }

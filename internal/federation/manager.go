@@ -6,11 +6,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/big"
 	mrand "math/rand/v2"
 	"net"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -125,7 +127,15 @@ func (m *Manager) AddPeer(party, addr string) error {
 	}
 	p := m.peers[party]
 	if p == nil {
-		p = &peer{party: party, wake: make(chan struct{}, 1), allowed: true, in: newInbound(m.cfg.MaxPartials)}
+		in := newInbound(m.cfg.MaxPartials)
+		if m.cfg.SpoolDir != "" {
+			var err error
+			in, err = openInbound(m.cfg.MaxPartials, filepath.Join(m.cfg.SpoolDir, hex.EncodeToString([]byte(party))))
+			if err != nil {
+				return fmt.Errorf("peer %q: %w", party, err)
+			}
+		}
+		p = &peer{party: party, wake: make(chan struct{}, 1), allowed: true, in: in}
 		m.peers[party] = p
 	}
 	p.addr = addr
@@ -222,6 +232,11 @@ func (m *Manager) Close() error {
 	}
 	m.stop(ErrClosed)
 	m.wg.Wait()
+	m.mu.Lock()
+	for _, p := range m.peers {
+		p.in.close()
+	}
+	m.mu.Unlock()
 	return nil
 }
 
