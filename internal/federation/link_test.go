@@ -2,9 +2,11 @@ package federation
 
 import (
 	"bytes"
+	"errors"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -346,5 +348,28 @@ func TestResumeAfterReceiverRestart(t *testing.T) {
 	}
 	if ents, _ := filepath.Glob(filepath.Join(spool, "*", "*.part")); len(ents) != 0 {
 		t.Errorf("spool files left after delivery: %v", ents)
+	}
+}
+
+func TestInboxFailureRetries(t *testing.T) {
+	p := newPair(t, nil, nil)
+	var mu sync.Mutex
+	fails := 2
+	p.b.in.refuse = func([]byte) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if fails > 0 {
+			fails--
+			return errors.New("store unavailable")
+		}
+		return nil
+	}
+	id := p.a.out.putMsg("XBB", message.Immediate, 40<<10)
+	waitFor(t, 10*time.Second, "delivered after the store recovered", func() bool { return p.b.in.unique() == 1 && p.a.out.len("XBB") == 0 })
+	if p.b.in.order[0] != id || p.b.in.calls != 1 {
+		t.Errorf("inbox has %v after %d stored calls, want %v once", p.b.in.order, p.b.in.calls, id)
+	}
+	if downs := p.a.eventsOf(LinkDown); len(downs) < 2 || !strings.Contains(downs[0].Reason, "could not store") {
+		t.Errorf("sender saw link-down events %+v, want the receiver's reason twice", downs)
 	}
 }

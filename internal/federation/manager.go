@@ -230,6 +230,11 @@ func (m *Manager) Close() error {
 	for _, s := range ss {
 		s.shutdown("shutting down")
 	}
+	// Let sessions send CLOSE and release their leases (bounded: shutdown
+	// cancels a stuck session after 2 s).
+	for _, s := range ss {
+		<-s.done
+	}
 	m.stop(ErrClosed)
 	m.wg.Wait()
 	m.mu.Lock()

@@ -35,7 +35,6 @@ func (s *session) write(bw *bufio.Writer) error {
 		drained   bool
 		lastWrite = time.Now()
 		scratch   []byte
-		dead      = 3 * cfg.Heartbeat
 	)
 	for {
 		if s.ctx.Err() != nil {
@@ -46,7 +45,6 @@ func (s *session) write(bw *bufio.Writer) error {
 			drained = false
 		default:
 		}
-		s.conn.SetWriteDeadline(time.Now().Add(dead))
 
 		s.mu.Lock()
 		ctl := s.ctl

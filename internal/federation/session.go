@@ -25,12 +25,14 @@ type session struct {
 	m      *Manager
 	p      *peer
 	conn   *tls.Conn
+	dc     *deadlineConn
 	dialer string // party that dialed this connection
 	since  time.Time
 	hello  Hello // the peer's
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	wake   chan struct{} // pokes the writer; capacity 1
+	done   chan struct{} // closed when the session has ended and settled
 	accept chan acceptJob
 
 	notified atomic.Bool  // Outbox signalled new work
@@ -78,7 +80,8 @@ func (m *Manager) runSession(ctx context.Context, tc *tls.Conn, party, dialer st
 	if dl, ok := ctx.Deadline(); ok {
 		tc.SetDeadline(dl)
 	}
-	br, bw := bufio.NewReaderSize(tc, 64<<10), bufio.NewWriterSize(tc, 64<<10)
+	dc := &deadlineConn{Conn: tc}
+	br, bw := bufio.NewReaderSize(dc, 64<<10), bufio.NewWriterSize(dc, 64<<10)
 	b, err := appendFrame(nil, &Frame{Type: FrameHello, Hello: Hello{Party: m.cfg.Self, Epoch: m.epoch, Resume: p.in.resume()}})
 	if err == nil {
 		_, err = bw.Write(b)
@@ -102,12 +105,15 @@ func (m *Manager) runSession(ctx context.Context, tc *tls.Conn, party, dialer st
 		return
 	}
 	tc.SetDeadline(time.Time{})
+	dc.idle.Store(int64(3 * m.cfg.Heartbeat)) // from now on, before every read and write
+	dc.widle.Store(int64(3 * m.cfg.Heartbeat))
 	s := &session{
-		m: m, p: p, conn: tc, dialer: dialer, since: time.Now(), hello: f.Hello,
-		wake: make(chan struct{}, 1), accept: make(chan acceptJob, m.cfg.Accepters),
+		m: m, p: p, conn: tc, dc: dc, dialer: dialer, since: time.Now(), hello: f.Hello,
+		wake: make(chan struct{}, 1), done: make(chan struct{}), accept: make(chan acceptJob, m.cfg.Accepters),
 		acks: map[message.ID]AckEntry{}, out: map[message.ID]*outMsg{},
 	}
 	s.ctx, s.cancel = context.WithCancelCause(m.ctx)
+	context.AfterFunc(s.ctx, func() { tc.Close() }) // unblocks a writer stuck on a dead link
 	if old, ok := m.register(s); !ok {
 		s.writeClose(bw, "duplicate link")
 		tc.Close()
@@ -118,6 +124,7 @@ func (m *Manager) runSession(ctx context.Context, tc *tls.Conn, party, dialer st
 	m.event(Event{Kind: LinkUp, Party: party, Remote: remote})
 	cause := s.run(br, bw)
 	m.unregister(s)
+	close(s.done)
 	m.event(Event{Kind: LinkDown, Party: party, Remote: remote, Err: cause})
 	poke(p.wake)
 }
@@ -190,7 +197,33 @@ func (s *session) queueAck(a AckEntry) {
 	poke(s.wake)
 }
 
+// deadlineConn moves the connection's deadline forward before every read
+// and write, so a link is dead after idle without progress, however long a
+// frame takes to cross a slow link.
+type deadlineConn struct {
+	*tls.Conn
+	idle  atomic.Int64 // read idle limit, ns; 0: leave deadlines alone
+	widle atomic.Int64 // write idle limit, ns
+}
+
+func (c *deadlineConn) Read(b []byte) (int, error) {
+	if d := c.idle.Load(); d > 0 {
+		c.Conn.SetReadDeadline(time.Now().Add(time.Duration(d)))
+	}
+	return c.Conn.Read(b)
+}
+
+func (c *deadlineConn) Write(b []byte) (int, error) {
+	if d := c.widle.Load(); d > 0 {
+		c.Conn.SetWriteDeadline(time.Now().Add(time.Duration(d)))
+	}
+	return c.Conn.Write(b)
+}
+
 func (s *session) writeClose(bw *bufio.Writer, reason string) {
+	if s.dc != nil {
+		s.dc.widle.Store(int64(time.Second))
+	}
 	s.conn.SetWriteDeadline(time.Now().Add(time.Second))
 	if b, err := appendFrame(nil, &Frame{Type: FrameClose, Reason: reason}); err == nil {
 		bw.Write(b)
@@ -229,9 +262,7 @@ func (s *session) read(br *bufio.Reader) error {
 	var f Frame
 	var buf []byte
 	var err error
-	dead := 3 * s.m.cfg.Heartbeat
 	for {
-		s.conn.SetReadDeadline(time.Now().Add(dead))
 		buf, err = readFrame(br, &f, buf)
 		if err != nil {
 			if s.ctx.Err() != nil {
