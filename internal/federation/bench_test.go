@@ -1,6 +1,7 @@
 package federation
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -95,10 +96,18 @@ func flashLatencies(b *testing.B, backlog, samples int) []time.Duration {
 // BenchmarkSlowLink measures goodput and FLASH latency over an emulated
 // 64 kbit/s link with 300 ms one-way delay (run with -benchtime=1x).
 func BenchmarkSlowLink(b *testing.B) {
+	// pipe=8KiB ≈ rate × RTT (4.8 KB) plus slack; pipe=2KiB trades
+	// goodput for a shorter FLASH wait.
+	for _, pipe := range []int{8 << 10, 2 << 10} {
+		b.Run(fmt.Sprintf("pipe=%dKiB", pipe>>10), func(b *testing.B) { slowLink(b, pipe) })
+	}
+}
+
+func slowLink(b *testing.B, pipe int) {
 	const rate = 64_000
 	slow := func(c *Config) {
 		c.FragmentSize = 1 << 10
-		c.PipeBytes = 8 << 10 // ≈ rate × RTT (4.8 KB) plus slack
+		c.PipeBytes = pipe
 		c.Heartbeat = 10 * time.Second
 	}
 	for b.Loop() {
