@@ -373,3 +373,31 @@ func TestInboxFailureRetries(t *testing.T) {
 		t.Errorf("sender saw link-down events %+v, want the receiver's reason twice", downs)
 	}
 }
+
+func TestWindowAndFlashBypass(t *testing.T) {
+	const window = 5
+	p := newPair(t, func(c *Config) { c.Window = window }, nil)
+	p.b.in.gate = make(chan struct{}) // the receiver's store is slow: nothing commits
+	for range 20 {
+		p.a.out.putMsg("XBB", message.Routine, 100)
+	}
+	inflight := func() int { return p.a.m.Status()[0].InFlight }
+	most := 0
+	waitFor(t, 5*time.Second, "window full", func() bool { most = max(most, inflight()); return inflight() == window })
+	flash := p.a.out.putMsg("XBB", message.Flash, 100)
+	waitFor(t, 5*time.Second, "FLASH started past the full window", func() bool {
+		most = max(most, inflight())
+		return inflight() == window+1
+	})
+	close(p.b.in.gate)
+	waitFor(t, 10*time.Second, "all delivered", func() bool {
+		most = max(most, inflight())
+		return p.b.in.unique() == 21 && p.a.out.len("XBB") == 0
+	})
+	if most > window+1 {
+		t.Errorf("%d messages in flight at once, window %d (+1 FLASH)", most, window)
+	}
+	if !slices.Contains(p.b.in.order, flash) {
+		t.Error("FLASH not delivered")
+	}
+}

@@ -416,6 +416,9 @@ func (s *session) applyAcks(ctx context.Context) {
 			s.mu.Lock()
 			for _, id := range custody {
 				if m := s.out[id]; m != nil {
+					if m.started {
+						s.inflight.Add(-1)
+					}
 					m.done = false
 					m.next, m.recv, m.sent, m.started = 0, 0, false, false
 				}
