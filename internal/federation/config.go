@@ -25,9 +25,14 @@ type Outgoing struct {
 // Lease MUST return the most urgent available messages first (FLASH, then
 // IMMEDIATE, PRIORITY, ROUTINE; FIFO within a precedence) and MUST NOT
 // return a message that is currently leased. The link leases few at a time,
-// so a FLASH queued during a ROUTINE backlog is leased next. Leases must
-// survive nothing: the link releases what it holds when a session ends, and
-// a crashed sender's leases must expire in the store.
+// so a FLASH queued during a ROUTINE backlog is leased next. Leases need not
+// be durable: the link releases what it holds when a session ends, and a
+// crashed sender's leases must expire in the store (a lease TTL).
+//
+// Wire MUST be the same bytes for every lease of an ID if partial
+// transfers are to resume; if the node re-seals, the transfer restarts
+// from offset 0 (the link matches a hash of the bytes), which is correct
+// but costs airtime.
 type Outbox interface {
 	Lease(ctx context.Context, peer string, n int) ([]Outgoing, error)
 	// Ack is called only after the peer's custody ACK: delete from the queue.
