@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"time"
 
+	"liaison/internal/federation/linkproto"
 	"liaison/internal/message"
 )
 
@@ -186,8 +187,8 @@ type Config struct {
 
 func (c *Config) fill() error {
 	var errs []error
-	if c.Self == "" || len(c.Self) > MaxPartyLen {
-		errs = append(errs, fmt.Errorf("Self %q must be 1-%d bytes", c.Self, MaxPartyLen))
+	if c.Self == "" || len(c.Self) > linkproto.MaxPartyLen {
+		errs = append(errs, fmt.Errorf("Self %q must be 1-%d bytes", c.Self, linkproto.MaxPartyLen))
 	}
 	if c.TLS == nil {
 		errs = append(errs, errors.New("TLS is nil"))
@@ -226,8 +227,8 @@ func (c *Config) fill() error {
 	defd(&c.BackoffMax, DefaultBackoffMax)
 	defd(&c.Poll, DefaultPoll)
 	defd(&c.DialTimeout, 30*time.Second)
-	if c.FragmentSize < 64 || c.FragmentSize > MaxFragment {
-		errs = append(errs, fmt.Errorf("FragmentSize %d outside 64-%d", c.FragmentSize, MaxFragment))
+	if c.FragmentSize < 64 || c.FragmentSize > linkproto.MaxFragment {
+		errs = append(errs, fmt.Errorf("FragmentSize %d outside 64-%d", c.FragmentSize, linkproto.MaxFragment))
 	}
 	if c.PipeBytes < c.FragmentSize {
 		errs = append(errs, fmt.Errorf("PipeBytes %d below FragmentSize %d", c.PipeBytes, c.FragmentSize))

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"liaison/internal/federation/linkproto"
 	"liaison/internal/message"
 )
 
@@ -29,7 +30,7 @@ type inbound struct {
 }
 
 type partial struct {
-	tag   Tag
+	tag   linkproto.Tag
 	total uint64
 	buf   []byte   // in memory, or
 	f     *os.File // spooled
@@ -75,11 +76,11 @@ func openInbound(max int, dir string) (*inbound, error) {
 	return in, nil
 }
 
-func spoolName(id message.ID, tag Tag, total uint64) string {
+func spoolName(id message.ID, tag linkproto.Tag, total uint64) string {
 	return hex.EncodeToString(id[:]) + "-" + hex.EncodeToString(tag[:]) + "-" + strconv.FormatUint(total, 10) + ".part"
 }
 
-func parseSpoolName(name string) (id message.ID, tag Tag, total uint64, ok bool) {
+func parseSpoolName(name string) (id message.ID, tag linkproto.Tag, total uint64, ok bool) {
 	parts := strings.Split(strings.TrimSuffix(name, ".part"), "-")
 	if len(parts) != 3 || !strings.HasSuffix(name, ".part") {
 		return id, tag, 0, false
@@ -87,7 +88,7 @@ func parseSpoolName(name string) (id message.ID, tag Tag, total uint64, ok bool)
 	a, err1 := hex.DecodeString(parts[0])
 	b, err2 := hex.DecodeString(parts[1])
 	total, err3 := strconv.ParseUint(parts[2], 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil || len(a) != 16 || len(b) != 8 || total == 0 || total > MaxMessage {
+	if err1 != nil || err2 != nil || err3 != nil || len(a) != 16 || len(b) != 8 || total == 0 || total > linkproto.MaxMessage {
 		return id, tag, 0, false
 	}
 	copy(id[:], a)
@@ -126,15 +127,15 @@ func (in *inbound) count() int {
 }
 
 // resume lists what a new session's HELLO reports.
-func (in *inbound) resume() []Resume {
+func (in *inbound) resume() []linkproto.Resume {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	var rs []Resume
+	var rs []linkproto.Resume
 	for id, p := range in.parts {
-		if len(rs) == MaxResume {
+		if len(rs) == linkproto.MaxResume {
 			break
 		}
-		rs = append(rs, Resume{ID: id, Tag: p.tag, Offset: p.size})
+		rs = append(rs, linkproto.Resume{ID: id, Tag: p.tag, Offset: p.size})
 	}
 	return rs
 }
@@ -142,7 +143,7 @@ func (in *inbound) resume() []Resume {
 // add stores one fragment. It returns the whole message when d completes
 // it; otherwise the offset the receiver now holds, and rewind=true when the
 // sender must resend from that offset (a gap or a different wire version).
-func (in *inbound) add(d *Data) (whole []byte, have uint64, rewind bool) {
+func (in *inbound) add(d *linkproto.Data) (whole []byte, have uint64, rewind bool) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.clock++
@@ -202,7 +203,7 @@ func (in *inbound) add(d *Data) (whole []byte, have uint64, rewind bool) {
 		whole = b
 	}
 	in.forget(d.ID)
-	if tagOf(whole) != d.Tag {
+	if linkproto.TagOf(whole) != d.Tag {
 		return nil, 0, true // corrupted partial (e.g. torn spool file): start again
 	}
 	return whole, p.total, false

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"liaison/internal/federation/linkproto"
 	"liaison/internal/federation/linksim"
 	"liaison/internal/message"
 )
@@ -266,9 +267,9 @@ func TestInboundReassembly(t *testing.T) {
 	in := newInbound(2)
 	id := message.NewID()
 	wire := bytes.Repeat([]byte("x"), 100)
-	tag := tagOf(wire)
-	d := func(off, end int) *Data {
-		return &Data{ID: id, Tag: tag, Offset: uint64(off), Total: 100, Chunk: wire[off:end]}
+	tag := linkproto.TagOf(wire)
+	d := func(off, end int) *linkproto.Data {
+		return &linkproto.Data{ID: id, Tag: tag, Offset: uint64(off), Total: 100, Chunk: wire[off:end]}
 	}
 	if w, have, rw := in.add(d(0, 40)); w != nil || have != 40 || rw {
 		t.Fatalf("first fragment: %v %d %v", w, have, rw)
@@ -279,7 +280,7 @@ func TestInboundReassembly(t *testing.T) {
 	if _, have, _ := in.add(d(20, 50)); have != 50 {
 		t.Fatalf("overlap: have %d, want 50", have)
 	}
-	other := &Data{ID: id, Tag: Tag{1}, Offset: 50, Total: 100, Chunk: wire[50:]}
+	other := &linkproto.Data{ID: id, Tag: linkproto.Tag{1}, Offset: 50, Total: 100, Chunk: wire[50:]}
 	if _, have, rw := in.add(other); !rw || have != 0 {
 		t.Fatalf("different wire version: have %d rewind %v, want 0 true", have, rw)
 	}
@@ -289,7 +290,7 @@ func TestInboundReassembly(t *testing.T) {
 		t.Fatalf("complete: %d bytes, have %d, %d partials left", len(w), have, in.count())
 	}
 	for range 3 {
-		in.add(&Data{ID: message.NewID(), Offset: 0, Total: 10, Chunk: []byte("abc")})
+		in.add(&linkproto.Data{ID: message.NewID(), Offset: 0, Total: 10, Chunk: []byte("abc")})
 	}
 	if in.count() != 2 {
 		t.Errorf("%d partials kept, limit 2", in.count())

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"liaison/internal/federation/linkproto"
 )
 
 // ErrNoLink is returned by SendControl when no session to the party is up.
@@ -117,7 +119,7 @@ func poke(c chan struct{}) {
 // keeps a session up by dialing it; with "" it only accepts the party's
 // connections. Calling it again changes the address. Peers start allowed.
 func (m *Manager) AddPeer(party, addr string) error {
-	if party == "" || len(party) > MaxPartyLen {
+	if party == "" || len(party) > linkproto.MaxPartyLen {
 		return fmt.Errorf("bad party name %q", party)
 	}
 	m.mu.Lock()
@@ -175,7 +177,7 @@ func (m *Manager) SetAllowed(party string, ok bool, reason string) error {
 // SendControl sends a CONTROL frame to party on its current session. It
 // returns ErrNoLink when the link is down: the caller retries later.
 func (m *Manager) SendControl(party, kind string, data []byte) error {
-	if kind == "" || len(kind) > MaxKindLen || len(data) > MaxFramePayload-MaxKindLen-8 {
+	if kind == "" || len(kind) > linkproto.MaxKindLen || len(data) > linkproto.MaxFramePayload-linkproto.MaxKindLen-8 {
 		return fmt.Errorf("control %q with %d bytes is out of bounds", kind, len(data))
 	}
 	m.mu.Lock()
@@ -187,7 +189,7 @@ func (m *Manager) SendControl(party, kind string, data []byte) error {
 	if s == nil {
 		return fmt.Errorf("control to %q: %w", party, ErrNoLink)
 	}
-	return s.queueFrame(Frame{Type: FrameControl, Control: Control{Kind: kind, Data: append([]byte(nil), data...)}})
+	return s.queueFrame(linkproto.Frame{Type: linkproto.FrameControl, Control: linkproto.Control{Kind: kind, Data: append([]byte(nil), data...)}})
 }
 
 // Status returns a snapshot of every peer's link.
@@ -230,10 +232,15 @@ func (m *Manager) Close() error {
 	for _, s := range ss {
 		s.shutdown("shutting down")
 	}
-	// Let sessions send CLOSE and release their leases (bounded: shutdown
-	// cancels a stuck session after 2 s).
+	// Let sessions send CLOSE and release their leases, for a bounded
+	// time: an Inbox.Accept in progress ends when the context is cancelled.
+	grace := time.NewTimer(2 * time.Second)
+	defer grace.Stop()
 	for _, s := range ss {
-		<-s.done
+		select {
+		case <-s.done:
+		case <-grace.C:
+		}
 	}
 	m.stop(ErrClosed)
 	m.wg.Wait()

@@ -4,11 +4,11 @@ import (
 	"bufio"
 	"cmp"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"slices"
 	"time"
 
+	"liaison/internal/federation/linkproto"
 	"liaison/internal/message"
 )
 
@@ -25,7 +25,7 @@ func (s *session) write(bw *bufio.Writer) error {
 	defer hb.Stop()
 	poll := time.NewTicker(cfg.Poll)
 	defer poll.Stop()
-	resume := map[message.ID]Resume{}
+	resume := map[message.ID]linkproto.Resume{}
 	for _, r := range s.hello.Resume {
 		resume[r.ID] = r
 	}
@@ -49,7 +49,7 @@ func (s *session) write(bw *bufio.Writer) error {
 		s.mu.Lock()
 		ctl := s.ctl
 		s.ctl = nil
-		var acks []AckEntry
+		var acks []linkproto.AckEntry
 		for _, id := range s.ackOrder {
 			acks = append(acks, s.acks[id])
 		}
@@ -61,7 +61,7 @@ func (s *session) write(bw *bufio.Writer) error {
 
 		wrote := false
 		for i := range ctl {
-			b, err := appendFrame(scratch[:0], &ctl[i])
+			b, err := linkproto.AppendFrame(scratch[:0], &ctl[i])
 			if err != nil {
 				s.m.cfg.Logger.Warn("federation frame dropped", "party", party, "type", ctl[i].Type, "err", err)
 				continue
@@ -73,8 +73,8 @@ func (s *session) write(bw *bufio.Writer) error {
 			wrote = true
 		}
 		for len(acks) > 0 {
-			n := min(len(acks), MaxAckEntries)
-			b, _ := appendFrame(scratch[:0], &Frame{Type: FrameAck, Acks: acks[:n]})
+			n := min(len(acks), linkproto.MaxAckEntries)
+			b, _ := linkproto.AppendFrame(scratch[:0], &linkproto.Frame{Type: linkproto.FrameAck, Acks: acks[:n]})
 			scratch = b
 			if _, err := bw.Write(b); err != nil {
 				return fmt.Errorf("write: %w", err)
@@ -125,10 +125,10 @@ func (s *session) write(bw *bufio.Writer) error {
 			}
 			s.mu.Lock()
 			for _, g := range got {
-				if len(g.Wire) == 0 || len(g.Wire) > MaxMessage || !g.Precedence.Valid() || s.out[g.ID] != nil {
+				if len(g.Wire) == 0 || len(g.Wire) > linkproto.MaxMessage || !g.Precedence.Valid() || s.out[g.ID] != nil {
 					continue // the node's bug; never put it on the wire
 				}
-				m := &outMsg{Outgoing: g, tag: tagOf(g.Wire), seq: seq}
+				m := &outMsg{Outgoing: g, tag: linkproto.TagOf(g.Wire), seq: seq}
 				seq++
 				if r, ok := resume[g.ID]; ok && r.Tag == m.tag && r.Offset < uint64(len(g.Wire)) {
 					m.next, m.recv = r.Offset, r.Offset
@@ -173,7 +173,7 @@ func (s *session) write(bw *bufio.Writer) error {
 			drained = false
 		case <-hb.C:
 			if time.Since(lastWrite) >= cfg.Heartbeat/2 {
-				s.queueFrame(Frame{Type: FramePing, Nonce: randNonce()})
+				s.queueFrame(linkproto.Frame{Type: linkproto.FramePing, Nonce: randNonce()})
 			}
 		}
 	}
@@ -222,16 +222,8 @@ func (s *session) pick(order []*outMsg) (*outMsg, uint64, uint64) {
 
 // writeData writes one DATA frame without copying the chunk.
 func (s *session) writeData(bw *bufio.Writer, m *outMsg, off, end uint64) error {
-	var h [1 + binary.MaxVarintLen64 + 16 + 8 + 1 + 2*binary.MaxVarintLen64]byte
-	var p [16 + 8 + 1 + 2*binary.MaxVarintLen64]byte
-	q := append(p[:0], m.ID[:]...)
-	q = append(q, m.tag[:]...)
-	q = append(q, byte(m.Precedence))
-	q = binary.AppendUvarint(q, off)
-	q = binary.AppendUvarint(q, uint64(len(m.Wire)))
-	b := append(h[:0], Version<<4|byte(FrameData))
-	b = binary.AppendUvarint(b, uint64(len(q))+end-off)
-	b = append(b, q...)
+	var h [linkproto.MaxDataHeader]byte
+	b := linkproto.AppendDataHeader(h[:0], m.ID, m.tag, m.Precedence, off, uint64(len(m.Wire)), int(end-off))
 	if _, err := bw.Write(b); err != nil {
 		return err
 	}

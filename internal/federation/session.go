@@ -3,7 +3,6 @@ package federation
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"liaison/internal/federation/linkproto"
 	"liaison/internal/message"
 )
 
@@ -28,7 +28,7 @@ type session struct {
 	dc     *deadlineConn
 	dialer string // party that dialed this connection
 	since  time.Time
-	hello  Hello // the peer's
+	hello  linkproto.Hello // the peer's
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	wake   chan struct{} // pokes the writer; capacity 1
@@ -38,12 +38,12 @@ type session struct {
 	notified atomic.Bool  // Outbox signalled new work
 	inflight atomic.Int64 // for Status
 
-	mu        sync.Mutex // guards below
-	ctl       []Frame    // frames for the writer to send before any data
-	acks      map[message.ID]AckEntry
+	mu        sync.Mutex        // guards below
+	ctl       []linkproto.Frame // frames for the writer to send before any data
+	acks      map[message.ID]linkproto.AckEntry
 	ackOrder  []message.ID
 	custody   []message.ID // custody ACKs received, for the writer to pass to Outbox.Ack
-	refusals  []Refuse
+	refusals  []linkproto.Refuse
 	out       map[message.ID]*outMsg
 	pipe      int    // data bytes written and not yet acknowledged as received
 	closing   string // reason, once shutdown was called
@@ -59,7 +59,7 @@ type acceptJob struct {
 // by session.mu; the rest belongs to the writer.
 type outMsg struct {
 	Outgoing
-	tag     Tag
+	tag     linkproto.Tag
 	seq     uint64
 	next    uint64 // offset of the next byte to send
 	recv    uint64 // bytes the peer reported holding
@@ -82,22 +82,22 @@ func (m *Manager) runSession(ctx context.Context, tc *tls.Conn, party, dialer st
 	}
 	dc := &deadlineConn{Conn: tc}
 	br, bw := bufio.NewReaderSize(dc, 64<<10), bufio.NewWriterSize(dc, 64<<10)
-	b, err := appendFrame(nil, &Frame{Type: FrameHello, Hello: Hello{Party: m.cfg.Self, Epoch: m.epoch, Resume: p.in.resume()}})
+	b, err := linkproto.AppendFrame(nil, &linkproto.Frame{Type: linkproto.FrameHello, Hello: linkproto.Hello{Party: m.cfg.Self, Epoch: m.epoch, Resume: p.in.resume()}})
 	if err == nil {
 		_, err = bw.Write(b)
 	}
 	if err == nil {
 		err = bw.Flush()
 	}
-	var f Frame
+	var f linkproto.Frame
 	if err == nil {
-		_, err = readFrame(br, &f, nil)
+		_, err = linkproto.ReadFrame(br, &f, nil)
 	}
-	if err == nil && f.Type != FrameHello {
-		err = fmt.Errorf("%w: first frame is %s, want HELLO", ErrProtocol, f.Type)
+	if err == nil && f.Type != linkproto.FrameHello {
+		err = fmt.Errorf("%w: first frame is %s, want HELLO", linkproto.ErrProtocol, f.Type)
 	}
 	if err == nil && f.Hello.Party != party {
-		err = fmt.Errorf("%w: HELLO names party %q, certificate %q", ErrProtocol, f.Hello.Party, party)
+		err = fmt.Errorf("%w: HELLO names party %q, certificate %q", linkproto.ErrProtocol, f.Hello.Party, party)
 	}
 	if err != nil {
 		tc.Close()
@@ -110,7 +110,7 @@ func (m *Manager) runSession(ctx context.Context, tc *tls.Conn, party, dialer st
 	s := &session{
 		m: m, p: p, conn: tc, dc: dc, dialer: dialer, since: time.Now(), hello: f.Hello,
 		wake: make(chan struct{}, 1), done: make(chan struct{}), accept: make(chan acceptJob, m.cfg.Accepters),
-		acks: map[message.ID]AckEntry{}, out: map[message.ID]*outMsg{},
+		acks: map[message.ID]linkproto.AckEntry{}, out: map[message.ID]*outMsg{},
 	}
 	s.ctx, s.cancel = context.WithCancelCause(m.ctx)
 	context.AfterFunc(s.ctx, func() { tc.Close() }) // unblocks a writer stuck on a dead link
@@ -174,7 +174,7 @@ func (s *session) shutdown(reason string) {
 	time.AfterFunc(2*time.Second, func() { s.cancel(fmt.Errorf("closed: %s", reason)) })
 }
 
-func (s *session) queueFrame(f Frame) error {
+func (s *session) queueFrame(f linkproto.Frame) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing != "" {
@@ -185,11 +185,11 @@ func (s *session) queueFrame(f Frame) error {
 	return nil
 }
 
-func (s *session) queueAck(a AckEntry) {
+func (s *session) queueAck(a linkproto.AckEntry) {
 	s.mu.Lock()
 	if prev, ok := s.acks[a.ID]; !ok {
 		s.ackOrder = append(s.ackOrder, a.ID)
-	} else if prev.Kind == AckCustody || (prev.Kind == AckRewind && a.Kind == AckProgress) {
+	} else if prev.Kind == linkproto.AckCustody || (prev.Kind == linkproto.AckRewind && a.Kind == linkproto.AckProgress) {
 		a = prev // custody and rewind outrank progress
 	}
 	s.acks[a.ID] = a
@@ -225,7 +225,7 @@ func (s *session) writeClose(bw *bufio.Writer, reason string) {
 		s.dc.widle.Store(int64(time.Second))
 	}
 	s.conn.SetWriteDeadline(time.Now().Add(time.Second))
-	if b, err := appendFrame(nil, &Frame{Type: FrameClose, Reason: reason}); err == nil {
+	if b, err := linkproto.AppendFrame(nil, &linkproto.Frame{Type: linkproto.FrameClose, Reason: reason}); err == nil {
 		bw.Write(b)
 		bw.Flush()
 	}
@@ -259,11 +259,11 @@ func (s *session) run(br *bufio.Reader, bw *bufio.Writer) error {
 
 // read decodes frames until the connection fails or the peer closes.
 func (s *session) read(br *bufio.Reader) error {
-	var f Frame
+	var f linkproto.Frame
 	var buf []byte
 	var err error
 	for {
-		buf, err = readFrame(br, &f, buf)
+		buf, err = linkproto.ReadFrame(br, &f, buf)
 		if err != nil {
 			if s.ctx.Err() != nil {
 				return context.Cause(s.ctx)
@@ -271,39 +271,39 @@ func (s *session) read(br *bufio.Reader) error {
 			return fmt.Errorf("read: %w", err)
 		}
 		switch f.Type {
-		case FrameData:
+		case linkproto.FrameData:
 			s.onData(&f.Data)
-		case FrameAck:
+		case linkproto.FrameAck:
 			s.onAcks(f.Acks)
-		case FrameRefuse:
+		case linkproto.FrameRefuse:
 			s.mu.Lock()
 			s.refusals = append(s.refusals, f.Refuse)
 			s.mu.Unlock()
 			poke(s.wake)
-		case FramePing:
-			s.queueFrame(Frame{Type: FramePong, Nonce: f.Nonce})
-		case FramePong:
-		case FrameClose:
+		case linkproto.FramePing:
+			s.queueFrame(linkproto.Frame{Type: linkproto.FramePong, Nonce: f.Nonce})
+		case linkproto.FramePong:
+		case linkproto.FrameClose:
 			return fmt.Errorf("closed by peer: %s", f.Reason)
-		case FrameControl:
+		case linkproto.FrameControl:
 			if s.m.cfg.Control != nil {
 				s.m.cfg.Control(s.p.party, f.Control.Kind, append([]byte(nil), f.Control.Data...))
 			}
 		default:
-			return fmt.Errorf("%w: unexpected %s", ErrProtocol, f.Type)
+			return fmt.Errorf("%w: unexpected %s", linkproto.ErrProtocol, f.Type)
 		}
 	}
 }
 
 // onData is the receiving side: reassemble, then hand whole messages to
 // the accepters (blocking when they are busy: backpressure).
-func (s *session) onData(d *Data) {
+func (s *session) onData(d *linkproto.Data) {
 	whole, have, rewind := s.p.in.add(d)
 	switch {
 	case rewind:
-		s.queueAck(AckEntry{ID: d.ID, Kind: AckRewind, Offset: have})
+		s.queueAck(linkproto.AckEntry{ID: d.ID, Kind: linkproto.AckRewind, Offset: have})
 	default:
-		s.queueAck(AckEntry{ID: d.ID, Kind: AckProgress, Offset: have})
+		s.queueAck(linkproto.AckEntry{ID: d.ID, Kind: linkproto.AckProgress, Offset: have})
 	}
 	if whole != nil {
 		select {
@@ -321,13 +321,13 @@ func (s *session) accepter() {
 		var ref *RefusalError
 		switch {
 		case err == nil:
-			s.queueAck(AckEntry{ID: j.id, Kind: AckCustody})
+			s.queueAck(linkproto.AckEntry{ID: j.id, Kind: linkproto.AckCustody})
 		case errors.As(err, &ref):
 			detail := ref.Detail
-			if len(detail) > MaxDetailLen {
+			if len(detail) > linkproto.MaxDetailLen {
 				detail = nil // the peer would reject the frame and the link
 			}
-			s.queueFrame(Frame{Type: FrameRefuse, Refuse: Refuse{ID: j.id, Code: trunc(ref.Code, MaxCodeLen), Reason: trunc(ref.Reason, MaxReasonLen), Detail: detail}})
+			s.queueFrame(linkproto.Frame{Type: linkproto.FrameRefuse, Refuse: linkproto.Refuse{ID: j.id, Code: trunc(ref.Code, linkproto.MaxCodeLen), Reason: trunc(ref.Reason, linkproto.MaxReasonLen), Detail: detail}})
 		default:
 			// The node could not store it (store down, shutting down):
 			// end the link so the sender retries after its backoff.
@@ -345,7 +345,7 @@ func trunc(s string, n int) string {
 }
 
 // onAcks applies the peer's acknowledgements of our data.
-func (s *session) onAcks(acks []AckEntry) {
+func (s *session) onAcks(acks []linkproto.AckEntry) {
 	s.mu.Lock()
 	for _, a := range acks {
 		m := s.out[a.ID]
@@ -353,16 +353,16 @@ func (s *session) onAcks(acks []AckEntry) {
 			continue
 		}
 		switch a.Kind {
-		case AckCustody:
+		case linkproto.AckCustody:
 			s.pipe -= int(m.next - m.recv)
 			m.recv = m.next
 			s.custody = append(s.custody, a.ID)
-		case AckProgress:
+		case linkproto.AckProgress:
 			if a.Offset > m.recv && a.Offset <= m.next {
 				s.pipe -= int(a.Offset - m.recv)
 				m.recv = a.Offset
 			}
-		case AckRewind:
+		case linkproto.AckRewind:
 			if a.Offset <= uint64(len(m.Wire)) {
 				s.pipe -= int(m.next - m.recv)
 				m.next, m.recv, m.sent = a.Offset, a.Offset, false
@@ -466,10 +466,4 @@ func (s *session) forget(ids []message.ID) {
 		}
 	}
 	s.mu.Unlock()
-}
-
-func tagOf(wire []byte) (t Tag) {
-	h := sha256.Sum256(wire)
-	copy(t[:], h[:])
-	return t
 }

@@ -1,7 +1,11 @@
-package federation
+// Package linkproto is the frame format of the link between two Liaison
+// nodes (docs/LINK.md): encoding and a strict, bounded decoder. It knows
+// nothing of sessions, queues or TLS; package federation runs the protocol.
+package linkproto
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -147,8 +151,8 @@ type Frame struct {
 	Control Control
 }
 
-// appendFrame encodes f after b.
-func appendFrame(b []byte, f *Frame) ([]byte, error) {
+// AppendFrame encodes f after b.
+func AppendFrame(b []byte, f *Frame) ([]byte, error) {
 	var p []byte
 	switch f.Type {
 	case FrameHello:
@@ -208,6 +212,23 @@ func appendFrame(b []byte, f *Frame) ([]byte, error) {
 	return append(b, p...), nil
 }
 
+// MaxDataHeader is the longest DATA frame header AppendDataHeader writes.
+const MaxDataHeader = 1 + binary.MaxVarintLen64 + 16 + 8 + 1 + 2*binary.MaxVarintLen64
+
+// AppendDataHeader appends the header of a DATA frame whose chunk of n
+// bytes the caller writes right after it, saving a copy of the chunk. The
+// bytes are identical to AppendFrame's.
+func AppendDataHeader(b []byte, id message.ID, tag Tag, p message.Precedence, offset, total uint64, n int) []byte {
+	plen := 16 + 8 + 1 + uvarintLen(offset) + uvarintLen(total) + n
+	b = append(b, Version<<4|byte(FrameData))
+	b = binary.AppendUvarint(b, uint64(plen))
+	b = append(b, id[:]...)
+	b = append(b, tag[:]...)
+	b = append(b, byte(p))
+	b = binary.AppendUvarint(b, offset)
+	return binary.AppendUvarint(b, total)
+}
+
 // uvarintLen is the length of v's minimal uvarint encoding; the decoder
 // rejects longer ones so that every frame has exactly one encoding.
 func uvarintLen(v uint64) int { return max(1, (bits.Len64(v)+6)/7) }
@@ -217,10 +238,10 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// readFrame reads one frame from r into f, using buf as scratch space for
+// ReadFrame reads one frame from r into f, using buf as scratch space for
 // the payload (grown as needed, returned for reuse). Byte slices in f alias
 // buf.
-func readFrame(r *bufio.Reader, f *Frame, buf []byte) ([]byte, error) {
+func ReadFrame(r *bufio.Reader, f *Frame, buf []byte) ([]byte, error) {
 	h, err := r.ReadByte()
 	if err != nil {
 		return buf, err
@@ -433,4 +454,11 @@ func decodePayload(t FrameType, p []byte, f *Frame) error {
 	}
 	d.end(t)
 	return d.err
+}
+
+// TagOf returns the Tag of a message's wire bytes.
+func TagOf(wire []byte) (t Tag) {
+	h := sha256.Sum256(wire)
+	copy(t[:], h[:])
+	return t
 }

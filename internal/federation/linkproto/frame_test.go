@@ -1,4 +1,4 @@
-package federation
+package linkproto
 
 import (
 	"bufio"
@@ -31,7 +31,7 @@ func sampleFrames() []Frame {
 func TestFrameRoundTrip(t *testing.T) {
 	var stream []byte
 	for _, f := range sampleFrames() {
-		b, err := appendFrame(nil, &f)
+		b, err := AppendFrame(nil, &f)
 		if err != nil {
 			t.Fatalf("encode %s: %v", f.Type, err)
 		}
@@ -49,14 +49,14 @@ func TestFrameRoundTrip(t *testing.T) {
 	var buf []byte
 	var err error
 	for i, want := range sampleFrames() {
-		if buf, err = readFrame(r, &f, buf); err != nil {
+		if buf, err = ReadFrame(r, &f, buf); err != nil {
 			t.Fatalf("stream frame %d: %v", i, err)
 		}
 		if !reflect.DeepEqual(normal(f), normal(want)) {
 			t.Errorf("stream frame %d: got %+v want %+v", i, f, want)
 		}
 	}
-	if _, err := readFrame(r, &f, buf); err != io.EOF {
+	if _, err := ReadFrame(r, &f, buf); err != io.EOF {
 		t.Errorf("after last frame: %v, want EOF", err)
 	}
 }
@@ -74,7 +74,7 @@ func normal(f Frame) Frame {
 
 func TestDecodeRejects(t *testing.T) {
 	id := message.NewID()
-	good, _ := appendFrame(nil, &Frame{Type: FrameData, Data: Data{ID: id, Total: 4, Chunk: []byte("abcd")}})
+	good, _ := AppendFrame(nil, &Frame{Type: FrameData, Data: Data{ID: id, Total: 4, Chunk: []byte("abcd")}})
 	tests := []struct {
 		name string
 		b    []byte
@@ -124,13 +124,13 @@ func appendUvarint(b []byte, v uint64) []byte {
 }
 
 func TestEncodeBounds(t *testing.T) {
-	if _, err := appendFrame(nil, &Frame{Type: FrameAck}); err == nil {
+	if _, err := AppendFrame(nil, &Frame{Type: FrameAck}); err == nil {
 		t.Error("encoded an empty ACK")
 	}
-	if _, err := appendFrame(nil, &Frame{Type: FrameHello, Hello: Hello{Party: "X", Resume: make([]Resume, MaxResume+1)}}); err == nil {
+	if _, err := AppendFrame(nil, &Frame{Type: FrameHello, Hello: Hello{Party: "X", Resume: make([]Resume, MaxResume+1)}}); err == nil {
 		t.Error("encoded a HELLO over the resume limit")
 	}
-	if _, err := appendFrame(nil, &Frame{Type: FrameControl, Control: Control{Kind: "k", Data: make([]byte, MaxFramePayload)}}); err == nil {
+	if _, err := AppendFrame(nil, &Frame{Type: FrameControl, Control: Control{Kind: "k", Data: make([]byte, MaxFramePayload)}}); err == nil {
 		t.Error("encoded a frame over the payload limit")
 	}
 }
@@ -140,7 +140,7 @@ func TestEncodeBounds(t *testing.T) {
 // agrees with it when fed in two halves.
 func FuzzDecodeFrame(f *testing.F) {
 	for _, fr := range sampleFrames() {
-		b, _ := appendFrame(nil, &fr)
+		b, _ := AppendFrame(nil, &fr)
 		f.Add(b)
 	}
 	f.Add([]byte{Version<<4 | 3, 1, 0})
@@ -149,7 +149,7 @@ func FuzzDecodeFrame(f *testing.F) {
 		if err != nil {
 			return
 		}
-		again, err := appendFrame(nil, fr)
+		again, err := AppendFrame(nil, fr)
 		if err != nil {
 			t.Fatalf("re-encode %+v: %v", fr, err)
 		}
@@ -159,8 +159,22 @@ func FuzzDecodeFrame(f *testing.F) {
 		half := len(b) / 2
 		r := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(b[:half]), bytes.NewReader(b[half:])), 16)
 		var g Frame
-		if _, err := readFrame(r, &g, nil); err != nil {
+		if _, err := ReadFrame(r, &g, nil); err != nil {
 			t.Fatalf("stream reader rejects what DecodeFrame accepts: %v", err)
 		}
 	})
+}
+
+func TestDataHeaderMatchesEncoder(t *testing.T) {
+	for _, f := range sampleFrames() {
+		if f.Type != FrameData {
+			continue
+		}
+		d := f.Data
+		want, _ := AppendFrame(nil, &f)
+		got := append(AppendDataHeader(nil, d.ID, d.Tag, d.Precedence, d.Offset, d.Total, len(d.Chunk)), d.Chunk...)
+		if !bytes.Equal(got, want) {
+			t.Errorf("header+chunk %x, AppendFrame %x", got, want)
+		}
+	}
 }
