@@ -234,12 +234,12 @@ func (m *Manager) Close() error {
 	}
 	// Let sessions send CLOSE and release their leases, for a bounded
 	// time: an Inbox.Accept in progress ends when the context is cancelled.
-	grace := time.NewTimer(2 * time.Second)
-	defer grace.Stop()
+	grace, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
 	for _, s := range ss {
 		select {
 		case <-s.done:
-		case <-grace.C:
+		case <-grace.Done():
 		}
 	}
 	m.stop(ErrClosed)
