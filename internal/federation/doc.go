@@ -27,6 +27,7 @@
 //     connect; its queue is untouched.
 //
 // The package does not seal, sign, verify or store messages; the node does
-// that behind Outbox and Inbox. Subpackage linksim is a TCP proxy that
-// emulates poor links for tests and benchmarks.
+// that behind Outbox and Inbox. Subpackage linkproto holds the frame codec
+// (a strict, bounded, fuzzed decoder); subpackage linksim is a TCP proxy
+// that emulates poor links for tests and benchmarks (and `liaison linksim`).
 package federation
