@@ -13,6 +13,8 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,6 +72,7 @@ type peer struct {
 	sess    *session
 	dialer  bool // a dial goroutine runs
 	lastErr string
+	epoch   uint64 // the peer's, from its last HELLO
 }
 
 // New checks cfg and returns a Manager. It dials nothing until AddPeer and
@@ -192,7 +195,7 @@ func (m *Manager) SendControl(party, kind string, data []byte) error {
 	return s.queueFrame(linkproto.Frame{Type: linkproto.FrameControl, Control: linkproto.Control{Kind: kind, Data: append([]byte(nil), data...)}})
 }
 
-// Status returns a snapshot of every peer's link.
+// Status returns a snapshot of every peer's link, sorted by party.
 func (m *Manager) Status() []LinkStatus {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -205,6 +208,7 @@ func (m *Manager) Status() []LinkStatus {
 		}
 		out = append(out, st)
 	}
+	slices.SortFunc(out, func(a, b LinkStatus) int { return strings.Compare(a.Party, b.Party) })
 	return out
 }
 

@@ -151,6 +151,10 @@ func (m *Manager) register(s *session) (old *session, ok bool) {
 	}
 	s.p.sess = s
 	s.p.lastErr = ""
+	if s.p.epoch != 0 && s.p.epoch != s.hello.Epoch {
+		m.cfg.Logger.Info("federation peer restarted", "party", s.p.party)
+	}
+	s.p.epoch = s.hello.Epoch
 	return old, true
 }
 
@@ -302,6 +306,9 @@ func (s *session) onData(d *linkproto.Data) {
 	switch {
 	case rewind:
 		s.queueAck(linkproto.AckEntry{ID: d.ID, Kind: linkproto.AckRewind, Offset: have})
+	case d.Offset == 0 && whole != nil:
+		// A single-fragment message: its custody ACK will free the pipe;
+		// a progress entry would only cost airtime.
 	default:
 		s.queueAck(linkproto.AckEntry{ID: d.ID, Kind: linkproto.AckProgress, Offset: have})
 	}

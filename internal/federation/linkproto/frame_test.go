@@ -178,3 +178,25 @@ func TestDataHeaderMatchesEncoder(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkReadFrame(b *testing.B) {
+	var stream []byte
+	for _, f := range sampleFrames() {
+		enc, _ := AppendFrame(nil, &f)
+		stream = append(stream, enc...)
+	}
+	n := len(sampleFrames())
+	r := bytes.NewReader(stream)
+	br := bufio.NewReader(r)
+	var f Frame
+	buf := make([]byte, 0, 1024)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(stream)))
+	for b.Loop() {
+		r.Reset(stream)
+		br.Reset(r)
+		for range n {
+			buf, _ = ReadFrame(br, &f, buf)
+		}
+	}
+}
