@@ -2,6 +2,7 @@ package federation
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"path/filepath"
 	"slices"
@@ -36,6 +37,12 @@ func TestExchangeBothWays(t *testing.T) {
 	waitFor(t, 5*time.Second, "delivery reports", func() bool { return p.a.deliveredCount(Delivered) == len(fromA) })
 	if got := p.a.deliveredCount(Sent); got != len(fromA) {
 		t.Errorf("sent reports = %d, want %d", got, len(fromA))
+	}
+	p.a.m.mu.Lock()
+	cs := p.a.m.peers["XBB"].sess.conn.ConnectionState()
+	p.a.m.mu.Unlock()
+	if cs.Version != tls.VersionTLS13 || cs.CurveID != tls.X25519MLKEM768 {
+		t.Errorf("link negotiated version %x, key exchange %v; want TLS 1.3 with X25519MLKEM768", cs.Version, cs.CurveID)
 	}
 	if ups := p.a.eventsOf(LinkUp); len(ups) == 0 || ups[0].Party != "XBB" {
 		t.Errorf("XAA link-up events = %+v, want one for XBB", ups)
@@ -401,4 +408,23 @@ func TestWindowAndFlashBypass(t *testing.T) {
 	if !slices.Contains(p.b.in.order, flash) {
 		t.Error("FLASH not delivered")
 	}
+}
+
+func TestSessionSetupBytes(t *testing.T) {
+	p, px := newPairProxy(t, nil, nil, linksim.Config{})
+	waitFor(t, 5*time.Second, "link up", func() bool { return p.a.up("XBB") && p.b.up("XAA") })
+	up, down := px.Bytes()
+	first := up + down
+	px.CutAll()
+	waitFor(t, 5*time.Second, "link back", func() bool { return len(p.a.eventsOf(LinkUp)) == 2 && p.a.up("XBB") && p.b.up("XAA") })
+	up, down = px.Bytes()
+	again := up + down - first
+	// TLS 1.3 mutual auth with X25519MLKEM768, P-256 certificates, no
+	// session tickets, both HELLOs: about 4.1 KB each time.
+	const limit = 4500
+	if first > limit || again > limit {
+		t.Errorf("session set-up took %d then %d bytes, want <= %d each", first, again, limit)
+	}
+	id := p.a.out.putMsg("XBB", message.Flash, 10)
+	waitFor(t, 5*time.Second, "delivered after reconnect", func() bool { return p.b.in.unique() == 1 && p.b.in.order[0] == id })
 }
