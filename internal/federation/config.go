@@ -130,17 +130,18 @@ type Delivery struct {
 
 // Defaults for the zero values of Config.
 const (
-	DefaultFragmentSize = 16 << 10
-	DefaultWindow       = 64
-	DefaultWindowBytes  = 8 << 20
-	DefaultPipeBytes    = 256 << 10
-	DefaultLeaseBatch   = 4
-	DefaultHeartbeat    = 15 * time.Second
-	DefaultBackoffMin   = 500 * time.Millisecond
-	DefaultBackoffMax   = time.Minute
-	DefaultPoll         = 2 * time.Second
-	DefaultMaxPartials  = 16
-	DefaultAccepters    = 4
+	DefaultFragmentSize    = 16 << 10
+	DefaultWindow          = 64
+	DefaultWindowBytes     = 8 << 20
+	DefaultPipeBytes       = 256 << 10
+	DefaultLeaseBatch      = 4
+	DefaultHeartbeat       = 15 * time.Second
+	DefaultBackoffMin      = 500 * time.Millisecond
+	DefaultBackoffMax      = time.Minute
+	DefaultPoll            = 2 * time.Second
+	DefaultMaxPartials     = 16
+	DefaultMaxPartialBytes = 128 << 20
+	DefaultAccepters       = 4
 )
 
 // Config configures a Manager. Outbox, Inbox, TLS, PartyOf and Authorize
@@ -181,8 +182,11 @@ type Config struct {
 	Poll         time.Duration // re-lease interval when idle, in case a Notify was missed (2 s)
 	MaxPartials  int           // partially received messages kept per peer for resumption (16)
 	SpoolDir     string        // where partials are kept so they survive a restart; "" keeps them in memory
-	Accepters    int           // concurrent Inbox.Accept calls per link (4)
-	DialTimeout  time.Duration // TCP connect + TLS handshake + HELLO (30 s)
+	// MaxPartialBytes bounds the total sizes of the partials one peer has in
+	// memory (without SpoolDir); least recently used are evicted (128 MiB).
+	MaxPartialBytes int
+	Accepters       int           // concurrent Inbox.Accept calls per link (4)
+	DialTimeout     time.Duration // TCP connect + TLS handshake + HELLO (30 s)
 }
 
 func (c *Config) fill() error {
@@ -221,6 +225,7 @@ func (c *Config) fill() error {
 	def(&c.LeaseBatch, DefaultLeaseBatch)
 	def(&c.MaxPartials, DefaultMaxPartials)
 	def(&c.Accepters, DefaultAccepters)
+	def(&c.MaxPartialBytes, DefaultMaxPartialBytes)
 	def(&c.PipeBytes, max(DefaultPipeBytes, 2*c.FragmentSize))
 	defd(&c.Heartbeat, DefaultHeartbeat)
 	defd(&c.BackoffMin, DefaultBackoffMin)
@@ -233,8 +238,8 @@ func (c *Config) fill() error {
 	if c.PipeBytes < c.FragmentSize {
 		errs = append(errs, fmt.Errorf("PipeBytes %d below FragmentSize %d", c.PipeBytes, c.FragmentSize))
 	}
-	if c.Window < 1 || c.WindowBytes < 1 || c.LeaseBatch < 1 || c.MaxPartials < 1 || c.Accepters < 1 {
-		errs = append(errs, errors.New("Window, WindowBytes, LeaseBatch, MaxPartials and Accepters must be positive"))
+	if c.Window < 1 || c.WindowBytes < 1 || c.LeaseBatch < 1 || c.MaxPartials < 1 || c.Accepters < 1 || c.MaxPartialBytes < linkproto.MaxMessage {
+		errs = append(errs, errors.New("Window, WindowBytes, LeaseBatch, MaxPartials and Accepters must be positive and MaxPartialBytes at least one maximal message"))
 	}
 	if c.BackoffMax < c.BackoffMin {
 		errs = append(errs, fmt.Errorf("BackoffMax %v below BackoffMin %v", c.BackoffMax, c.BackoffMin))

@@ -21,12 +21,14 @@ import (
 // acknowledged only after Inbox.Accept, and a reassembled message whose
 // hash does not match the sender's tag is discarded and sent again.
 type inbound struct {
-	max int
-	dir string // "" keeps partials in memory
+	max      int
+	maxBytes uint64 // bound on the totals of partials held in memory
+	dir      string // "" keeps partials in memory
 
 	mu    sync.Mutex // guards below
 	parts map[message.ID]*partial
 	clock uint64 // for least-recently-used eviction
+	bytes uint64 // totals of the in-memory partials
 }
 
 type partial struct {
@@ -38,14 +40,14 @@ type partial struct {
 	used  uint64
 }
 
-func newInbound(max int) *inbound {
-	return &inbound{max: max, parts: map[message.ID]*partial{}}
+func newInbound(max int, maxBytes uint64) *inbound {
+	return &inbound{max: max, maxBytes: maxBytes, parts: map[message.ID]*partial{}}
 }
 
 // openInbound returns an inbound spooling to dir, loading the partials a
 // previous process left there.
 func openInbound(max int, dir string) (*inbound, error) {
-	in := newInbound(max)
+	in := newInbound(max, 0)
 	in.dir = dir
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
@@ -114,6 +116,9 @@ func (in *inbound) forget(id message.ID) {
 		return
 	}
 	delete(in.parts, id)
+	if p.f == nil {
+		in.bytes -= p.total
+	}
 	if p.f != nil {
 		p.f.Close()
 		os.Remove(p.f.Name())
@@ -159,7 +164,7 @@ func (in *inbound) add(d *linkproto.Data) (whole []byte, have uint64, rewind boo
 		if uint64(len(d.Chunk)) == d.Total { // single fragment: no partial state
 			return append([]byte(nil), d.Chunk...), d.Total, false
 		}
-		in.evict()
+		in.evict(d.Total)
 		p = &partial{tag: d.Tag, total: d.Total}
 		if in.dir != "" {
 			f, err := os.OpenFile(filepath.Join(in.dir, spoolName(d.ID, d.Tag, d.Total)), os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
@@ -169,6 +174,7 @@ func (in *inbound) add(d *linkproto.Data) (whole []byte, have uint64, rewind boo
 			p.f = f
 		} else {
 			p.buf = make([]byte, 0, min(d.Total, 1<<20))
+			in.bytes += d.Total
 		}
 		in.parts[d.ID] = p
 	}
@@ -216,9 +222,9 @@ func (in *inbound) drop(id message.ID) {
 	in.mu.Unlock()
 }
 
-// evict makes room for one more partial; in.mu is held.
-func (in *inbound) evict() {
-	for len(in.parts) >= in.max {
+// evict makes room for one more partial of total bytes; in.mu is held.
+func (in *inbound) evict(total uint64) {
+	for len(in.parts) > 0 && (len(in.parts) >= in.max || (in.dir == "" && in.bytes+total > in.maxBytes)) {
 		var old message.ID
 		var oldest uint64 = ^uint64(0)
 		for id, p := range in.parts {

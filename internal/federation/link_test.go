@@ -271,7 +271,7 @@ func TestControl(t *testing.T) {
 }
 
 func TestInboundReassembly(t *testing.T) {
-	in := newInbound(2)
+	in := newInbound(2, 1<<20)
 	id := message.NewID()
 	wire := bytes.Repeat([]byte("x"), 100)
 	tag := linkproto.TagOf(wire)
@@ -301,6 +301,10 @@ func TestInboundReassembly(t *testing.T) {
 	}
 	if in.count() != 2 {
 		t.Errorf("%d partials kept, limit 2", in.count())
+	}
+	in.add(&linkproto.Data{ID: message.NewID(), Offset: 0, Total: 1 << 20, Chunk: []byte("abc")})
+	if in.count() != 1 || in.bytes != 1<<20 {
+		t.Errorf("after a 1 MiB partial: %d partials, %d bytes reserved; want the others evicted", in.count(), in.bytes)
 	}
 }
 

@@ -132,7 +132,7 @@ func (m *Manager) AddPeer(party, addr string) error {
 	}
 	p := m.peers[party]
 	if p == nil {
-		in := newInbound(m.cfg.MaxPartials)
+		in := newInbound(m.cfg.MaxPartials, uint64(m.cfg.MaxPartialBytes))
 		if m.cfg.SpoolDir != "" {
 			var err error
 			in, err = openInbound(m.cfg.MaxPartials, filepath.Join(m.cfg.SpoolDir, hex.EncodeToString([]byte(party))))
