@@ -116,7 +116,7 @@ func (m *Manager) runSession(ctx context.Context, tc *tls.Conn, party, dialer st
 	context.AfterFunc(s.ctx, func() { tc.Close() }) // unblocks a writer stuck on a dead link
 	if old, ok := m.register(s); !ok {
 		s.writeClose(bw, "duplicate link")
-		tc.Close()
+		s.cancel(errors.New("duplicate link"))
 		return
 	} else if old != nil {
 		old.shutdown("replaced by a newer link")
