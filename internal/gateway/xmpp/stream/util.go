@@ -7,4 +7,4 @@ import (
 )
 
 func stringsReader(s string) io.Reader { return strings.NewReader(s) }
-func bytesReader(b []byte) io.Reader    { return bytes.NewReader(b) }
+func bytesReader(b []byte) io.Reader   { return bytes.NewReader(b) }
