@@ -132,7 +132,7 @@ type Server struct {
 	cancel context.CancelCauseFunc
 	wg     sync.WaitGroup
 
-	mu       sync.Mutex // guards the fields below
+	mu       sync.Mutex                     // guards the fields below
 	sessions map[string]map[string]*session // bare JID -> resource -> session
 	conns    map[*session]struct{}          // every open connection
 	lns      []net.Listener
