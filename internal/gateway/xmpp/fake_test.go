@@ -11,11 +11,13 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -203,6 +205,15 @@ var serial int64 = 10
 
 // leaf issues a certificate for names (DNS SANs) and writes name.crt/.key.
 func (p *testPKI) leaf(t testing.TB, cn string, dns []string, ips []net.IP) tls.Certificate {
+	return p.leafAt(t, p.dir, cn, dns, ips)
+}
+
+// leafIn writes a certificate and key as dir/cn.crt and dir/cn.key.
+func (p *testPKI) leafIn(t testing.TB, dir, cn string, dns []string) {
+	p.leafAt(t, dir, cn, dns, nil)
+}
+
+func (p *testPKI) leafAt(t testing.TB, dir, cn string, dns []string, ips []net.IP) tls.Certificate {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	serial++
@@ -217,8 +228,8 @@ func (p *testPKI) leaf(t testing.TB, cn string, dns []string, ips []net.IP) tls.
 		t.Fatal(err)
 	}
 	kb, _ := x509.MarshalPKCS8PrivateKey(key)
-	os.WriteFile(filepath.Join(p.dir, cn+".crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	os.WriteFile(filepath.Join(p.dir, cn+".key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600)
+	os.WriteFile(filepath.Join(dir, cn+".crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(filepath.Join(dir, cn+".key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
@@ -234,7 +245,11 @@ type testNode struct {
 // alice (SECRET) and bob (RESTRICTED) and room ops (ceiling RESTRICTED).
 func startNode(t testing.TB) *testNode {
 	t.Helper()
-	pki := newTestPKI(t)
+	return startNodeWith(t, newTestPKI(t), nil)
+}
+
+func startNodeWith(t testing.TB, pki *testPKI, partners []Partner) *testNode {
+	t.Helper()
 	cert := pki.leaf(t, "c.test", []string{"c.test", "conference.c.test"}, []net.IP{net.IPv4(127, 0, 0, 1)})
 	users := &UserMap{}
 	for _, u := range []struct{ name, pw, clr string }{{"alice", "alicepw", "SECRET"}, {"bob", "bobpw", "RESTRICTED"}} {
@@ -249,8 +264,10 @@ func startNode(t testing.TB) *testNode {
 		Domain: "c.test", Party: "XCC",
 		TLS:   &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pki.pool, ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS12},
 		Users: users, Core: n.core, Auditor: n.audit,
-		Labels: fakeLabels{ceilings: map[string]string{"ops": "RESTRICTED"}},
-		Rooms:  []Room{{Name: "ops", Channel: "ops-chat"}},
+		Labels:   fakeLabels{ceilings: map[string]string{"ops": "RESTRICTED"}},
+		Rooms:    []Room{{Name: "ops", Channel: "ops-chat"}},
+		Partners: partners,
+		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -266,4 +283,11 @@ func startNode(t testing.TB) *testNode {
 	t.Cleanup(func() { srv.Close() })
 	n.srv, n.addr = srv, ln.Addr().String()
 	return n
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
 }

@@ -33,6 +33,7 @@ func (ss *session) handleMessage(e *stream.Element, raw []byte) {
 	cfg := &ss.srv.cfg
 	var channel, roomName string
 	var rm *room
+	var p *partner
 	switch {
 	case typ == "groupchat":
 		if to.Domain != cfg.MUCDomain || to.Resource != "" {
@@ -57,6 +58,14 @@ func (ss *session) handleMessage(e *stream.Element, raw []byte) {
 			return
 		}
 		channel = cfg.DirectChannel
+		if to.Domain != cfg.Domain {
+			p = ss.srv.partnerFor(to.Domain)
+			if p == nil {
+				ss.bounce(e, toS, "cancel", "remote-server-not-found", "", "no agreement with "+to.Domain)
+				return
+			}
+			channel = p.Channel
+		}
 	}
 	id := message.NewID()
 	label, reason := ss.ingressLabel(e, raw, channel)
@@ -74,6 +83,20 @@ func (ss *session) handleMessage(e *stream.Element, raw []byte) {
 	if rm != nil {
 		if ok, why := cfg.Labels.Permit(label, roomName); !ok {
 			reason := "label not permitted in room " + roomName + ": " + why
+			ss.srv.audit(AuditBounced, id.String(), reason)
+			ss.bounce(e, toS, "auth", "forbidden", "", reason)
+			return
+		}
+	}
+	if p != nil {
+		if !p.inForce(cfg.Now()) {
+			reason := "agreement with " + p.Domain + " not in force"
+			ss.srv.audit(AuditBounced, id.String(), reason)
+			ss.bounce(e, toS, "cancel", "remote-server-not-found", "", reason)
+			return
+		}
+		if ok, why := cfg.Labels.ACDF(label, p.Clearance); !ok {
+			reason := "label not releasable to " + p.Domain + ": " + why
 			ss.srv.audit(AuditBounced, id.String(), reason)
 			ss.bounce(e, toS, "auth", "forbidden", "", reason)
 			return
@@ -147,7 +170,7 @@ func (s *Server) deliver(d Delivery) {
 		rm.fanout(s, m, label)
 		return
 	}
-	if m.Channel != s.cfg.DirectChannel {
+	if m.Channel != s.cfg.DirectChannel && s.pByChan[m.Channel] == nil {
 		return
 	}
 	_, params, err := mime.ParseMediaType(m.ContentType)
@@ -155,8 +178,14 @@ func (s *Server) deliver(d Delivery) {
 		return
 	}
 	to, err := parseJID(params["to"])
-	if err != nil || to.Domain != s.cfg.Domain {
-		return // remote recipients are served by S2S
+	if err != nil {
+		return
+	}
+	if to.Domain != s.cfg.Domain {
+		if p := s.partnerFor(to.Domain); p != nil && m.Origin == s.cfg.Party {
+			s.egress(p, m, label, to)
+		}
+		return
 	}
 	from := m.Originator
 	for _, ss := range s.sessionsOf(to.Bare()) {

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -110,6 +111,8 @@ type Config struct {
 	Labels  Labels
 	Auditor Auditor
 	Rooms   []Room
+	// Partners are the partner XMPP domains reached over S2S.
+	Partners []Partner
 	// DirectChannel is the channel of 1:1 chat; default "xmpp-direct".
 	DirectChannel string
 	// MaxStanza bounds a stanza after authentication; default 256 KiB.
@@ -122,11 +125,13 @@ type Config struct {
 
 // Server is a running gateway.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	started time.Time
-	rooms   map[string]*room // by room localpart
-	byChan  map[string]*room
+	cfg      Config
+	log      *slog.Logger
+	started  time.Time
+	rooms    map[string]*room // by room localpart
+	byChan   map[string]*room
+	partners map[string]*partner // by domain
+	pByChan  map[string]*partner
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -134,7 +139,8 @@ type Server struct {
 
 	mu       sync.Mutex                     // guards the fields below
 	sessions map[string]map[string]*session // bare JID -> resource -> session
-	conns    map[*session]struct{}          // every open connection
+	conns    map[*session]struct{}          // every open client connection
+	raw      map[net.Conn]struct{}          // every open S2S connection
 	lns      []net.Listener
 	closed   bool
 }
@@ -173,7 +179,16 @@ func New(cfg Config) (*Server, error) {
 		lg = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, log: lg, rooms: map[string]*room{}, byChan: map[string]*room{},
-		sessions: map[string]map[string]*session{}, conns: map[*session]struct{}{}}
+		sessions: map[string]map[string]*session{}, conns: map[*session]struct{}{},
+		raw: map[net.Conn]struct{}{}, partners: map[string]*partner{}, pByChan: map[string]*partner{}}
+	for _, p := range cfg.Partners {
+		if p.Domain == "" || p.Addr == "" || p.Roots == nil || p.Channel == "" {
+			return nil, fmt.Errorf("xmpp: partner %q needs a domain, an address, pinned roots and a channel", p.Domain)
+		}
+		pp := &partner{Partner: p}
+		s.partners[strings.ToLower(p.Domain)] = pp
+		s.pByChan[p.Channel] = pp
+	}
 	for _, r := range cfg.Rooms {
 		if r.Name == "" || r.Channel == "" {
 			return nil, fmt.Errorf("xmpp: room %q needs a name and a channel", r.Name)
@@ -197,6 +212,9 @@ func (s *Server) Start(ctx context.Context) error {
 	chans := []string{s.cfg.DirectChannel}
 	for _, r := range s.cfg.Rooms {
 		chans = append(chans, r.Channel)
+	}
+	for _, p := range s.cfg.Partners {
+		chans = append(chans, p.Channel)
 	}
 	for _, ch := range chans {
 		sub, err := s.cfg.Core.Subscribe(s.ctx, ch, 0)
@@ -286,6 +304,9 @@ func (s *Server) Close() error {
 	for ss := range s.conns {
 		all = append(all, ss)
 	}
+	for c := range s.raw {
+		c.Close()
+	}
 	s.mu.Unlock()
 	s.cancel(errors.New("xmpp: server closed"))
 	for _, ln := range lns {
@@ -299,6 +320,7 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) audit(kind, id, reason string) {
+	s.log.Debug("xmpp: audit", "kind", kind, "id", id, "reason", reason)
 	if s.cfg.Auditor != nil {
 		s.cfg.Auditor.Record(s.ctx, kind, id, reason)
 	}
