@@ -234,6 +234,7 @@ func (p *testPKI) leafAt(t testing.TB, dir, cn string, dns []string, ips []net.I
 }
 
 type testNode struct {
+	users *UserMap
 	srv   *Server
 	core  *fakeCore
 	audit *fakeAuditor
@@ -259,7 +260,7 @@ func startNodeWith(t testing.TB, pki *testPKI, partners []Partner) *testNode {
 		}
 		users.Add(uu)
 	}
-	n := &testNode{core: newFakeCore(), audit: &fakeAuditor{}, pki: pki}
+	n := &testNode{core: newFakeCore(), audit: &fakeAuditor{}, pki: pki, users: users}
 	srv, err := New(Config{
 		Domain: "c.test", Party: "XCC",
 		TLS:   &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pki.pool, ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS12},
