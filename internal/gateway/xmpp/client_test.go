@@ -142,7 +142,7 @@ func (c *testClient) next(local string, timeout time.Duration) (*stream.Element,
 		if err != nil {
 			return nil, nil, err
 		}
-		if e.Name.Local == local {
+		if local == "" || e.Name.Local == local {
 			return e, raw, nil
 		}
 	}

@@ -79,6 +79,8 @@ func (ss *session) handleIQ(e *stream.Element, raw []byte) {
 		ss.discoInfo(e, target, to)
 	case ns == nsDiscoItems && typ == "get":
 		ss.discoItems(e, target, to)
+	case ns == nsMAM && q.Name.Local == "query" && typ == "set":
+		ss.mamQuery(e, q, target, to)
 	case (ns == nsCatalog2 || ns == nsCatalog0) && q.Name.Local == "catalog" && typ == "get":
 		ss.catalog(e, q, ns, to)
 	default:
@@ -104,20 +106,20 @@ func (ss *session) discoInfo(e *stream.Element, target jid, to string) {
 	switch {
 	case target.Local == "" && target.Domain == cfg.Domain:
 		body = identity("server", "im", "Liaison") + features(nsDiscoInfo, nsDiscoItems, nsPing, nsRoster,
-			nsSecLabel, nsCatalog2, nsCatalog0)
+			nsSecLabel, nsCatalog2, nsCatalog0, nsMAM, nsSM)
 	case target.Local == "" && target.Domain == cfg.MUCDomain:
 		body = identity("conference", "text", "Liaison rooms") + features(nsDiscoInfo, nsDiscoItems, nsMUC,
 			nsSecLabel, nsCatalog2, nsCatalog0)
 	case target.Domain == cfg.MUCDomain && ss.srv.rooms[target.Local] != nil:
 		rm := ss.srv.rooms[target.Local]
-		body = identity("conference", "text", rm.Name) + features(nsDiscoInfo, nsMUC, "muc_persistent",
+		body = identity("conference", "text", rm.Name) + features(nsDiscoInfo, nsMUC, nsMAM, "muc_persistent",
 			"muc_public", "muc_open", "muc_unmoderated", "muc_nonanonymous", nsSecLabel, nsCatalog2, nsCatalog0)
 	case target.Domain == cfg.Domain && target.Local != "":
 		if _, ok := cfg.Users.User(target.Local); !ok {
 			ss.iqError(e, to, "cancel", "item-not-found")
 			return
 		}
-		body = identity("account", "registered", target.Local) + features(nsDiscoInfo)
+		body = identity("account", "registered", target.Local) + features(nsDiscoInfo, nsMAM)
 	default:
 		ss.iqError(e, to, "cancel", "item-not-found")
 		return

@@ -142,6 +142,7 @@ type Server struct {
 	conns    map[*session]struct{}          // every open client connection
 	raw      map[net.Conn]struct{}          // every open S2S connection
 	lns      []net.Listener
+	lastSeq  map[string]uint64 // highest sequence seen live, per channel
 	closed   bool
 }
 
@@ -180,7 +181,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: lg, rooms: map[string]*room{}, byChan: map[string]*room{},
 		sessions: map[string]map[string]*session{}, conns: map[*session]struct{}{},
-		raw: map[net.Conn]struct{}{}, partners: map[string]*partner{}, pByChan: map[string]*partner{}}
+		raw: map[net.Conn]struct{}{}, lastSeq: map[string]uint64{}, partners: map[string]*partner{}, pByChan: map[string]*partner{}}
 	for _, p := range cfg.Partners {
 		if p.Domain == "" || p.Addr == "" || p.Roots == nil || p.Channel == "" {
 			return nil, fmt.Errorf("xmpp: partner %q needs a domain, an address, pinned roots and a channel", p.Domain)
@@ -232,6 +233,7 @@ func (s *Server) Start(ctx context.Context) error {
 					if !ok {
 						return
 					}
+					s.noteSeq(ch, d.Seq)
 					s.deliver(d)
 				}
 			}

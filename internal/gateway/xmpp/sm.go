@@ -1,0 +1,3 @@
+package xmpp
+
+const nsSM = "urn:xmpp:sm:3"
