@@ -29,7 +29,14 @@ type clientOpts struct {
 	external                     bool // SASL EXTERNAL with the TLS client certificate
 }
 
-func dialClient(o clientOpts) (*testClient, error) {
+func dialClient(o clientOpts) (*testClient, error) { return dialSession(o, "", 0) }
+
+// dialResume authenticates and resumes XEP-0198 session previd.
+func dialResume(o clientOpts, previd string, h int) (*testClient, error) {
+	return dialSession(o, previd, h)
+}
+
+func dialSession(o clientOpts, previd string, h int) (*testClient, error) {
 	c, err := net.DialTimeout("tcp", o.addr, 5*time.Second)
 	if err != nil {
 		return nil, err
@@ -108,6 +115,16 @@ func dialClient(o clientOpts) (*testClient, error) {
 	}
 	if _, err := open(); err != nil {
 		return fail(err)
+	}
+	if previd != "" {
+		cl.conn.Write([]byte(fmt.Sprintf("<resume xmlns='urn:xmpp:sm:3' previd='%s' h='%d'/>", previd, h)))
+		e, _, err := cl.r.Next()
+		if err != nil || e.Name.Local != "resumed" {
+			return fail(fmt.Errorf("resume failed: %v", err))
+		}
+		c.SetDeadline(time.Time{})
+		cl.conn.SetDeadline(time.Time{})
+		return cl, nil
 	}
 	cl.conn.Write([]byte("<iq type='set' id='b'><bind xmlns='" + nsBind + "'><resource>load</resource></bind></iq>"))
 	e, _, err := cl.r.Next()

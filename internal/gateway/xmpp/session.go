@@ -39,6 +39,9 @@ type session struct {
 	jid  jid
 	lang string
 
+	sm      // XEP-0198 state
+	resumed bool
+
 	out       chan []byte
 	done      chan struct{}
 	closeOnce sync.Once
@@ -59,6 +62,14 @@ func (ss *session) close() {
 // send queues b for the client; a client too slow to drain its queue is
 // disconnected rather than let memory grow.
 func (ss *session) send(b []byte) {
+	if ss.smOn.Load() && isStanza(b) {
+		ss.smTrack(b)
+		return
+	}
+	ss.enqueue(b)
+}
+
+func (ss *session) enqueue(b []byte) {
 	select {
 	case ss.out <- b:
 	case <-ss.done:
@@ -114,11 +125,20 @@ func (ss *session) run() {
 	ss.conn.SetDeadline(time.Time{})
 	ss.writerWG.Add(1)
 	go ss.writer()
+	clean := false
 	defer func() {
+		if !clean && ss.detach() {
+			ss.close()
+			ss.writerWG.Wait()
+			return
+		}
 		ss.srv.unregister(ss)
 		ss.close()
 		ss.writerWG.Wait()
 	}()
+	if ss.resumed {
+		ss.retransmit()
+	}
 	ss.r.SetLimit(ss.srv.cfg.MaxStanza)
 	for {
 		e, raw, err := ss.r.Next()
@@ -126,9 +146,17 @@ func (ss *session) run() {
 			if errors.Is(err, stream.ErrTooLarge) {
 				ss.send([]byte("<stream:error><policy-violation xmlns='" + nsStreams + "'/></stream:error></stream:stream>"))
 			} else if errors.Is(err, stream.ErrStreamEnd) {
-				ss.send([]byte("</stream:stream>"))
+				clean = true
+				ss.enqueue([]byte("</stream:stream>"))
 			}
 			return
+		}
+		if e.Name.Space == nsSM {
+			ss.handleSM(e)
+			continue
+		}
+		if ss.smOn.Load() {
+			ss.hIn++
 		}
 		if e.Name.Space != stream.NSClient {
 			ss.send([]byte("<stream:error><unsupported-stanza-type xmlns='" + nsStreams + "'/></stream:error></stream:stream>"))
@@ -245,6 +273,13 @@ func (ss *session) negotiate() error {
 		e, raw, err := ss.r.Next()
 		if err != nil {
 			return err
+		}
+		if e.Name.Space == nsSM && e.Name.Local == "resume" {
+			if ss.srv.resume(ss, e) {
+				return nil
+			}
+			ss.writeNow("<failed xmlns='" + nsSM + "'><item-not-found xmlns='" + nsStanzas + "'/></failed>")
+			continue
 		}
 		if e.Name.Local == "iq" {
 			if b := e.Child(nsBind, "bind"); b != nil && e.AttrValue("type") == "set" {
@@ -384,7 +419,7 @@ func (ss *session) externalAuth(authz []byte) (*User, error) {
 	return u, nil
 }
 
-func (s *Server) extraFeatures() string { return "" }
+func (s *Server) extraFeatures() string { return "<sm xmlns='" + nsSM + "'/>" }
 
 func (s *Server) register(ss *session) {
 	s.mu.Lock()
@@ -404,6 +439,9 @@ func (s *Server) unregister(ss *session) {
 	s.leaveAll(ss)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if ss.smID != "" && s.smIDs[ss.smID] == ss {
+		delete(s.smIDs, ss.smID)
+	}
 	if m := s.sessions[ss.jid.Bare()]; m != nil && m[ss.jid.Resource] == ss {
 		delete(m, ss.jid.Resource)
 		if len(m) == 0 {

@@ -115,6 +115,9 @@ type Config struct {
 	Partners []Partner
 	// DirectChannel is the channel of 1:1 chat; default "xmpp-direct".
 	DirectChannel string
+	// ResumeTimeout is how long a XEP-0198 session that lost its connection
+	// waits to be resumed; default 60s.
+	ResumeTimeout time.Duration
 	// MaxStanza bounds a stanza after authentication; default 256 KiB.
 	MaxStanza int
 	// Logger receives state transitions; nil discards.
@@ -142,7 +145,8 @@ type Server struct {
 	conns    map[*session]struct{}          // every open client connection
 	raw      map[net.Conn]struct{}          // every open S2S connection
 	lns      []net.Listener
-	lastSeq  map[string]uint64 // highest sequence seen live, per channel
+	lastSeq  map[string]uint64   // highest sequence seen live, per channel
+	smIDs    map[string]*session // resumable XEP-0198 sessions by id
 	closed   bool
 }
 
@@ -172,6 +176,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxStanza <= 0 {
 		cfg.MaxStanza = 256 << 10
 	}
+	if cfg.ResumeTimeout <= 0 {
+		cfg.ResumeTimeout = 60 * time.Second
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -181,7 +188,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: lg, rooms: map[string]*room{}, byChan: map[string]*room{},
 		sessions: map[string]map[string]*session{}, conns: map[*session]struct{}{},
-		raw: map[net.Conn]struct{}{}, lastSeq: map[string]uint64{}, partners: map[string]*partner{}, pByChan: map[string]*partner{}}
+		raw: map[net.Conn]struct{}{}, lastSeq: map[string]uint64{}, smIDs: map[string]*session{}, partners: map[string]*partner{}, pByChan: map[string]*partner{}}
 	for _, p := range cfg.Partners {
 		if p.Domain == "" || p.Addr == "" || p.Roots == nil || p.Channel == "" {
 			return nil, fmt.Errorf("xmpp: partner %q needs a domain, an address, pinned roots and a channel", p.Domain)
