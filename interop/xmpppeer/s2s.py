@@ -61,6 +61,26 @@ async def run(a):
         m.send()
         got = await asyncio.wait_for(carol.inbox.get(), 15)
         check("above-peer-clearance-not-delivered", got["body"] == "marker", got["body"])
+
+        room = "ops@conference.%s" % a.domain
+        await alice["xep_0045"].join_muc_wait(room, "alice", maxstanzas=0, timeout=10)
+        await carol["xep_0045"].join_muc_wait(room, "carol", maxstanzas=0, timeout=20)
+        check("muc-remote-join", True)
+        m = alice.make_message(mto=room, mbody="room to prosody", mtype="groupchat")
+        m.xml.append(make_label("RESTRICTED"))
+        m.send()
+        got = await asyncio.wait_for(carol.inbox.get(), 15)
+        cls, _ = classification(got)
+        check("muc-liaison-to-prosody", got["body"] == "room to prosody" and cls == "RESTRICTED" and
+              str(got["from"]) == room + "/alice", (got["body"], cls, got["from"]))
+        await asyncio.wait_for(alice.inbox.get(), 15)  # alice's own echo
+        m = carol.make_message(mto=room, mbody="room from prosody", mtype="groupchat")
+        m.xml.append(make_label("RESTRICTED"))
+        m.send()
+        got = await asyncio.wait_for(alice.inbox.get(), 15)
+        cls, _ = classification(got)
+        check("muc-prosody-to-liaison", got["body"] == "room from prosody" and cls == "RESTRICTED" and
+              str(got["from"]) == room + "/carol", (got["body"], cls, got["from"]))
     else:
         await drain(alice.errors)
         m = alice.make_message(mto=carol_jid, mbody="after expiry", mtype="chat")

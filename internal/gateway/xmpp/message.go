@@ -193,7 +193,7 @@ func (s *Server) deliver(d Delivery) {
 			s.audit(AuditWithheld, m.ID.String(), "recipient "+to.Bare()+" not cleared: "+why)
 			continue
 		}
-		st, err := s.stanza(m, label, from, ss, "chat")
+		st, err := s.stanza(m, label, from, ss.jid.String(), ss.lang, "chat")
 		if err != nil {
 			s.audit(AuditWithheld, m.ID.String(), err.Error())
 			continue
@@ -204,15 +204,15 @@ func (s *Server) deliver(d Delivery) {
 
 var errNoMarking = errors.New("no display marking")
 
-func (s *Server) stanza(m *message.Message, label []byte, from string, to *session, typ string) ([]byte, error) {
-	sl, err := s.secLabelXML(label, to.lang)
+func (s *Server) stanza(m *message.Message, label []byte, from, to, lang, typ string) ([]byte, error) {
+	sl, err := s.secLabelXML(label, lang)
 	if err != nil {
 		return nil, errors.Join(errNoMarking, err)
 	}
 	var b strings.Builder
 	b.Grow(256 + len(m.Body) + len(sl))
 	b.WriteString("<message type='" + typ + "' id='" + m.ID.String() + "' from='" + esc(from) + "' to='" +
-		esc(to.jid.String()) + "'><body>")
+		esc(to) + "'><body>")
 	b.WriteString(esc(string(m.Body)))
 	b.WriteString("</body>")
 	b.WriteString(sl)

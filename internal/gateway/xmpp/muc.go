@@ -8,9 +8,52 @@ import (
 	"liaison/internal/message"
 )
 
+// occupant is a room member: a local session, or a partner user reached
+// over S2S (remote set, clearance = the agreement's peer clearance).
 type occupant struct {
-	nick string
-	sess *session
+	nick   string
+	sess   *session
+	remote *partner
+	rjid   jid // full JID of a remote occupant
+}
+
+func (o *occupant) full() string {
+	if o.sess != nil {
+		return o.sess.jid.String()
+	}
+	return o.rjid.String()
+}
+
+func (o *occupant) bare() string {
+	if o.sess != nil {
+		return o.sess.jid.Bare()
+	}
+	return o.rjid.Bare()
+}
+
+func (o *occupant) clearance() []byte {
+	if o.sess != nil {
+		return o.sess.user.Clearance
+	}
+	return o.remote.Clearance
+}
+
+func (o *occupant) lang() string {
+	if o.sess != nil {
+		return o.sess.lang
+	}
+	return ""
+}
+
+// sendTo writes a stanza from the room service to an occupant.
+func (s *Server) sendTo(o *occupant, b []byte) {
+	if o.sess != nil {
+		o.sess.send(b)
+		return
+	}
+	if err := s.sendPartner(o.remote, s.cfg.MUCDomain, b); err != nil {
+		s.log.Debug("xmpp: room delivery to partner failed", "partner", o.remote.Domain, "err", err)
+	}
 }
 
 type room struct {
@@ -30,6 +73,17 @@ func (r *room) isOccupant(ss *session) bool {
 	return false
 }
 
+func (r *room) remoteOccupant(full jid) *occupant {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, o := range r.occupants {
+		if o.sess == nil && o.rjid == full {
+			return o
+		}
+	}
+	return nil
+}
+
 func (r *room) snapshot() []*occupant {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -44,7 +98,7 @@ func (r *room) nickOf(bare string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, o := range r.occupants {
-		if o.sess.jid.Bare() == bare {
+		if o.bare() == bare {
 			return o.nick
 		}
 	}
@@ -56,19 +110,24 @@ func (r *room) nickOf(bare string) string {
 
 // fanout delivers a room message to each occupant cleared for its label
 // (XEP-0258 §5.2.4); others are skipped and the withholding audited.
+// Remote occupants are judged by their partner's peer clearance.
 func (r *room) fanout(s *Server, m *message.Message, label []byte) {
 	from := r.Name + "@" + s.cfg.MUCDomain + "/" + r.nickOf(m.Originator)
 	for _, o := range r.snapshot() {
-		if ok, why := s.cfg.Labels.ACDF(label, o.sess.user.Clearance); !ok {
-			s.audit(AuditWithheld, m.ID.String(), "occupant "+o.sess.jid.Bare()+" not cleared: "+why)
+		if o.remote != nil && !o.remote.inForce(s.cfg.Now()) {
+			s.audit(AuditWithheld, m.ID.String(), "agreement with "+o.remote.Domain+" not in force")
 			continue
 		}
-		st, err := s.stanza(m, label, from, o.sess, "groupchat")
+		if ok, why := s.cfg.Labels.ACDF(label, o.clearance()); !ok {
+			s.audit(AuditWithheld, m.ID.String(), "occupant "+o.bare()+" not cleared: "+why)
+			continue
+		}
+		st, err := s.stanza(m, label, from, o.full(), o.lang(), "groupchat")
 		if err != nil {
 			s.audit(AuditWithheld, m.ID.String(), err.Error())
 			continue
 		}
-		o.sess.send(st)
+		s.sendTo(o, st)
 	}
 }
 
@@ -110,10 +169,15 @@ func (ss *session) handlePresence(e *stream.Element, raw []byte) {
 	if err != nil || to.Domain != ss.srv.cfg.MUCDomain {
 		return
 	}
-	rm := ss.srv.rooms[to.Local]
-	errPres := func(cond, typ string) {
-		ss.send([]byte("<presence type='error' from='" + esc(toS) + "' to='" + esc(ss.jid.String()) +
-			"'><error type='" + typ + "'><" + cond + " xmlns='" + nsStanzas + "'/></error></presence>"))
+	ss.srv.roomPresence(&occupant{sess: ss}, to, e.AttrValue("type"))
+}
+
+// roomPresence joins or leaves a room for a local or remote occupant.
+func (s *Server) roomPresence(who *occupant, to jid, typ string) {
+	rm := s.rooms[to.Local]
+	errPres := func(cond, etyp string) {
+		s.sendTo(who, []byte("<presence type='error' from='"+esc(to.String())+"' to='"+esc(who.full())+
+			"'><error type='"+etyp+"'><"+cond+" xmlns='"+nsStanzas+"'/></error></presence>"))
 	}
 	if rm == nil {
 		errPres("item-not-found", "cancel")
@@ -123,48 +187,49 @@ func (ss *session) handlePresence(e *stream.Element, raw []byte) {
 		errPres("jid-malformed", "modify")
 		return
 	}
-	roomJID := rm.Name + "@" + ss.srv.cfg.MUCDomain
-	switch e.AttrValue("type") {
-	case "":
-		rm.mu.Lock()
-		if o := rm.occupants[to.Resource]; o != nil && o.sess != ss {
-			rm.mu.Unlock()
-			errPres("conflict", "cancel")
-			return
-		}
-		var others []*occupant
-		for _, o := range rm.occupants {
-			if o.sess != ss {
-				others = append(others, o)
-			}
-		}
-		// One nick per session: a nick change replaces the old one.
-		for n, o := range rm.occupants {
-			if o.sess == ss {
-				delete(rm.occupants, n)
-			}
-		}
-		rm.occupants[to.Resource] = &occupant{nick: to.Resource, sess: ss}
-		rm.mu.Unlock()
-		for _, o := range others {
-			ss.send(presenceXML(roomJID+"/"+o.nick, ss.jid.String(), "", false, o.sess.jid.String()))
-			o.sess.send(presenceXML(roomJID+"/"+to.Resource, o.sess.jid.String(), "", false, ss.jid.String()))
-		}
-		ss.send(presenceXML(roomJID+"/"+to.Resource, ss.jid.String(), "", true, ss.jid.String()))
-		ss.send([]byte("<message type='groupchat' from='" + esc(roomJID) + "' to='" + esc(ss.jid.String()) +
-			"' id='" + randomID() + "'><subject/></message>"))
-	case "unavailable":
-		ss.srv.leave(rm, ss)
+	if typ == "unavailable" {
+		s.leave(rm, who)
+		return
 	}
+	if typ != "" {
+		return
+	}
+	roomJID := rm.Name + "@" + s.cfg.MUCDomain
+	same := func(o *occupant) bool { return o.full() == who.full() }
+	rm.mu.Lock()
+	if o := rm.occupants[to.Resource]; o != nil && !same(o) {
+		rm.mu.Unlock()
+		errPres("conflict", "cancel")
+		return
+	}
+	var others []*occupant
+	for n, o := range rm.occupants {
+		if same(o) {
+			delete(rm.occupants, n) // one nick per occupant: a nick change replaces it
+		} else {
+			others = append(others, o)
+		}
+	}
+	who.nick = to.Resource
+	rm.occupants[to.Resource] = who
+	rm.mu.Unlock()
+	for _, o := range others {
+		s.sendTo(who, presenceXML(roomJID+"/"+o.nick, who.full(), "", false, o.full()))
+		s.sendTo(o, presenceXML(roomJID+"/"+who.nick, o.full(), "", false, who.full()))
+	}
+	s.sendTo(who, presenceXML(roomJID+"/"+who.nick, who.full(), "", true, who.full()))
+	s.sendTo(who, []byte("<message type='groupchat' from='"+esc(roomJID)+"' to='"+esc(who.full())+
+		"' id='"+randomID()+"'><subject/></message>"))
 }
 
-func (s *Server) leave(rm *room, ss *session) {
+// leave removes an occupant (matched by full JID) and tells the room.
+func (s *Server) leave(rm *room, who *occupant) {
 	roomJID := rm.Name + "@" + s.cfg.MUCDomain
 	rm.mu.Lock()
-	nick := ""
+	var gone *occupant
 	for n, o := range rm.occupants {
-		if o.sess == ss {
-			nick = n
+		if (who.sess != nil && o.sess == who.sess) || (who.sess == nil && o.sess == nil && o.rjid == who.rjid) {
+			gone = o
 			delete(rm.occupants, n)
 		}
 	}
@@ -173,17 +238,17 @@ func (s *Server) leave(rm *room, ss *session) {
 		rest = append(rest, o)
 	}
 	rm.mu.Unlock()
-	if nick == "" {
+	if gone == nil {
 		return
 	}
-	ss.send(presenceXML(roomJID+"/"+nick, ss.jid.String(), "unavailable", true, ss.jid.String()))
+	s.sendTo(gone, presenceXML(roomJID+"/"+gone.nick, gone.full(), "unavailable", true, gone.full()))
 	for _, o := range rest {
-		o.sess.send(presenceXML(roomJID+"/"+nick, o.sess.jid.String(), "unavailable", false, ss.jid.String()))
+		s.sendTo(o, presenceXML(roomJID+"/"+gone.nick, o.full(), "unavailable", false, gone.full()))
 	}
 }
 
 func (s *Server) leaveAll(ss *session) {
 	for _, rm := range s.rooms {
-		s.leave(rm, ss)
+		s.leave(rm, &occupant{sess: ss})
 	}
 }

@@ -127,7 +127,8 @@ func TestProsodyS2S(t *testing.T) {
 		"--partner-host", ipB, "--partner-port", fmt.Sprint(prosody.c2s), "--partner-domain", "b.test"}
 	res, log := runPeer(t, "s2s.py", append(args, "--phase", "active")...)
 	for _, want := range []string{"login-both", "chat-liaison-to-prosody", "chat-prosody-to-liaison",
-		"unlabelled-gets-default", "above-peer-clearance-bounced", "above-peer-clearance-not-delivered"} {
+		"unlabelled-gets-default", "above-peer-clearance-bounced", "above-peer-clearance-not-delivered",
+		"muc-remote-join", "muc-liaison-to-prosody", "muc-prosody-to-liaison"} {
 		if !res[want] {
 			t.Errorf("check %s did not pass\n%s", want, log)
 		}

@@ -42,8 +42,8 @@ type Partner struct {
 
 type partner struct {
 	Partner
-	mu  sync.Mutex // guards out
-	out *s2sLink
+	mu  sync.Mutex          // guards out
+	out map[string]*s2sLink // by local domain (ours, or our room service)
 }
 
 func (p *partner) inForce(now time.Time) bool { return p.InForce == nil || p.InForce(now) }
@@ -128,7 +128,11 @@ func (s *Server) serveS2SIn(c net.Conn) {
 	if err != nil {
 		return
 	}
-	writeStr(c, s2sHeader(s.cfg.Domain, h.From))
+	local := s.cfg.Domain
+	if strings.EqualFold(h.To, s.cfg.MUCDomain) {
+		local = s.cfg.MUCDomain
+	}
+	writeStr(c, s2sHeader(local, h.From))
 	p := s.partnerFor(strings.ToLower(h.From))
 	switch {
 	case h.NS != stream.NSServer:
@@ -173,7 +177,7 @@ func (s *Server) serveS2SIn(c net.Conn) {
 	if _, err := r.Header(); err != nil {
 		return
 	}
-	writeStr(c, s2sHeader(s.cfg.Domain, p.Domain)+"<stream:features><mechanisms xmlns='"+nsSASL+
+	writeStr(c, s2sHeader(local, p.Domain)+"<stream:features><mechanisms xmlns='"+nsSASL+
 		"'><mechanism>EXTERNAL</mechanism></mechanisms></stream:features>")
 	e, _, err = r.Next()
 	if err != nil || e.Name.Space != nsSASL || e.Name.Local != "auth" || e.AttrValue("mechanism") != "EXTERNAL" {
@@ -190,7 +194,7 @@ func (s *Server) serveS2SIn(c net.Conn) {
 		return
 	}
 	// No bidi: a partner opens its own stream for our traffic to it.
-	writeStr(c, s2sHeader(s.cfg.Domain, p.Domain)+"<stream:features/>")
+	writeStr(c, s2sHeader(local, p.Domain)+"<stream:features/>")
 	c.SetDeadline(time.Time{})
 	r.SetLimit(s.cfg.MaxStanza)
 	s.log.Info("xmpp: s2s inbound authenticated", "partner", p.Domain)
@@ -216,7 +220,20 @@ func (s *Server) serveS2SIn(c net.Conn) {
 			refuse("invalid-from")
 			return
 		}
-		if e.Name.Local == "message" {
+		to, err := parseJID(e.AttrValue("to"))
+		if err != nil || (to.Domain != s.cfg.Domain && to.Domain != s.cfg.MUCDomain) {
+			refuse("improper-addressing")
+			return
+		}
+		switch {
+		case e.Name.Local == "presence" && to.Domain == s.cfg.MUCDomain:
+			if e.Child(nsSecLabel, "securitylabel") != nil {
+				continue // XEP-0258 §5: presence must not carry labels; discarded
+			}
+			s.roomPresence(&occupant{remote: p, rjid: from}, to, e.AttrValue("type"))
+		case e.Name.Local == "message" && to.Domain == s.cfg.MUCDomain:
+			s.fromPartnerRoom(p, from, to, e, raw)
+		case e.Name.Local == "message":
 			s.fromPartner(p, from, e, raw)
 		}
 	}
@@ -236,31 +253,8 @@ func (s *Server) fromPartner(p *partner, from jid, e *stream.Element, raw []byte
 		return
 	}
 	id := message.NewID()
-	var label []byte
-	sl, found, err := parseSecLabel(e, raw)
-	switch {
-	case err != nil:
-		s.audit(AuditBounced, id.String(), "from "+p.Domain+": "+err.Error())
-		s.bounceRemote(p, e, from, "modify", "not-acceptable", "malformed security label")
-		return
-	case !found || sl.Label == nil:
-		label = p.DefaultLabel
-	default:
-		label, err = s.cfg.Labels.Parse(sl.Label)
-		if err != nil {
-			s.audit(AuditBounced, id.String(), "from "+p.Domain+": unreadable label: "+err.Error())
-			s.bounceRemote(p, e, from, "modify", "not-acceptable", "unreadable security label")
-			return
-		}
-	}
-	if len(label) == 0 {
-		s.audit(AuditBounced, id.String(), "from "+p.Domain+": unlabelled and no default label")
-		s.bounceRemote(p, e, from, "modify", "not-acceptable", "label required")
-		return
-	}
-	if ok, why := s.cfg.Labels.ACDF(label, p.Clearance); !ok {
-		s.audit(AuditBounced, id.String(), "from "+p.Domain+": above peer clearance: "+why)
-		s.bounceRemote(p, e, from, "auth", "forbidden", "label not permitted by the agreement")
+	label, ok := s.partnerLabel(p, from, e, raw, id.String())
+	if !ok {
 		return
 	}
 	m := &message.Message{
@@ -290,7 +284,8 @@ func (s *Server) bounceRemote(p *partner, e *stream.Element, to jid, typ, cond, 
 		b.WriteString("<text xmlns='" + nsStanzas + "'>" + esc(text) + "</text>")
 	}
 	b.WriteString("</error></message>")
-	s.sendPartner(p, []byte(b.String()))
+	local, _ := parseJID(e.AttrValue("to"))
+	s.sendPartner(p, local.Domain, []byte(b.String()))
 }
 
 // egress sends a locally originated message to a partner user after the
@@ -312,14 +307,17 @@ func (s *Server) egress(p *partner, m *message.Message, label []byte, to jid) {
 	}
 	st := "<message type='chat' id='" + m.ID.String() + "' from='" + esc(m.Originator) + "' to='" + esc(to.Bare()) +
 		"'><body>" + esc(string(m.Body)) + "</body>" + sl + "</message>"
-	if err := s.sendPartner(p, []byte(st)); err != nil {
+	if err := s.sendPartner(p, s.cfg.Domain, []byte(st)); err != nil {
 		s.audit(AuditWithheld, m.ID.String(), "link to "+p.Domain+": "+err.Error())
 	}
 }
 
 // sendPartner writes a stanza on the outbound link, dialling it if needed.
-func (s *Server) sendPartner(p *partner, b []byte) error {
-	l, err := s.link(p)
+func (s *Server) sendPartner(p *partner, local string, b []byte) error {
+	if local != s.cfg.MUCDomain {
+		local = s.cfg.Domain
+	}
+	l, err := s.link(p, local)
 	if err != nil {
 		return err
 	}
@@ -333,26 +331,29 @@ func (s *Server) sendPartner(p *partner, b []byte) error {
 	return nil
 }
 
-func (s *Server) link(p *partner) (*s2sLink, error) {
+func (s *Server) link(p *partner, local string) (*s2sLink, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.out != nil {
+	if l := p.out[local]; l != nil {
 		select {
-		case <-p.out.dead:
-			p.out = nil
+		case <-l.dead:
+			delete(p.out, local)
 		default:
-			return p.out, nil
+			return l, nil
 		}
 	}
 	if !p.inForce(s.cfg.Now()) {
 		return nil, fmt.Errorf("agreement with %q not in force", p.Domain)
 	}
-	c, r, err := s.dialPartner(p)
+	c, r, err := s.dialPartner(p, local)
 	if err != nil {
 		return nil, err
 	}
 	l := &s2sLink{conn: c, dead: make(chan struct{})}
-	p.out = l
+	if p.out == nil {
+		p.out = map[string]*s2sLink{}
+	}
+	p.out[local] = l
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -373,7 +374,7 @@ func (s *Server) link(p *partner) (*s2sLink, error) {
 // dialPartner opens and authenticates an outbound stream: STARTTLS with the
 // partner's name verified against its pinned CA, then SASL EXTERNAL with
 // our certificate. The returned connection is ready for stanzas.
-func (s *Server) dialPartner(p *partner) (net.Conn, *stream.Reader, error) {
+func (s *Server) dialPartner(p *partner, local string) (net.Conn, *stream.Reader, error) {
 	d := net.Dialer{Timeout: 10 * time.Second}
 	c, err := d.DialContext(s.ctx, "tcp", p.Addr)
 	if err != nil {
@@ -385,7 +386,7 @@ func (s *Server) dialPartner(p *partner) (net.Conn, *stream.Reader, error) {
 	}
 	c.SetDeadline(time.Now().Add(negTimeout))
 	open := func() (*stream.Reader, *stream.Element, error) {
-		if err := writeStr(c, s2sHeader(s.cfg.Domain, p.Domain)); err != nil {
+		if err := writeStr(c, s2sHeader(local, p.Domain)); err != nil {
 			return nil, nil, err
 		}
 		r := stream.NewReader(c)
@@ -433,7 +434,7 @@ func (s *Server) dialPartner(p *partner) (net.Conn, *stream.Reader, error) {
 	if !ext {
 		return fail(errors.New("partner does not offer SASL EXTERNAL"))
 	}
-	writeStr(c, "<auth xmlns='"+nsSASL+"' mechanism='EXTERNAL'>"+base64.StdEncoding.EncodeToString([]byte(s.cfg.Domain))+"</auth>")
+	writeStr(c, "<auth xmlns='"+nsSASL+"' mechanism='EXTERNAL'>"+base64.StdEncoding.EncodeToString([]byte(local))+"</auth>")
 	if e, _, err := r.Next(); err != nil || e.Name.Local != "success" {
 		return fail(errors.New("sasl external refused"))
 	}
@@ -444,4 +445,73 @@ func (s *Server) dialPartner(p *partner) (net.Conn, *stream.Reader, error) {
 	r.SetLimit(s.cfg.MaxStanza)
 	s.log.Info("xmpp: s2s outbound authenticated", "partner", p.Domain)
 	return c, r, nil
+}
+
+// partnerLabel returns the effective label of a partner's message, checked
+// against the peer clearance; on refusal it audits and bounces.
+func (s *Server) partnerLabel(p *partner, from jid, e *stream.Element, raw []byte, id string) ([]byte, bool) {
+	var label []byte
+	sl, found, err := parseSecLabel(e, raw)
+	switch {
+	case err != nil:
+		s.audit(AuditBounced, id, "from "+p.Domain+": "+err.Error())
+		s.bounceRemote(p, e, from, "modify", "not-acceptable", "malformed security label")
+		return nil, false
+	case !found || sl.Label == nil:
+		label = p.DefaultLabel
+	default:
+		label, err = s.cfg.Labels.Parse(sl.Label)
+		if err != nil {
+			s.audit(AuditBounced, id, "from "+p.Domain+": unreadable label: "+err.Error())
+			s.bounceRemote(p, e, from, "modify", "not-acceptable", "unreadable security label")
+			return nil, false
+		}
+	}
+	if len(label) == 0 {
+		s.audit(AuditBounced, id, "from "+p.Domain+": unlabelled and no default label")
+		s.bounceRemote(p, e, from, "modify", "not-acceptable", "label required")
+		return nil, false
+	}
+	if ok, why := s.cfg.Labels.ACDF(label, p.Clearance); !ok {
+		s.audit(AuditBounced, id, "from "+p.Domain+": above peer clearance: "+why)
+		s.bounceRemote(p, e, from, "auth", "forbidden", "label not permitted by the agreement")
+		return nil, false
+	}
+	return label, true
+}
+
+// fromPartnerRoom takes a groupchat message from a remote occupant.
+func (s *Server) fromPartnerRoom(p *partner, from, to jid, e *stream.Element, raw []byte) {
+	body := e.Child(stream.NSServer, "body")
+	if e.AttrValue("type") != "groupchat" || body == nil {
+		return
+	}
+	rm := s.rooms[to.Local]
+	if rm == nil || to.Resource != "" {
+		s.bounceRemote(p, e, from, "cancel", "item-not-found", "")
+		return
+	}
+	if rm.remoteOccupant(from) == nil {
+		s.bounceRemote(p, e, from, "modify", "not-acceptable", "not an occupant")
+		return
+	}
+	id := message.NewID()
+	label, ok := s.partnerLabel(p, from, e, raw, id.String())
+	if !ok {
+		return
+	}
+	if ok, why := s.cfg.Labels.Permit(label, rm.Name); !ok {
+		s.audit(AuditBounced, id.String(), "from "+p.Domain+": not permitted in room "+rm.Name+": "+why)
+		s.bounceRemote(p, e, from, "auth", "forbidden", "label not permitted in this room")
+		return
+	}
+	m := &message.Message{
+		ID: id, Channel: rm.Channel, Origin: p.partyName(), Originator: from.Bare(),
+		Precedence: message.Routine, Created: s.cfg.Now().UTC(), Label: label,
+		ContentType: contentType, Body: []byte(body.Text),
+	}
+	if err := s.cfg.Core.Submit(s.ctx, m); err != nil {
+		s.audit(AuditBounced, id.String(), "from "+p.Domain+": refused: "+err.Error())
+		s.bounceRemote(p, e, from, "auth", "forbidden", "refused")
+	}
 }
