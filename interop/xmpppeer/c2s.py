@@ -51,8 +51,10 @@ def classification(msg):
 
 
 class Client(slixmpp.ClientXMPP):
-    def __init__(self, jid, pw, ca):
+    def __init__(self, jid, pw, ca, mech=None):
         super().__init__(jid, pw)
+        if mech:
+            self["feature_mechanisms"].use_mech = mech
         self.ca_certs = ca
         self.inbox = asyncio.Queue()
         self.errors = asyncio.Queue()
@@ -82,13 +84,12 @@ async def next_body(q, timeout=5):
 
 
 async def run(a):
-    alice = Client("alice@%s/desk" % a.domain, "alicepw", a.ca)
-    bob = Client("bob@%s/desk" % a.domain, "bobpw", a.ca)
+    alice = Client("alice@%s/desk" % a.domain, "alicepw", a.ca, mech="SCRAM-SHA-256")
+    bob = Client("bob@%s/desk" % a.domain, "bobpw", a.ca, mech="PLAIN")
     for c in (alice, bob):
         c.connect(address=(a.host, a.port), force_starttls=True, disable_starttls=False)
     await asyncio.wait_for(asyncio.gather(alice.ready, bob.ready), 15)
     check("login-starttls-sasl", True)
-    mech = getattr(alice, "_sasl_mech_used", None)
 
     info = await alice["xep_0030"].get_info(jid=a.domain, timeout=5)
     feats = info["disco_info"]["features"]

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -100,6 +101,17 @@ func TestSlixmppC2S(t *testing.T) {
 		if labelClass(m.Label) == "SECRET" {
 			t.Errorf("message above the room ceiling reached the core: %q", m.Body)
 		}
+	}
+	n.audit.mu.Lock()
+	var logins []string
+	for _, r := range n.audit.recs {
+		if r.kind == AuditLogin {
+			logins = append(logins, r.reason)
+		}
+	}
+	n.audit.mu.Unlock()
+	if !slices.Contains(logins, "user alice mechanism SCRAM-SHA-256") || !slices.Contains(logins, "user bob mechanism PLAIN") {
+		t.Errorf("logins = %q, want alice by SCRAM-SHA-256 and bob by PLAIN", logins)
 	}
 	k := n.audit.kinds()
 	if k[AuditBounced] < 2 || k[AuditWithheld] < 1 {

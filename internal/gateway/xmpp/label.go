@@ -127,7 +127,12 @@ func (ss *session) catalog(e, q *stream.Element, ns, to string) {
 	srv := ss.srv
 	ctxJID := q.AttrValue("to")
 	channel, roomName := srv.cfg.DirectChannel, ""
-	if j, err := parseJID(ctxJID); err == nil && j.Domain == srv.cfg.MUCDomain {
+	var peer *partner
+	if j, err := parseJID(ctxJID); err == nil && srv.partnerFor(j.Domain) != nil {
+		// Cross-border context: user clearance ∩ the agreement's peer clearance.
+		peer = srv.partnerFor(j.Domain)
+		channel = peer.Channel
+	} else if err == nil && j.Domain == srv.cfg.MUCDomain {
 		if rm := srv.rooms[j.Local]; rm != nil {
 			channel, roomName = rm.Channel, rm.Name
 		} else {
@@ -147,9 +152,16 @@ func (ss *session) catalog(e, q *stream.Element, ns, to string) {
 			def = " default='true'"
 		}
 		if it.Label == nil {
-			items.WriteString("<item" + sel + def + "/>")
-			n++
+			if ns == nsCatalog2 {
+				items.WriteString("<item" + sel + def + "/>")
+				n++
+			}
 			continue
+		}
+		if peer != nil {
+			if ok, _ := srv.cfg.Labels.ACDF(it.Label, peer.Clearance); !ok {
+				continue
+			}
 		}
 		if ok, _ := srv.cfg.Labels.ACDF(it.Label, ss.user.Clearance); !ok {
 			continue
@@ -163,7 +175,11 @@ func (ss *session) catalog(e, q *stream.Element, ns, to string) {
 		if err != nil {
 			continue
 		}
-		items.WriteString("<item" + sel + def + ">" + x + "</item>")
+		if ns == nsCatalog0 {
+			items.WriteString(x) // catalog:0 lists bare securitylabels
+		} else {
+			items.WriteString("<item" + sel + def + ">" + x + "</item>")
+		}
 		n++
 	}
 	attrs := " to='" + esc(ctxJID) + "' name='" + esc(channel) + "' desc='labels for " + esc(channel) + "' restrict='true'"

@@ -314,7 +314,13 @@ func (ss *session) sasl() error {
 	if err != nil {
 		return err
 	}
-	switch e.AttrValue("mechanism") {
+	mech := e.AttrValue("mechanism")
+	defer func() {
+		if ss.user != nil {
+			ss.srv.audit(AuditLogin, "", "user "+ss.user.Name+" mechanism "+mech)
+		}
+	}()
+	switch mech {
 	case "PLAIN":
 		if len(initial) == 0 {
 			if initial, err = ss.challenge(nil); err != nil {

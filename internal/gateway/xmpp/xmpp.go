@@ -84,6 +84,7 @@ type Auditor interface {
 const (
 	AuditBounced  = "xmpp.bounced"
 	AuditWithheld = "xmpp.withheld"
+	AuditLogin    = "xmpp.login"
 )
 
 // Room is a XEP-0045 room backed by a Liaison channel.
