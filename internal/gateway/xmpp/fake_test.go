@@ -251,7 +251,12 @@ func startNode(t testing.TB) *testNode {
 
 func startNodeWith(t testing.TB, pki *testPKI, partners []Partner) *testNode {
 	t.Helper()
-	cert := pki.leaf(t, "c.test", []string{"c.test", "conference.c.test"}, []net.IP{net.IPv4(127, 0, 0, 1)})
+	return startNodeDomain(t, pki, "c.test", "XCC", partners)
+}
+
+func startNodeDomain(t testing.TB, pki *testPKI, domain, party string, partners []Partner) *testNode {
+	t.Helper()
+	cert := pki.leaf(t, domain, []string{domain, "conference." + domain}, []net.IP{net.IPv4(127, 0, 0, 1)})
 	users := &UserMap{}
 	for _, u := range []struct{ name, pw, clr string }{{"alice", "alicepw", "SECRET"}, {"bob", "bobpw", "RESTRICTED"}} {
 		uu, err := NewUser(u.name, u.pw, []byte(u.clr))
@@ -262,7 +267,7 @@ func startNodeWith(t testing.TB, pki *testPKI, partners []Partner) *testNode {
 	}
 	n := &testNode{core: newFakeCore(), audit: &fakeAuditor{}, pki: pki, users: users}
 	srv, err := New(Config{
-		Domain: "c.test", Party: "XCC",
+		Domain: domain, Party: party,
 		TLS:   &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pki.pool, ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS12},
 		Users: users, Core: n.core, Auditor: n.audit,
 		Labels:   fakeLabels{ceilings: map[string]string{"ops": "RESTRICTED"}},
