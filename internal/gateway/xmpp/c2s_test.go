@@ -76,6 +76,11 @@ func TestPresenceLabelRefusedAndLimits(t *testing.T) {
 	if err != nil || e.AttrValue("type") != "error" {
 		t.Fatalf("presence with label: %v %v", e, err)
 	}
+	c.send(labelledChat("nobody@c.test", "UNCLASSIFIED", "hello?"))
+	if e, raw, err := c.next("message", 5*time.Second); err != nil || e.AttrValue("type") != "error" ||
+		!strings.Contains(string(raw), "service-unavailable") {
+		t.Fatalf("message to an unknown user: %s %v", raw, err)
+	}
 	c.send("<message to='alice@c.test' type='chat'><body>" + strings.Repeat("x", 300<<10) + "</body></message>")
 	if _, _, err := c.next("message", 5*time.Second); err == nil {
 		t.Fatal("oversized stanza did not end the stream")

@@ -58,7 +58,12 @@ func (ss *session) handleMessage(e *stream.Element, raw []byte) {
 			return
 		}
 		channel = cfg.DirectChannel
-		if to.Domain != cfg.Domain {
+		if to.Domain == cfg.Domain {
+			if _, ok := cfg.Users.User(to.Local); !ok {
+				ss.bounce(e, toS, "cancel", "service-unavailable", "", "") // RFC 6121 §8.5.2.2.1
+				return
+			}
+		} else {
 			p = ss.srv.partnerFor(to.Domain)
 			if p == nil {
 				ss.bounce(e, toS, "cancel", "remote-server-not-found", "", "no agreement with "+to.Domain)

@@ -252,6 +252,10 @@ func (s *Server) fromPartner(p *partner, from jid, e *stream.Element, raw []byte
 		s.bounceRemote(p, e, from, "cancel", "service-unavailable", "")
 		return
 	}
+	if _, ok := s.cfg.Users.User(to.Local); !ok {
+		s.bounceRemote(p, e, from, "cancel", "service-unavailable", "") // RFC 6121 §8.5.2.2.1
+		return
+	}
 	id := message.NewID()
 	label, ok := s.partnerLabel(p, from, e, raw, id.String())
 	if !ok {
