@@ -89,3 +89,27 @@ func TestPresenceLabelRefusedAndLimits(t *testing.T) {
 		t.Fatalf("%d messages reached the core", got)
 	}
 }
+
+// TestEquivalentLabel accepts a message whose primary label is under an
+// unknown policy when an equivalent label is readable.
+func TestEquivalentLabel(t *testing.T) {
+	n := startNode(t)
+	tc := &tls.Config{ServerName: "c.test", RootCAs: n.pki.pool}
+	alice, err := dialClient(clientOpts{addr: n.addr, domain: "c.test", user: "alice", password: "alicepw", tls: tc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.close()
+	bob, err := dialClient(clientOpts{addr: n.addr, domain: "c.test", user: "bob", password: "bobpw", tls: tc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob.close()
+	alice.send("<message type='chat' to='bob@c.test'><body>eq</body><securitylabel xmlns='urn:xmpp:sec-label:0'>" +
+		"<label><other xmlns='urn:example:policy'>TOP</other></label><equivalentlabel>" + string(fakeLabel("RESTRICTED")) +
+		"</equivalentlabel></securitylabel></message>")
+	e, raw, err := bob.next("message", 5*time.Second)
+	if err != nil || e.Child("", "body").Text != "eq" || !strings.Contains(string(raw), "<Classification>RESTRICTED<") {
+		t.Fatalf("bob got %s, %v", raw, err)
+	}
+}

@@ -188,3 +188,18 @@ func (ss *session) catalog(e, q *stream.Element, ns, to string) {
 	}
 	ss.iqResult(e, to, "<catalog xmlns='"+ns+"'"+attrs+">"+items.String()+"</catalog>")
 }
+
+// effectiveLabel reads the primary label, falling back to an
+// <equivalentlabel/> under a policy the engine knows (XEP-0258 §5).
+func (s *Server) effectiveLabel(sl secLabel) ([]byte, error) {
+	l, err := s.cfg.Labels.Parse(sl.Label)
+	if err == nil {
+		return l, nil
+	}
+	for _, eq := range sl.Equivalents {
+		if l, e2 := s.cfg.Labels.Parse(eq); e2 == nil {
+			return l, nil
+		}
+	}
+	return nil, err
+}

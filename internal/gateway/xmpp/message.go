@@ -140,7 +140,7 @@ func (ss *session) ingressLabel(e *stream.Element, raw []byte, channel string) (
 		}
 		return nil, "no label and no default label for channel " + channel
 	}
-	l, err := ss.srv.cfg.Labels.Parse(sl.Label)
+	l, err := ss.srv.effectiveLabel(sl)
 	if err != nil {
 		return nil, "unreadable label: " + err.Error()
 	}

@@ -464,7 +464,7 @@ func (s *Server) partnerLabel(p *partner, from jid, e *stream.Element, raw []byt
 	case !found || sl.Label == nil:
 		label = p.DefaultLabel
 	default:
-		label, err = s.cfg.Labels.Parse(sl.Label)
+		label, err = s.effectiveLabel(sl)
 		if err != nil {
 			s.audit(AuditBounced, id, "from "+p.Domain+": unreadable label: "+err.Error())
 			s.bounceRemote(p, e, from, "modify", "not-acceptable", "unreadable security label")
