@@ -1,6 +1,6 @@
 // Package federation is the link layer between Liaison nodes: mutually
 // authenticated TLS 1.3 sessions (X25519MLKEM768 preferred) carrying a
-// compact binary frame protocol (docs/LINK.md) that moves sealed envelopes
+// compact binary frame protocol (docs/WIRE.md, "Link framing") that moves sealed envelopes
 // precedence-first, in fragments, with custody acknowledgements.
 //
 // # Where to start

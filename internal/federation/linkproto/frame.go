@@ -1,5 +1,5 @@
 // Package linkproto is the frame format of the link between two Liaison
-// nodes (docs/LINK.md): encoding and a strict, bounded decoder. It knows
+// nodes (docs/WIRE.md, "Link framing"): encoding and a strict, bounded decoder. It knows
 // nothing of sessions, queues or TLS; package federation runs the protocol.
 package linkproto
 
@@ -23,7 +23,7 @@ const Version = 1
 // FrameType is the low nibble of a frame's first byte.
 type FrameType uint8
 
-// Frame types. See docs/LINK.md for the layout of each.
+// Frame types. See docs/WIRE.md, "Link framing" for the layout of each.
 const (
 	FrameHello   FrameType = 1
 	FrameData    FrameType = 2
