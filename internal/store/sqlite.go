@@ -24,6 +24,7 @@ type SQLite struct {
 	wdb, rdb *sql.DB
 	reqs     chan *writeReq
 	maxBatch int
+	stmts    map[string]*sql.Stmt // the writer's statements, prepared per batch
 
 	mu     sync.RWMutex // guards closed and sending on reqs
 	closed bool
@@ -44,7 +45,7 @@ func sqliteURI(path string, readOnly bool) string {
 	if readOnly {
 		q = "mode=ro&" + q
 	} else {
-		q += "&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
+		q += "&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=temp_store(MEMORY)&_txlock=immediate"
 	}
 	return "file:" + p + "?" + q
 }
@@ -94,6 +95,7 @@ func OpenSQLite(ctx context.Context, path string, cfg Config) (*SQLite, error) {
 	s := &SQLite{
 		log: cfg.Logger, wdb: wdb, rdb: rdb, maxBatch: cfg.MaxBatch,
 		reqs: make(chan *writeReq, cfg.MaxBatch), done: make(chan struct{}),
+		stmts: make(map[string]*sql.Stmt),
 	}
 	s.core = core{d: sqliteDialect, now: cfg.Now, write: s.write, read: s.readFn}
 	go s.writer()
@@ -168,15 +170,16 @@ func (s *SQLite) runBatch(batch []*writeReq, errs []error) []error {
 	if err != nil {
 		return fail(err)
 	}
-	q := sqlQ{tx}
+	q := &batchQ{tx: tx, stmts: s.stmts}
+	clear(s.stmts)
 	for _, r := range batch {
-		if _, err := tx.ExecContext(ctx, `SAVEPOINT w`); err != nil {
+		if _, err := q.exec(ctx, `SAVEPOINT w`); err != nil {
 			tx.Rollback()
 			return fail(err)
 		}
 		err := r.fn(ctx, q)
 		if err != nil {
-			if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO w`); rerr != nil {
+			if _, rerr := q.exec(ctx, `ROLLBACK TO w`); rerr != nil {
 				tx.Rollback()
 				return fail(rerr)
 			}
@@ -184,7 +187,7 @@ func (s *SQLite) runBatch(batch []*writeReq, errs []error) []error {
 				err = nil
 			}
 		}
-		if _, rerr := tx.ExecContext(ctx, `RELEASE w`); rerr != nil {
+		if _, rerr := q.exec(ctx, `RELEASE w`); rerr != nil {
 			tx.Rollback()
 			return fail(rerr)
 		}
@@ -238,3 +241,46 @@ func (q sqlQ) query(ctx context.Context, s string, args ...any) (rows, error) {
 type sqlRows struct{ *sql.Rows }
 
 func (r sqlRows) Close() { r.Rows.Close() }
+
+// batchQ runs the writer's statements inside a batch transaction, preparing
+// each distinct statement once per batch (the transaction closes them).
+type batchQ struct {
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+func (q *batchQ) stmt(ctx context.Context, s string) (*sql.Stmt, error) {
+	if st, ok := q.stmts[s]; ok {
+		return st, nil
+	}
+	st, err := q.tx.PrepareContext(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	q.stmts[s] = st
+	return st, nil
+}
+
+func (q *batchQ) exec(ctx context.Context, s string, args ...any) (int64, error) {
+	st, err := q.stmt(ctx, s)
+	if err != nil {
+		return 0, err
+	}
+	res, err := st.ExecContext(ctx, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (q *batchQ) query(ctx context.Context, s string, args ...any) (rows, error) {
+	st, err := q.stmt(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	return sqlRows{rs}, nil
+}
