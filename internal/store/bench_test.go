@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sync/atomic"
@@ -21,13 +22,22 @@ func benchMsg() *message.Message {
 }
 
 func BenchmarkAccept(b *testing.B) {
+	benchAccept(b, func(b *testing.B) Store {
+		s, err := OpenSQLite(context.Background(), filepath.Join(b.TempDir(), "bench.db"), Config{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	})
+}
+
+// benchAccept measures Accept of 1 KiB labelled messages with one queued
+// recipient, from one producer and from 64 concurrent producers.
+func benchAccept(b *testing.B, open func(b *testing.B) Store) {
 	for _, producers := range []int{1, 64} {
 		b.Run(fmt.Sprintf("producers=%d", producers), func(b *testing.B) {
 			ctx := context.Background()
-			s, err := OpenSQLite(ctx, filepath.Join(b.TempDir(), "bench.db"), Config{})
-			if err != nil {
-				b.Fatal(err)
-			}
+			s := open(b)
 			defer s.Close()
 			routes := queued("XBB")
 			var n atomic.Int64
@@ -42,7 +52,7 @@ func BenchmarkAccept(b *testing.B) {
 				}
 			} else {
 				// RunParallel starts parallelism*GOMAXPROCS goroutines.
-				b.SetParallelism(max(1, producers/max(1, testingProcs())))
+				b.SetParallelism(max(1, producers/runtime.GOMAXPROCS(0)))
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
 						if _, _, err := s.Accept(ctx, benchMsg(), routes); err != nil {
@@ -112,4 +122,17 @@ func BenchmarkRawAppend(b *testing.B) {
 	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "msgs/s")
 }
 
-func testingProcs() int { return runtime.GOMAXPROCS(0) }
+// BenchmarkAcceptPostgres needs LIAISON_POSTGRES_DSN; each Accept is its
+// own transaction and they serialise on the history counter row.
+func BenchmarkAcceptPostgres(b *testing.B) {
+	if os.Getenv("LIAISON_POSTGRES_DSN") == "" {
+		b.Skip("SKIPPING: set LIAISON_POSTGRES_DSN to benchmark PostgreSQL")
+	}
+	benchAccept(b, func(b *testing.B) Store {
+		s, err := OpenPostgres(context.Background(), pgSchemaDSN(b), Config{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	})
+}

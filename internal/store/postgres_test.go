@@ -19,7 +19,7 @@ import (
 // named by LIAISON_POSTGRES_DSN, drops it when the test ends and returns a
 // DSN whose search_path selects it. It skips the test if the variable is
 // unset, or fails it if LIAISON_REQUIRE_PEERS=1.
-func pgSchemaDSN(t *testing.T) string {
+func pgSchemaDSN(t testing.TB) string {
 	t.Helper()
 	dsn := os.Getenv("LIAISON_POSTGRES_DSN")
 	if dsn == "" {
