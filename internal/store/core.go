@@ -16,7 +16,9 @@ type core struct {
 	d     dialect
 	now   func() time.Time
 	write func(ctx context.Context, fn func(ctx context.Context, q querier) error) error
-	read  func(ctx context.Context, fn func(ctx context.Context, q querier) error) error
+	// accept is the write path for Accept; nil means write.
+	accept func(ctx context.Context, fn func(ctx context.Context, q querier) error) error
+	read   func(ctx context.Context, fn func(ctx context.Context, q querier) error) error
 }
 
 func (c *core) nowNano() int64 { return c.now().UnixNano() }
@@ -42,7 +44,11 @@ func (c *core) Accept(ctx context.Context, m *message.Message, routes []Route) (
 		seq int64
 		dup bool
 	)
-	err := c.write(ctx, func(ctx context.Context, q querier) error {
+	write := c.write
+	if c.accept != nil {
+		write = c.accept
+	}
+	err := write(ctx, func(ctx context.Context, q querier) error {
 		seq, dup = 0, false
 		now := c.nowNano()
 		// The counter row lock serialises Accepts (on PostgreSQL across

@@ -14,13 +14,16 @@ import (
 )
 
 // Postgres is the scale-out store: several node instances may share one
-// database. Every write is its own transaction; Lease locks its candidate
-// rows with FOR UPDATE SKIP LOCKED, so two instances never lease the same
-// row, and Accept serialises on a counter row so that history sequence
-// numbers are assigned in commit order.
+// database. Lease locks its candidate rows with FOR UPDATE SKIP LOCKED, so
+// two instances never lease the same row. Accepts serialise on a counter
+// row so that history sequence numbers are assigned in commit order; to
+// keep that from limiting throughput to one commit per message, each
+// instance group-commits its Accepts like the SQLite writer does. Every
+// other write is its own transaction.
 type Postgres struct {
 	core
 	pool *pgxpool.Pool
+	b    *batcher
 	once sync.Once
 }
 
@@ -38,13 +41,20 @@ func OpenPostgres(ctx context.Context, dsn string, cfg Config) (*Postgres, error
 		return nil, fmt.Errorf("open postgres store: %w", redact(err))
 	}
 	p := &Postgres{pool: pool}
-	p.core = core{d: postgresDialect, now: cfg.Now, write: p.write, read: p.readFn}
+	p.b = newBatcher(cfg.MaxBatch, cfg.Logger, func(ctx context.Context) (txn, error) {
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return pgTxn{pgQ{tx}, tx}, nil
+	})
+	p.core = core{d: postgresDialect, now: cfg.Now, write: p.write, accept: p.b.write, read: p.readFn}
 	err = p.write(ctx, func(ctx context.Context, q querier) error {
 		// Serialise concurrent migrators (several instances starting).
 		return migrate(ctx, q, postgresDialect, `SELECT pg_advisory_xact_lock(7306412021)`)
 	})
 	if err != nil {
-		pool.Close()
+		p.Close()
 		return nil, fmt.Errorf("open postgres store: %w", err)
 	}
 	return p, nil
@@ -78,11 +88,23 @@ func (p *Postgres) readFn(ctx context.Context, fn func(ctx context.Context, q qu
 	return fn(ctx, pgQ{p.pool})
 }
 
-// Close closes the pool. It is idempotent.
+// Close waits for queued Accepts to commit and closes the pool. It is
+// idempotent.
 func (p *Postgres) Close() error {
-	p.once.Do(p.pool.Close)
+	p.once.Do(func() {
+		p.b.close()
+		p.pool.Close()
+	})
 	return nil
 }
+
+type pgTxn struct {
+	pgQ
+	tx pgx.Tx
+}
+
+func (t pgTxn) commit(ctx context.Context) error   { return t.tx.Commit(ctx) }
+func (t pgTxn) rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }
 
 type pgDB interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)

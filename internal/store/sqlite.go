@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 
@@ -20,22 +19,10 @@ import (
 // and see the last committed state.
 type SQLite struct {
 	core
-	log      *slog.Logger
 	wdb, rdb *sql.DB
-	reqs     chan *writeReq
-	maxBatch int
-	stmts    map[string]*sql.Stmt // the writer's statements, prepared per batch
-
-	mu     sync.RWMutex // guards closed and sending on reqs
-	closed bool
-	done   chan struct{}
-	once   sync.Once
-	cerr   error
-}
-
-type writeReq struct {
-	fn   func(ctx context.Context, q querier) error
-	done chan error
+	b        *batcher
+	once     sync.Once
+	cerr     error
 }
 
 // sqliteURI builds a modernc.org/sqlite DSN for path.
@@ -92,13 +79,15 @@ func OpenSQLite(ctx context.Context, path string, cfg Config) (*SQLite, error) {
 	}
 	rdb.SetMaxOpenConns(8)
 	rdb.SetMaxIdleConns(8)
-	s := &SQLite{
-		log: cfg.Logger, wdb: wdb, rdb: rdb, maxBatch: cfg.MaxBatch,
-		reqs: make(chan *writeReq, cfg.MaxBatch), done: make(chan struct{}),
-		stmts: make(map[string]*sql.Stmt),
-	}
-	s.core = core{d: sqliteDialect, now: cfg.Now, write: s.write, read: s.readFn}
-	go s.writer()
+	s := &SQLite{wdb: wdb, rdb: rdb}
+	s.b = newBatcher(cfg.MaxBatch, cfg.Logger, func(ctx context.Context) (txn, error) {
+		tx, err := wdb.BeginTx(ctx, nil)
+		if err != nil {
+			return nil, err
+		}
+		return &batchQ{tx: tx, stmts: make(map[string]*sql.Stmt)}, nil
+	})
+	s.core = core{d: sqliteDialect, now: cfg.Now, write: s.b.write, read: s.readFn}
 	return s, nil
 }
 
@@ -106,109 +95,11 @@ func (s *SQLite) readFn(ctx context.Context, fn func(ctx context.Context, q quer
 	return fn(ctx, sqlQ{s.rdb})
 }
 
-// write queues fn for the writer and waits for the commit of its batch.
-func (s *SQLite) write(ctx context.Context, fn func(ctx context.Context, q querier) error) error {
-	r := &writeReq{fn: fn, done: make(chan error, 1)}
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return ErrClosed
-	}
-	select {
-	case s.reqs <- r:
-	case <-ctx.Done():
-		s.mu.RUnlock()
-		return ctx.Err()
-	}
-	s.mu.RUnlock()
-	// Once queued the write will be applied or fail; wait for the answer
-	// so that a caller never misses an outcome that did happen.
-	return <-r.done
-}
-
-func (s *SQLite) writer() {
-	defer close(s.done)
-	batch := make([]*writeReq, 0, s.maxBatch)
-	errs := make([]error, 0, s.maxBatch)
-	for {
-		r, ok := <-s.reqs
-		if !ok {
-			return
-		}
-		batch = append(batch[:0], r)
-	fill:
-		for len(batch) < s.maxBatch {
-			select {
-			case r, ok := <-s.reqs:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, r)
-			default:
-				break fill
-			}
-		}
-		errs = s.runBatch(batch, errs[:0])
-		for i, r := range batch {
-			r.done <- errs[i]
-		}
-	}
-}
-
-// runBatch applies the batch in one transaction, each request in its own
-// savepoint so that one failing request does not undo the others.
-func (s *SQLite) runBatch(batch []*writeReq, errs []error) []error {
-	ctx := context.Background()
-	fail := func(err error) []error {
-		errs = errs[:0]
-		for range batch {
-			errs = append(errs, err)
-		}
-		return errs
-	}
-	tx, err := s.wdb.BeginTx(ctx, nil)
-	if err != nil {
-		return fail(err)
-	}
-	q := &batchQ{tx: tx, stmts: s.stmts}
-	clear(s.stmts)
-	for _, r := range batch {
-		if _, err := q.exec(ctx, `SAVEPOINT w`); err != nil {
-			tx.Rollback()
-			return fail(err)
-		}
-		err := r.fn(ctx, q)
-		if err != nil {
-			if _, rerr := q.exec(ctx, `ROLLBACK TO w`); rerr != nil {
-				tx.Rollback()
-				return fail(rerr)
-			}
-			if errors.Is(err, errRollback) {
-				err = nil
-			}
-		}
-		if _, rerr := q.exec(ctx, `RELEASE w`); rerr != nil {
-			tx.Rollback()
-			return fail(rerr)
-		}
-		errs = append(errs, err)
-	}
-	if err := tx.Commit(); err != nil {
-		s.log.Error("store commit failed", "err", err, "batch", len(batch))
-		return fail(err)
-	}
-	return errs
-}
-
 // Close stops accepting writes, waits for the writer to commit what was
 // queued and closes the database. It is idempotent.
 func (s *SQLite) Close() error {
 	s.once.Do(func() {
-		s.mu.Lock()
-		s.closed = true
-		close(s.reqs)
-		s.mu.Unlock()
-		<-s.done
+		s.b.close()
 		s.cerr = errors.Join(s.rdb.Close(), s.wdb.Close())
 	})
 	return s.cerr
@@ -248,6 +139,9 @@ type batchQ struct {
 	tx    *sql.Tx
 	stmts map[string]*sql.Stmt
 }
+
+func (q *batchQ) commit(context.Context) error   { return q.tx.Commit() }
+func (q *batchQ) rollback(context.Context) error { return q.tx.Rollback() }
 
 func (q *batchQ) stmt(ctx context.Context, s string) (*sql.Stmt, error) {
 	if st, ok := q.stmts[s]; ok {
