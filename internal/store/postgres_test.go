@@ -149,3 +149,30 @@ func TestPostgresConcurrentLease(t *testing.T) {
 		}
 	}
 }
+
+// The same message accepted through two instances at once is stored once.
+func TestPostgresConcurrentDedup(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgSchemaDSN(t)
+	a, b := openPostgresT(t, dsn, nil), openPostgresT(t, dsn, nil)
+	for range 20 {
+		m := newMsg("c", message.Routine)
+		var wg sync.WaitGroup
+		var dups, errs [2]bool
+		var seqs [2]uint64
+		for i, s := range []*Postgres{a, b} {
+			wg.Go(func() {
+				var err error
+				seqs[i], dups[i], err = s.Accept(ctx, m, queued("XBB"))
+				errs[i] = err != nil
+			})
+		}
+		wg.Wait()
+		if errs[0] || errs[1] || dups[0] == dups[1] || seqs[0] != seqs[1] {
+			t.Fatalf("concurrent Accept of one id: dup=%v seq=%v errors=%v", dups, seqs, errs)
+		}
+	}
+	if d, _ := a.QueueDepth(ctx, "XBB"); d[message.Routine] != 20 {
+		t.Fatalf("queue depth %v, want 20", d)
+	}
+}

@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"liaison/internal/message"
@@ -82,6 +84,75 @@ func TestSQLiteReopen(t *testing.T) {
 	defer st.Close()
 	if _, _, err := st.Get(ctx, m.ID); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestSQLitePragmas(t *testing.T) {
+	s := openSQLiteT(t, filepath.Join(t.TempDir(), "store.db"), nil)
+	var mode string
+	var sync int
+	if err := s.wdb.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Fatalf("journal_mode = %q, %v", mode, err)
+	}
+	if err := s.wdb.QueryRow(`PRAGMA synchronous`).Scan(&sync); err != nil || sync != 2 {
+		t.Fatalf("synchronous = %d, %v; want 2 (FULL)", sync, err)
+	}
+}
+
+// Close answers every queued write: each Accept either succeeded (and is
+// in the store after reopening) or failed with ErrClosed.
+func TestSQLiteCloseDrains(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "store.db")
+	s, err := OpenSQLite(ctx, path, Config{MaxBatch: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu   sync.Mutex
+		ok   []message.ID
+		wg   sync.WaitGroup
+		bad  error
+		half = make(chan struct{}, 16)
+	)
+	for range 16 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				m := newMsg("drain", message.Routine)
+				_, _, err := s.Accept(ctx, m, nil)
+				if i == 5 {
+					half <- struct{}{}
+				}
+				if errors.Is(err, ErrClosed) {
+					return
+				}
+				mu.Lock()
+				if err != nil {
+					bad = err
+				}
+				ok = append(ok, m.ID)
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		})
+	}
+	for range 16 {
+		<-half
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if bad != nil {
+		t.Fatal(bad)
+	}
+	s = openSQLiteT(t, path, nil)
+	for _, id := range ok {
+		if _, _, err := s.Get(ctx, id); err != nil {
+			t.Fatalf("accepted %s missing after Close: %v", id, err)
+		}
 	}
 }
 
