@@ -1,0 +1,138 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync/atomic"
+	"testing"
+
+	"liaison/internal/message"
+)
+
+// benchMsg is a labelled message with a 1 KiB body.
+func benchMsg() *message.Message {
+	m := newMsg("bench", message.Routine)
+	m.Body = bytes.Repeat([]byte("x"), 1024)
+	return m
+}
+
+func BenchmarkAccept(b *testing.B) {
+	benchAccept(b, func(b *testing.B) Store {
+		s, err := OpenSQLite(context.Background(), filepath.Join(b.TempDir(), "bench.db"), Config{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	})
+}
+
+// benchAccept measures Accept of 1 KiB labelled messages with one queued
+// recipient, from one producer and from 64 concurrent producers.
+func benchAccept(b *testing.B, open func(b *testing.B) Store) {
+	for _, producers := range []int{1, 64} {
+		b.Run(fmt.Sprintf("producers=%d", producers), func(b *testing.B) {
+			ctx := context.Background()
+			s := open(b)
+			defer s.Close()
+			routes := queued("XBB")
+			var n atomic.Int64
+			b.ReportAllocs()
+			b.ResetTimer()
+			if producers == 1 {
+				for b.Loop() {
+					if _, _, err := s.Accept(ctx, benchMsg(), routes); err != nil {
+						b.Fatal(err)
+					}
+					n.Add(1)
+				}
+			} else {
+				// RunParallel starts parallelism*GOMAXPROCS goroutines.
+				b.SetParallelism(max(1, producers/runtime.GOMAXPROCS(0)))
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if _, _, err := s.Accept(ctx, benchMsg(), routes); err != nil {
+							b.Error(err)
+							return
+						}
+						n.Add(1)
+					}
+				})
+			}
+			b.ReportMetric(float64(n.Load())/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
+
+// BenchmarkRawAppend is the baseline: the same payloads inserted with plain
+// database/sql under the same pragmas, 100 rows per transaction, from one
+// goroutine, into one table with no de-duplication, fan-out or queue.
+func BenchmarkRawAppend(b *testing.B) {
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", sqliteURI(filepath.Join(b.TempDir(), "raw.db"), false))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	if _, err := db.Exec(`CREATE TABLE raw (seq INTEGER PRIMARY KEY, id BLOB NOT NULL, channel TEXT NOT NULL,
+		origin TEXT NOT NULL, originator TEXT NOT NULL, precedence INTEGER NOT NULL, created INTEGER NOT NULL,
+		label BLOB NOT NULL, alternatives BLOB, content_type TEXT NOT NULL, body BLOB NOT NULL, trace_id TEXT NOT NULL,
+		accepted INTEGER NOT NULL)`); err != nil {
+		b.Fatal(err)
+	}
+	const perTx = 100
+	var (
+		tx    *sql.Tx
+		stmt  *sql.Stmt
+		inTx  int
+		total int64
+	)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if tx == nil {
+			if tx, err = db.BeginTx(ctx, nil); err != nil {
+				b.Fatal(err)
+			}
+			if stmt, err = tx.PrepareContext(ctx, `INSERT INTO raw (`+msgCols+`, accepted) VALUES (`+placeholders(13)+`)`); err != nil {
+				b.Fatal(err)
+			}
+		}
+		total++
+		if _, err := stmt.ExecContext(ctx, msgArgs(total, benchMsg(), 1)...); err != nil {
+			b.Fatal(err)
+		}
+		if inTx++; inTx == perTx {
+			if err := tx.Commit(); err != nil {
+				b.Fatal(err)
+			}
+			tx, inTx = nil, 0
+		}
+	}
+	if tx != nil {
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// BenchmarkAcceptPostgres needs LIAISON_POSTGRES_DSN; each Accept is its
+// own transaction and they serialise on the history counter row.
+func BenchmarkAcceptPostgres(b *testing.B) {
+	if os.Getenv("LIAISON_POSTGRES_DSN") == "" {
+		b.Skip("SKIPPING: set LIAISON_POSTGRES_DSN to benchmark PostgreSQL")
+	}
+	benchAccept(b, func(b *testing.B) Store {
+		s, err := OpenPostgres(context.Background(), pgSchemaDSN(b), Config{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	})
+}
