@@ -3,6 +3,7 @@ package agreement
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"strings"
@@ -256,5 +257,21 @@ func TestTrilateral(t *testing.T) {
 		if !strings.Contains(s, want) {
 			t.Errorf("summary lacks %q:\n%s", want, s)
 		}
+	}
+}
+
+func TestTemplate(t *testing.T) {
+	if _, err := Parse([]byte(Template)); err == nil || !strings.Contains(err.Error(), "parties[0].keys[0]") {
+		t.Fatalf("template with placeholders: %v", err)
+	}
+	pub := func(p string) string {
+		return base64.StdEncoding.EncodeToString(testKey(t, p).Public().(ed25519.PublicKey))
+	}
+	s := strings.NewReplacer(
+		"REPLACE-WITH-XAA-PUBLIC-KEY", pub("USA"), "REPLACE-WITH-XBB-PUBLIC-KEY", pub("PAK"),
+		"REPLACE-WITH-XAA-CA-FINGERPRINT", strings.Repeat("a", 64), "REPLACE-WITH-XBB-CA-FINGERPRINT", strings.Repeat("b", 64),
+	).Replace(Template)
+	if _, err := Parse([]byte(s)); err != nil {
+		t.Fatalf("filled-in template: %v", err)
 	}
 }

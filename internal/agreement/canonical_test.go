@@ -100,15 +100,21 @@ func TestDecodeCanonicalRefuses(t *testing.T) {
 		return append(out, 0x62, 'i', 'd', 0x61, 'x')
 	}()
 	cases := map[string][]byte{
-		"empty":              nil,
-		"not a map":          {0x01},
-		"truncated":          good[:len(good)/2],
-		"trailing bytes":     append(append([]byte{}, good...), 0x00),
-		"indefinite map":     append([]byte{0xbf}, append(append([]byte{}, good[1:]...), 0xff)...),
-		"duplicate key":      withDup,
-		"tagged":             append([]byte{0xc0}, good...),
-		"oversized":          make([]byte, MaxSize+1),
-		"unknown field":      func() []byte { g := map[string]any{}; cbor.Unmarshal(good, &g); g["zzz"] = 1; b, _ := encMode.Marshal(g); return b }(),
+		"empty":          nil,
+		"not a map":      {0x01},
+		"truncated":      good[:len(good)/2],
+		"trailing bytes": append(append([]byte{}, good...), 0x00),
+		"indefinite map": append([]byte{0xbf}, append(append([]byte{}, good[1:]...), 0xff)...),
+		"duplicate key":  withDup,
+		"tagged":         append([]byte{0xc0}, good...),
+		"oversized":      make([]byte, MaxSize+1),
+		"unknown field": func() []byte {
+			g := map[string]any{}
+			cbor.Unmarshal(good, &g)
+			g["zzz"] = 1
+			b, _ := encMode.Marshal(g)
+			return b
+		}(),
 		"non-minimal length": append([]byte{0xb8, good[0] - 0xa0}, good[1:]...),
 	}
 	if nonCanonical != nil {
