@@ -1,0 +1,395 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"liaison/internal/message"
+)
+
+// fakeBackend keeps messages in memory and applies a two-person rule, so
+// the API's own behaviour (auth, validation, encoding, streaming) is what
+// these tests exercise.
+type fakeBackend struct {
+	mu       sync.Mutex
+	msgs     []*message.Message
+	seen     map[message.ID]uint64
+	approved map[string][]string
+	notify   chan struct{}
+}
+
+func newFake() *fakeBackend {
+	return &fakeBackend{seen: map[message.ID]uint64{}, approved: map[string][]string{}, notify: make(chan struct{}, 1)}
+}
+
+func (f *fakeBackend) Party() string { return "XAA" }
+
+func (f *fakeBackend) Submit(ctx context.Context, m *message.Message) (*Receipt, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if seq, ok := f.seen[m.ID]; ok {
+		return &Receipt{ID: m.ID, Seq: seq, Duplicate: true}, nil
+	}
+	if m.Channel == "closed" {
+		return nil, Errorf(http.StatusConflict, "no-agreement", "no agreement in force covers channel %q", m.Channel)
+	}
+	f.msgs = append(f.msgs, m)
+	f.seen[m.ID] = uint64(len(f.msgs))
+	select {
+	case f.notify <- struct{}{}:
+	default:
+	}
+	return &Receipt{ID: m.ID, Seq: uint64(len(f.msgs)), Recipients: []Recipient{{Party: "XBB", State: "queued"}}}, nil
+}
+
+func (f *fakeBackend) History(ctx context.Context, channel string, after uint64, limit int) ([]Entry, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var es []Entry
+	for i, m := range f.msgs {
+		if uint64(i+1) > after && m.Channel == channel && len(es) < limit {
+			es = append(es, Entry{Seq: uint64(i + 1), Message: m})
+		}
+	}
+	return es, nil
+}
+
+func (f *fakeBackend) Subscribe(ctx context.Context, channel string, after uint64) (<-chan Entry, error) {
+	out := make(chan Entry)
+	go func() {
+		defer close(out)
+		for {
+			es, _ := f.History(ctx, channel, after, 1000)
+			for _, e := range es {
+				select {
+				case out <- e:
+					after = e.Seq
+				case <-ctx.Done():
+					return
+				}
+			}
+			select {
+			case <-f.notify:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+func (f *fakeBackend) MessageStatus(ctx context.Context, id message.ID) (*MessageStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.seen[id]; !ok {
+		return nil, Errorf(http.StatusNotFound, "not-found", "no message %s", id)
+	}
+	return &MessageStatus{ID: id, Recipients: []Recipient{{Party: "XBB", State: "delivered"}}}, nil
+}
+
+func (f *fakeBackend) Agreements(ctx context.Context) ([]Agreement, error) {
+	return []Agreement{{ID: "cis", Version: 1, Status: "in force"}}, nil
+}
+
+func (f *fakeBackend) InstallAgreement(ctx context.Context, yaml []byte) (*Agreement, error) {
+	if !strings.Contains(string(yaml), "signatures") {
+		return nil, Errorf(http.StatusUnprocessableEntity, "agreement-invalid", "signatures: missing")
+	}
+	return &Agreement{ID: "cis", Version: 2}, nil
+}
+
+func (f *fakeBackend) May(ctx context.Context, from, to, channel string) Permit {
+	return Permit{Allowed: from == "XAA" && to == "XBB", Reason: "fake"}
+}
+
+func (f *fakeBackend) Quarantine(ctx context.Context) ([]Held, error) { return nil, nil }
+
+func (f *fakeBackend) Review(ctx context.Context, id message.ID, recipient, reviewer string, approve bool) (*ReviewResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k := id.String() + "/" + recipient
+	if !approve {
+		return &ReviewResult{Outcome: "denied"}, nil
+	}
+	if slices.Contains(f.approved[k], reviewer) {
+		return nil, Errorf(http.StatusConflict, "already-reviewed", "%s has already approved", reviewer)
+	}
+	f.approved[k] = append(f.approved[k], reviewer)
+	out := "pending"
+	if len(f.approved[k]) >= 2 {
+		out = "released"
+	}
+	return &ReviewResult{Outcome: out, Approvals: f.approved[k]}, nil
+}
+
+func (f *fakeBackend) Status(ctx context.Context) (*NodeStatus, error) {
+	return &NodeStatus{Party: "XAA"}, nil
+}
+
+func (f *fakeBackend) Ready(ctx context.Context) error { return nil }
+
+const (
+	senderToken   = "sender-secret"
+	reviewerToken = "reviewer-secret"
+	reviewer2     = "reviewer-two"
+	operatorToken = "operator-secret"
+)
+
+func newTestServer(t *testing.T) (*httptest.Server, *fakeBackend) {
+	t.Helper()
+	fb := newFake()
+	s, err := New(Config{Backend: fb, Tokens: []Token{
+		{Name: "alice", SHA256: HashToken(senderToken), Roles: []Role{RoleSender}},
+		{Name: "rev1", SHA256: HashToken(reviewerToken), Roles: []Role{RoleReviewer}},
+		{Name: "rev2", SHA256: HashToken(reviewer2), Roles: []Role{RoleReviewer}},
+		{Name: "op", SHA256: HashToken(operatorToken), Roles: []Role{RoleOperator}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	return ts, fb
+}
+
+func do(t *testing.T, ts *httptest.Server, method, path, token, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v map[string]any
+	json.NewDecoder(resp.Body).Decode(&v)
+	return resp.StatusCode, v
+}
+
+func errCode(v map[string]any) string {
+	e, _ := v["error"].(map[string]any)
+	s, _ := e["code"].(string)
+	return s
+}
+
+const testLabel = `<originatorConfidentialityLabel xmlns="urn:nato:stanag:4774:confidentialitymetadatalabel:1:0"/>`
+
+func postBody(id, channel, prec string) string {
+	b, _ := json.Marshal(map[string]any{"id": id, "channel": channel, "precedence": prec, "label": testLabel, "body": "hello"})
+	return string(b)
+}
+
+func TestAuthAndRoles(t *testing.T) {
+	ts, _ := newTestServer(t)
+	tests := []struct {
+		name, method, path, token string
+		want                      int
+		code                      string
+	}{
+		{"health needs nothing", "GET", "/healthz", "", 200, ""},
+		{"ready needs nothing", "GET", "/readyz", "", 200, ""},
+		{"no token", "GET", "/v1/status", "", 401, "unauthenticated"},
+		{"unknown token", "GET", "/v1/status", "nope", 401, "unauthenticated"},
+		{"sender cannot install", "POST", "/v1/agreements", senderToken, 403, "forbidden"},
+		{"sender cannot review", "POST", "/v1/quarantine/" + message.NewID().String() + "/XBB/release", senderToken, 403, "forbidden"},
+		{"reviewer cannot send", "POST", "/v1/messages", reviewerToken, 403, "forbidden"},
+		{"operator may do anything", "GET", "/v1/quarantine", operatorToken, 200, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, v := do(t, ts, tt.method, tt.path, tt.token, "")
+			if got != tt.want || errCode(v) != tt.code {
+				t.Errorf("%s %s = %d %q, want %d %q", tt.method, tt.path, got, errCode(v), tt.want, tt.code)
+			}
+		})
+	}
+}
+
+func TestPostMessage(t *testing.T) {
+	ts, fb := newTestServer(t)
+	id := message.NewID().String()
+	code, v := do(t, ts, "POST", "/v1/messages", senderToken, postBody(id, "exercise", "flash"))
+	if code != 201 || v["id"] != id {
+		t.Fatalf("post = %d %v, want 201 with id %s", code, v, id)
+	}
+	if fb.msgs[0].Originator != "alice" || fb.msgs[0].Origin != "XAA" || fb.msgs[0].Precedence != message.Flash {
+		t.Errorf("stored message %+v: want originator alice, origin XAA, FLASH", fb.msgs[0])
+	}
+	code, v = do(t, ts, "POST", "/v1/messages", senderToken, postBody(id, "exercise", "flash"))
+	if code != 200 || v["duplicate"] != true {
+		t.Errorf("repost = %d %v, want 200 duplicate", code, v)
+	}
+	if len(fb.msgs) != 1 {
+		t.Errorf("backend holds %d messages after a duplicate post, want 1", len(fb.msgs))
+	}
+
+	bad := []struct{ name, body, code string }{
+		{"not json", "{", "bad-json"},
+		{"unknown field", `{"channel":"c","precedence":"FLASH","label":"x","body":"b","colour":"red"}`, "bad-json"},
+		{"no label", `{"channel":"c","precedence":"FLASH","body":"b"}`, "no-label"},
+		{"bad precedence", `{"channel":"c","precedence":"URGENT","label":"x","body":"b"}`, "bad-message"},
+		{"both bodies", `{"channel":"c","precedence":"FLASH","label":"x","body":"b","body_base64":"YQ=="}`, "bad-message"},
+		{"no body", `{"channel":"c","precedence":"FLASH","label":"x"}`, "bad-message"},
+		{"bad id", `{"id":"123","channel":"c","precedence":"FLASH","label":"x","body":"b"}`, "bad-message"},
+		{"uuid v4 id", `{"id":"` + "0b0e2f4c-6a8e-4e0a-9b1e-2c9d0f6a7b3c" + `","channel":"c","precedence":"FLASH","label":"x","body":"b"}`, "bad-message"},
+		{"trailing data", postBody(message.NewID().String(), "c", "FLASH") + "{}", "bad-json"},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			code, v := do(t, ts, "POST", "/v1/messages", senderToken, tt.body)
+			if code != 400 || errCode(v) != tt.code {
+				t.Errorf("= %d %q (%v), want 400 %q", code, errCode(v), v, tt.code)
+			}
+		})
+	}
+	code, v = do(t, ts, "POST", "/v1/messages", senderToken, postBody(message.NewID().String(), "closed", "ROUTINE"))
+	if code != 409 || errCode(v) != "no-agreement" {
+		t.Errorf("post to closed channel = %d %v, want 409 no-agreement", code, v)
+	}
+}
+
+func TestBodyBound(t *testing.T) {
+	ts, _ := newTestServer(t)
+	big := `{"channel":"c","precedence":"FLASH","label":"x","body":"` + strings.Repeat("a", maxAgreementBody+10) + `"}`
+	code, v := do(t, ts, "POST", "/v1/agreements", operatorToken, big)
+	if code != 413 || errCode(v) != "too-large" {
+		t.Errorf("oversized agreement = %d %v, want 413 too-large", code, v)
+	}
+}
+
+func TestHistoryAndReview(t *testing.T) {
+	ts, _ := newTestServer(t)
+	var ids []string
+	for _, p := range []string{"ROUTINE", "FLASH", "PRIORITY"} {
+		id := message.NewID().String()
+		ids = append(ids, id)
+		if code, v := do(t, ts, "POST", "/v1/messages", senderToken, postBody(id, "exercise", p)); code != 201 {
+			t.Fatalf("post: %d %v", code, v)
+		}
+	}
+	code, v := do(t, ts, "GET", "/v1/channels/exercise/messages?after=1&limit=10", senderToken, "")
+	msgs, _ := v["messages"].([]any)
+	if code != 200 || len(msgs) != 2 || v["next"] != float64(3) {
+		t.Fatalf("history after 1 = %d, %d messages, next %v; want 200, 2, 3", code, len(msgs), v["next"])
+	}
+	if code, v := do(t, ts, "GET", "/v1/channels/exercise/messages?limit=0", senderToken, ""); code != 400 {
+		t.Errorf("limit=0 = %d %v, want 400", code, v)
+	}
+
+	path := "/v1/quarantine/" + ids[0] + "/XBB/release"
+	if _, v := do(t, ts, "POST", path, reviewerToken, ""); v["outcome"] != "pending" {
+		t.Errorf("first approval = %v, want pending", v)
+	}
+	if code, v := do(t, ts, "POST", path, reviewerToken, ""); code != 409 || errCode(v) != "already-reviewed" {
+		t.Errorf("same reviewer again = %d %v, want 409 already-reviewed", code, v)
+	}
+	if _, v := do(t, ts, "POST", path, reviewer2, ""); v["outcome"] != "released" {
+		t.Errorf("second reviewer = %v, want released", v)
+	}
+	if code, _ := do(t, ts, "GET", "/v1/messages/"+ids[1], senderToken, ""); code != 200 {
+		t.Errorf("status of a known message = %d, want 200", code)
+	}
+	if code, v := do(t, ts, "GET", "/v1/messages/"+message.NewID().String(), senderToken, ""); code != 404 {
+		t.Errorf("status of an unknown message = %d %v, want 404", code, v)
+	}
+}
+
+func TestStream(t *testing.T) {
+	ts, _ := newTestServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", ts.URL+"/v1/channels/exercise/stream", nil)
+	req.Header.Set("Authorization", "Bearer "+senderToken)
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("content type %q", ct)
+	}
+	id := message.NewID().String()
+	if code, v := do(t, ts, "POST", "/v1/messages", senderToken, postBody(id, "exercise", "FLASH")); code != 201 {
+		t.Fatalf("post: %d %v", code, v)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			var e Entry
+			if err := json.Unmarshal([]byte(data), &e); err != nil {
+				t.Fatal(err)
+			}
+			if e.Message.ID.String() != id || e.Seq != 1 {
+				t.Fatalf("streamed %v seq %d, want %s seq 1", e.Message.ID, e.Seq, id)
+			}
+			return
+		}
+	}
+	t.Fatalf("stream ended without the message: %v", sc.Err())
+}
+
+// TestDocsListEveryRoute keeps docs/API.md true: it must list exactly the
+// routes the server serves.
+func TestDocsListEveryRoute(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/API.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile("(?m)^\\| `((?:GET|POST|PUT|DELETE) [^`]+)` \\|")
+	var documented []string
+	for _, m := range re.FindAllStringSubmatch(string(doc), -1) {
+		documented = append(documented, m[1])
+	}
+	served := Patterns()
+	slices.Sort(documented)
+	slices.Sort(served)
+	if !slices.Equal(documented, served) {
+		t.Errorf("docs/API.md lists\n  %v\nbut the server serves\n  %v", documented, served)
+	}
+}
+
+func FuzzPostMessage(f *testing.F) {
+	f.Add([]byte(postBody(message.NewID().String(), "exercise", "FLASH")))
+	f.Add([]byte(`{"channel":"c","precedence":"R","label":"x","body_base64":"aGVsbG8="}`))
+	f.Add([]byte(`{"id":"","channel":"","precedence":"","label":""}`))
+	f.Add([]byte(`[1,2,3]`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req := httptest.NewRequest("POST", "/v1/messages", strings.NewReader(string(body)))
+		var pm PostMessage
+		if err := decodeJSON(req, &pm); err != nil {
+			var ae *Error
+			if !errors.As(err, &ae) || ae.Status != 400 {
+				t.Fatalf("decode error %v is not a 400 API error", err)
+			}
+			return
+		}
+		m, err := pm.Message("XAA", &Principal{Name: "fuzz"}, time.Now())
+		if err != nil {
+			var ae *Error
+			if !errors.As(err, &ae) || ae.Status != 400 {
+				t.Fatalf("message error %v is not a 400 API error", err)
+			}
+			return
+		}
+		if err := m.Validate(); err != nil {
+			t.Fatalf("accepted an invalid message: %v", err)
+		}
+	})
+}

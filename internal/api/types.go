@@ -1,0 +1,142 @@
+package api
+
+import (
+	"context"
+	"time"
+
+	"liaison/internal/message"
+)
+
+// Backend is what the API needs from a node. The node implements it; the
+// API and the console are its only users, so neither reaches the store by
+// another path.
+type Backend interface {
+	// Party is the party this node serves, e.g. "USA".
+	Party() string
+	// Submit accepts a message: the guard decides per recipient and the
+	// message is stored durably before Submit returns.
+	Submit(ctx context.Context, m *message.Message) (*Receipt, error)
+	// History returns a channel's messages with sequence numbers above
+	// after, oldest first, at most limit.
+	History(ctx context.Context, channel string, after uint64, limit int) ([]Entry, error)
+	// Subscribe streams a channel's messages with sequence numbers above
+	// after, until ctx is done.
+	Subscribe(ctx context.Context, channel string, after uint64) (<-chan Entry, error)
+	// MessageStatus is the per-recipient delivery status of one message.
+	MessageStatus(ctx context.Context, id message.ID) (*MessageStatus, error)
+	Agreements(ctx context.Context) ([]Agreement, error)
+	InstallAgreement(ctx context.Context, yaml []byte) (*Agreement, error)
+	// May answers "may from send to to on channel now?".
+	May(ctx context.Context, from, to, channel string) Permit
+	Quarantine(ctx context.Context) ([]Held, error)
+	Review(ctx context.Context, id message.ID, recipient, reviewer string, approve bool) (*ReviewResult, error)
+	Status(ctx context.Context) (*NodeStatus, error)
+	// Ready reports nil once the node can accept messages.
+	Ready(ctx context.Context) error
+}
+
+// Receipt is the answer to a submitted message.
+type Receipt struct {
+	ID         message.ID  `json:"id"`
+	Seq        uint64      `json:"seq"`
+	Duplicate  bool        `json:"duplicate"`
+	Recipients []Recipient `json:"recipients"`
+}
+
+// Recipient is the guard's decision for one recipient party, and later the
+// delivery state.
+type Recipient struct {
+	Party  string    `json:"party"`
+	State  string    `json:"state"` // queued, held, sent, delivered, denied, quarantined, refused
+	Code   string    `json:"code,omitempty"`
+	Reason string    `json:"reason,omitempty"`
+	At     time.Time `json:"at,omitzero"`
+}
+
+// Entry is one message in a channel's history.
+type Entry struct {
+	Seq     uint64           `json:"seq"`
+	Message *message.Message `json:"message"`
+	// Marking is the display marking of the label under this node's
+	// policy, in the node's language.
+	Marking string `json:"marking,omitempty"`
+}
+
+// MessageStatus is the delivery status of one message.
+type MessageStatus struct {
+	ID         message.ID  `json:"id"`
+	Channel    string      `json:"channel"`
+	Origin     string      `json:"origin"`
+	Precedence string      `json:"precedence"`
+	Recipients []Recipient `json:"recipients"`
+}
+
+// Agreement is an installed agreement with its status now.
+type Agreement struct {
+	ID        string    `json:"id"`
+	Version   int       `json:"version"`
+	Title     string    `json:"title"`
+	Digest    string    `json:"digest"`
+	Parties   []string  `json:"parties"`
+	Scope     []string  `json:"scope"`
+	Channels  []string  `json:"channels"`
+	Status    string    `json:"status"`
+	Reason    string    `json:"reason,omitempty"`
+	Effective time.Time `json:"effective"`
+	Expiry    time.Time `json:"expiry"`
+	// Detail is the agreement's readable summary (parties, approvals,
+	// signatures, channels, equipment), as the CLI's show prints it.
+	Detail string `json:"detail,omitempty"`
+}
+
+// Permit answers "may A send to B on channel C now?".
+type Permit struct {
+	Allowed   bool   `json:"allowed"`
+	Reason    string `json:"reason"`
+	Agreement string `json:"agreement,omitempty"`
+}
+
+// Held is a message in quarantine for one recipient.
+type Held struct {
+	ID        message.ID `json:"id"`
+	Recipient string     `json:"recipient"`
+	Channel   string     `json:"channel"`
+	Origin    string     `json:"origin"`
+	Reason    string     `json:"reason"`
+	Approvals []string   `json:"approvals"` // reviewers who approved so far
+	Needed    int        `json:"needed"`    // approvals still needed
+	Since     time.Time  `json:"since"`
+}
+
+// ReviewResult is the outcome of one review.
+type ReviewResult struct {
+	Outcome   string   `json:"outcome"` // pending, released, denied
+	Approvals []string `json:"approvals"`
+}
+
+// NodeStatus is the node's state for operators.
+type NodeStatus struct {
+	Party      string                    `json:"party"`
+	Time       time.Time                 `json:"time"`
+	Agreements []Agreement               `json:"agreements"`
+	Links      []Link                    `json:"links"`
+	Queues     map[string]map[string]int `json:"queues"` // peer → precedence → depth
+	Alarms     []string                  `json:"alarms"`
+	Audit      *AuditStatus              `json:"audit,omitempty"`
+}
+
+// Link is the state of the link to one partner.
+type Link struct {
+	Party  string    `json:"party"`
+	State  string    `json:"state"` // up, down, refused, held
+	Reason string    `json:"reason,omitempty"`
+	Since  time.Time `json:"since,omitzero"`
+}
+
+// AuditStatus is the audit log's state and what partners witnessed.
+type AuditStatus struct {
+	Size       uint64            `json:"size"`
+	Checkpoint string            `json:"checkpoint"`
+	Partners   map[string]string `json:"partners,omitempty"` // partner → last checkpoint they cosigned or we verified
+	Forks      []string          `json:"forks,omitempty"`
+}
