@@ -1,143 +1,22 @@
-package api
+package api_test
 
 import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	. "liaison/internal/api"
+	"liaison/internal/api/apitest"
 	"liaison/internal/message"
 )
-
-// fakeBackend keeps messages in memory and applies a two-person rule, so
-// the API's own behaviour (auth, validation, encoding, streaming) is what
-// these tests exercise.
-type fakeBackend struct {
-	mu       sync.Mutex
-	msgs     []*message.Message
-	seen     map[message.ID]uint64
-	approved map[string][]string
-	notify   chan struct{}
-}
-
-func newFake() *fakeBackend {
-	return &fakeBackend{seen: map[message.ID]uint64{}, approved: map[string][]string{}, notify: make(chan struct{}, 1)}
-}
-
-func (f *fakeBackend) Party() string { return "XAA" }
-
-func (f *fakeBackend) Submit(ctx context.Context, m *message.Message) (*Receipt, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if seq, ok := f.seen[m.ID]; ok {
-		return &Receipt{ID: m.ID, Seq: seq, Duplicate: true}, nil
-	}
-	if m.Channel == "closed" {
-		return nil, Errorf(http.StatusConflict, "no-agreement", "no agreement in force covers channel %q", m.Channel)
-	}
-	f.msgs = append(f.msgs, m)
-	f.seen[m.ID] = uint64(len(f.msgs))
-	select {
-	case f.notify <- struct{}{}:
-	default:
-	}
-	return &Receipt{ID: m.ID, Seq: uint64(len(f.msgs)), Recipients: []Recipient{{Party: "XBB", State: "queued"}}}, nil
-}
-
-func (f *fakeBackend) History(ctx context.Context, channel string, after uint64, limit int) ([]Entry, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var es []Entry
-	for i, m := range f.msgs {
-		if uint64(i+1) > after && m.Channel == channel && len(es) < limit {
-			es = append(es, Entry{Seq: uint64(i + 1), Message: m})
-		}
-	}
-	return es, nil
-}
-
-func (f *fakeBackend) Subscribe(ctx context.Context, channel string, after uint64) (<-chan Entry, error) {
-	out := make(chan Entry)
-	go func() {
-		defer close(out)
-		for {
-			es, _ := f.History(ctx, channel, after, 1000)
-			for _, e := range es {
-				select {
-				case out <- e:
-					after = e.Seq
-				case <-ctx.Done():
-					return
-				}
-			}
-			select {
-			case <-f.notify:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return out, nil
-}
-
-func (f *fakeBackend) MessageStatus(ctx context.Context, id message.ID) (*MessageStatus, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if _, ok := f.seen[id]; !ok {
-		return nil, Errorf(http.StatusNotFound, "not-found", "no message %s", id)
-	}
-	return &MessageStatus{ID: id, Recipients: []Recipient{{Party: "XBB", State: "delivered"}}}, nil
-}
-
-func (f *fakeBackend) Agreements(ctx context.Context) ([]Agreement, error) {
-	return []Agreement{{ID: "cis", Version: 1, Status: "in force"}}, nil
-}
-
-func (f *fakeBackend) InstallAgreement(ctx context.Context, yaml []byte) (*Agreement, error) {
-	if !strings.Contains(string(yaml), "signatures") {
-		return nil, Errorf(http.StatusUnprocessableEntity, "agreement-invalid", "signatures: missing")
-	}
-	return &Agreement{ID: "cis", Version: 2}, nil
-}
-
-func (f *fakeBackend) May(ctx context.Context, from, to, channel string) Permit {
-	return Permit{Allowed: from == "XAA" && to == "XBB", Reason: "fake"}
-}
-
-func (f *fakeBackend) Quarantine(ctx context.Context) ([]Held, error) { return nil, nil }
-
-func (f *fakeBackend) Review(ctx context.Context, id message.ID, recipient, reviewer string, approve bool) (*ReviewResult, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	k := id.String() + "/" + recipient
-	if !approve {
-		return &ReviewResult{Outcome: "denied"}, nil
-	}
-	if slices.Contains(f.approved[k], reviewer) {
-		return nil, Errorf(http.StatusConflict, "already-reviewed", "%s has already approved", reviewer)
-	}
-	f.approved[k] = append(f.approved[k], reviewer)
-	out := "pending"
-	if len(f.approved[k]) >= 2 {
-		out = "released"
-	}
-	return &ReviewResult{Outcome: out, Approvals: f.approved[k]}, nil
-}
-
-func (f *fakeBackend) Status(ctx context.Context) (*NodeStatus, error) {
-	return &NodeStatus{Party: "XAA"}, nil
-}
-
-func (f *fakeBackend) Ready(ctx context.Context) error { return nil }
 
 const (
 	senderToken   = "sender-secret"
@@ -146,9 +25,9 @@ const (
 	operatorToken = "operator-secret"
 )
 
-func newTestServer(t *testing.T) (*httptest.Server, *fakeBackend) {
+func newTestServer(t *testing.T) (*httptest.Server, *apitest.Fake) {
 	t.Helper()
-	fb := newFake()
+	fb := apitest.NewFake("XAA")
 	s, err := New(Config{Backend: fb, Tokens: []Token{
 		{Name: "alice", SHA256: HashToken(senderToken), Roles: []Role{RoleSender}},
 		{Name: "rev1", SHA256: HashToken(reviewerToken), Roles: []Role{RoleReviewer}},
@@ -188,7 +67,7 @@ func errCode(v map[string]any) string {
 	return s
 }
 
-const testLabel = `<originatorConfidentialityLabel xmlns="urn:nato:stanag:4774:confidentialitymetadatalabel:1:0"/>`
+const testLabel = apitest.TestLabel
 
 func postBody(id, channel, prec string) string {
 	b, _ := json.Marshal(map[string]any{"id": id, "channel": channel, "precedence": prec, "label": testLabel, "body": "hello"})
@@ -228,15 +107,15 @@ func TestPostMessage(t *testing.T) {
 	if code != 201 || v["id"] != id {
 		t.Fatalf("post = %d %v, want 201 with id %s", code, v, id)
 	}
-	if fb.msgs[0].Originator != "alice" || fb.msgs[0].Origin != "XAA" || fb.msgs[0].Precedence != message.Flash {
-		t.Errorf("stored message %+v: want originator alice, origin XAA, FLASH", fb.msgs[0])
+	if fb.Msgs[0].Originator != "alice" || fb.Msgs[0].Origin != "XAA" || fb.Msgs[0].Precedence != message.Flash {
+		t.Errorf("stored message %+v: want originator alice, origin XAA, FLASH", fb.Msgs[0])
 	}
 	code, v = do(t, ts, "POST", "/v1/messages", senderToken, postBody(id, "exercise", "flash"))
 	if code != 200 || v["duplicate"] != true {
 		t.Errorf("repost = %d %v, want 200 duplicate", code, v)
 	}
-	if len(fb.msgs) != 1 {
-		t.Errorf("backend holds %d messages after a duplicate post, want 1", len(fb.msgs))
+	if len(fb.Msgs) != 1 {
+		t.Errorf("backend holds %d messages after a duplicate post, want 1", len(fb.Msgs))
 	}
 
 	bad := []struct{ name, body, code string }{
@@ -266,7 +145,7 @@ func TestPostMessage(t *testing.T) {
 
 func TestBodyBound(t *testing.T) {
 	ts, _ := newTestServer(t)
-	big := `{"channel":"c","precedence":"FLASH","label":"x","body":"` + strings.Repeat("a", maxAgreementBody+10) + `"}`
+	big := `{"channel":"c","precedence":"FLASH","label":"x","body":"` + strings.Repeat("a", (1<<20)+10) + `"}`
 	code, v := do(t, ts, "POST", "/v1/agreements", operatorToken, big)
 	if code != 413 || errCode(v) != "too-large" {
 		t.Errorf("oversized agreement = %d %v, want 413 too-large", code, v)
@@ -363,33 +242,4 @@ func TestDocsListEveryRoute(t *testing.T) {
 	if !slices.Equal(documented, served) {
 		t.Errorf("docs/API.md lists\n  %v\nbut the server serves\n  %v", documented, served)
 	}
-}
-
-func FuzzPostMessage(f *testing.F) {
-	f.Add([]byte(postBody(message.NewID().String(), "exercise", "FLASH")))
-	f.Add([]byte(`{"channel":"c","precedence":"R","label":"x","body_base64":"aGVsbG8="}`))
-	f.Add([]byte(`{"id":"","channel":"","precedence":"","label":""}`))
-	f.Add([]byte(`[1,2,3]`))
-	f.Fuzz(func(t *testing.T, body []byte) {
-		req := httptest.NewRequest("POST", "/v1/messages", strings.NewReader(string(body)))
-		var pm PostMessage
-		if err := decodeJSON(req, &pm); err != nil {
-			var ae *Error
-			if !errors.As(err, &ae) || ae.Status != 400 {
-				t.Fatalf("decode error %v is not a 400 API error", err)
-			}
-			return
-		}
-		m, err := pm.Message("XAA", &Principal{Name: "fuzz"}, time.Now())
-		if err != nil {
-			var ae *Error
-			if !errors.As(err, &ae) || ae.Status != 400 {
-				t.Fatalf("message error %v is not a 400 API error", err)
-			}
-			return
-		}
-		if err := m.Validate(); err != nil {
-			t.Fatalf("accepted an invalid message: %v", err)
-		}
-	})
 }

@@ -31,6 +31,12 @@ type Backend interface {
 	Quarantine(ctx context.Context) ([]Held, error)
 	Review(ctx context.Context, id message.ID, recipient, reviewer string, approve bool) (*ReviewResult, error)
 	Status(ctx context.Context) (*NodeStatus, error)
+	// Catalog lists the labels a sender may choose on a channel, with
+	// their markings, built from the node's policy.
+	Catalog(ctx context.Context, channel string) ([]LabelChoice, error)
+	// Audit returns recent audit entries (all, or those of one message),
+	// newest first, and what partners witnessed.
+	Audit(ctx context.Context, messageID string, limit int) (*AuditView, error)
 	// Ready reports nil once the node can accept messages.
 	Ready(ctx context.Context) error
 }
@@ -60,6 +66,38 @@ type Entry struct {
 	// Marking is the display marking of the label under this node's
 	// policy, in the node's language.
 	Marking string `json:"marking,omitempty"`
+	// Colour is the policy's colour for the label's classification (CSS
+	// colour), if it gives one.
+	Colour string `json:"colour,omitempty"`
+	// Recipients is the delivery state per recipient, for messages this
+	// node originated.
+	Recipients []Recipient `json:"recipients,omitempty"`
+}
+
+// LabelChoice is a label a sender may pick, with its marking.
+type LabelChoice struct {
+	Marking string `json:"marking"`
+	Label   string `json:"label"` // STANAG 4774 XML
+	Colour  string `json:"colour,omitempty"`
+}
+
+// AuditView is a slice of the audit log and the partners' witnessing.
+type AuditView struct {
+	Entries []AuditEntry `json:"entries"`
+	Status  *AuditStatus `json:"status"`
+}
+
+// AuditEntry is one audit log entry.
+type AuditEntry struct {
+	Index     uint64    `json:"index"`
+	Kind      string    `json:"kind"`
+	At        time.Time `json:"at"`
+	MessageID string    `json:"message_id,omitempty"`
+	Peer      string    `json:"peer,omitempty"`
+	Channel   string    `json:"channel,omitempty"`
+	Decision  string    `json:"decision,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	Actor     string    `json:"actor,omitempty"`
 }
 
 // MessageStatus is the delivery status of one message.
@@ -123,6 +161,25 @@ type NodeStatus struct {
 	Queues     map[string]map[string]int `json:"queues"` // peer → precedence → depth
 	Alarms     []string                  `json:"alarms"`
 	Audit      *AuditStatus              `json:"audit,omitempty"`
+	// Rates counts accepted and denied messages per minute over the last
+	// hour, oldest first.
+	Rates []Rate `json:"rates,omitempty"`
+}
+
+// Rate is one minute's message counts.
+type Rate struct {
+	Minute   time.Time `json:"minute"`
+	Accepted int       `json:"accepted"`
+	Denied   int       `json:"denied"`
+}
+
+// PartnerAudit is what one partner's log looked like to us, and ours to it.
+type PartnerAudit struct {
+	Party           string    `json:"party"`
+	TheirCheckpoint string    `json:"their_checkpoint,omitempty"`
+	TheirSize       uint64    `json:"their_size"`
+	OurCosignedSize uint64    `json:"our_cosigned_size"`
+	LastWitnessed   time.Time `json:"last_witnessed,omitzero"`
 }
 
 // Link is the state of the link to one partner.
@@ -135,8 +192,13 @@ type Link struct {
 
 // AuditStatus is the audit log's state and what partners witnessed.
 type AuditStatus struct {
-	Size       uint64            `json:"size"`
-	Checkpoint string            `json:"checkpoint"`
-	Partners   map[string]string `json:"partners,omitempty"` // partner → last checkpoint they cosigned or we verified
-	Forks      []string          `json:"forks,omitempty"`
+	Size       uint64 `json:"size"`
+	Checkpoint string `json:"checkpoint"`
+	// Partners holds, per partner, the last checkpoint of theirs we
+	// verified and cosigned, and whether they cosigned ours.
+	Partners []PartnerAudit `json:"partners,omitempty"`
+	// Forks describes each detected fork or rollback, with the evidence.
+	Forks []string `json:"forks,omitempty"`
+	// Verified is the result of the last full verification of our own log.
+	Verified string `json:"verified,omitempty"`
 }
