@@ -26,22 +26,26 @@ const maxConfig = 1 << 20
 type Config struct {
 	// Party is the party this node serves, e.g. "USA". Required.
 	Party string `yaml:"party"`
-	// Name names this node within its party, e.g. "usa-1". Default: the
-	// party in lower case.
-	Name   string `yaml:"name"`
-	Listen struct {
-		// Federation is the address partners' nodes dial. Default
+	// Node is the node's DNS name, a SAN of its TLS certificate. Default
+	// the party in lower case + ".liaison".
+	Node       string `yaml:"node"`
+	Federation struct {
+		// Listen is the address partners' nodes dial. Default
 		// 127.0.0.1:7443.
-		Federation string `yaml:"federation"`
-		// API is the HTTPS API and console address. Default
-		// 127.0.0.1:8443. Empty in a node built for tests means no API.
-		API string `yaml:"api"`
-	} `yaml:"listen"`
+		Listen string `yaml:"listen"`
+		// Advertise lists the endpoints put in the node card. Default
+		// the listen address.
+		Advertise []string `yaml:"advertise"`
+	} `yaml:"federation"`
 	// Store is "sqlite:PATH" (default sqlite:store.db) or a postgres://
 	// URL for a store shared by several instances of this party.
 	Store string `yaml:"store"`
-	// Audit is the audit log's directory. Default "audit".
-	Audit string `yaml:"audit"`
+	Audit struct {
+		// Dir is the audit log's directory. Default "audit".
+		Dir string `yaml:"dir"`
+	} `yaml:"audit"`
+	// KEM is the HPKE KEM of the node's envelope keys.
+	KEM string `yaml:"kem"`
 	// Policies lists the SPIF files this node loads: its own party's
 	// policy and those of the partners its agreements name.
 	Policies []string `yaml:"policies"`
@@ -52,6 +56,9 @@ type Config struct {
 	// Peers are the partner nodes this node dials.
 	Peers []Peer `yaml:"peers"`
 	API   struct {
+		// Listen is the HTTPS API and console address. Default
+		// 127.0.0.1:8443; "off" serves no API.
+		Listen string        `yaml:"listen"`
 		Tokens []TokenConfig `yaml:"tokens"`
 		// CertRoles maps a client certificate's common name to roles.
 		CertRoles map[string][]string `yaml:"cert_roles"`
@@ -71,8 +78,8 @@ type Config struct {
 
 // Peer is a partner node to dial.
 type Peer struct {
-	Party   string `yaml:"party"`
-	Address string `yaml:"address"`
+	Party    string `yaml:"party"`
+	Endpoint string `yaml:"endpoint"`
 }
 
 // TokenConfig is a bearer token's entry: only its SHA-256 is kept.
@@ -139,17 +146,23 @@ func ParseConfig(data []byte) (*Config, error) {
 }
 
 func (c *Config) defaults() {
-	if c.Name == "" {
-		c.Name = strings.ToLower(c.Party)
+	if c.Node == "" {
+		c.Node = strings.ToLower(c.Party) + ".liaison"
 	}
-	if c.Listen.Federation == "" {
-		c.Listen.Federation = "127.0.0.1:7443"
+	if c.Federation.Listen == "" {
+		c.Federation.Listen = "127.0.0.1:7443"
+	}
+	if len(c.Federation.Advertise) == 0 {
+		c.Federation.Advertise = []string{c.Federation.Listen}
+	}
+	if c.API.Listen == "" {
+		c.API.Listen = "127.0.0.1:8443"
 	}
 	if c.Store == "" {
 		c.Store = "sqlite:store.db"
 	}
-	if c.Audit == "" {
-		c.Audit = "audit"
+	if c.Audit.Dir == "" {
+		c.Audit.Dir = "audit"
 	}
 	if c.Language == "" {
 		c.Language = "en"
@@ -170,8 +183,8 @@ func (c *Config) check() error {
 	if c.Party == "" {
 		bad("party: required (e.g. USA)")
 	}
-	for field, addr := range map[string]string{"listen.federation": c.Listen.Federation, "listen.api": c.Listen.API} {
-		if addr == "" {
+	for field, addr := range map[string]string{"federation.listen": c.Federation.Listen, "api.listen": c.API.Listen} {
+		if addr == "off" && field == "api.listen" {
 			continue
 		}
 		if _, _, err := net.SplitHostPort(addr); err != nil {
@@ -192,8 +205,8 @@ func (c *Config) check() error {
 			bad("peers[%d].party: %q listed twice", i, p.Party)
 		}
 		seen[p.Party] = true
-		if _, _, err := net.SplitHostPort(p.Address); err != nil {
-			bad("peers[%d].address: %q is not host:port", i, p.Address)
+		if _, _, err := net.SplitHostPort(p.Endpoint); err != nil {
+			bad("peers[%d].endpoint: %q is not host:port", i, p.Endpoint)
 		}
 	}
 	for i, t := range c.API.Tokens {
