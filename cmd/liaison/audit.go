@@ -1,0 +1,324 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"liaison/internal/audit"
+)
+
+func init() {
+	commands["audit"] = command{
+		summary: "read, verify, export and reconcile the tamper-evident audit log",
+		run: func(args []string, stdout, stderr io.Writer) error {
+			return subcommands("audit", auditCommands, args, stdout, stderr)
+		},
+	}
+}
+
+var auditCommands = map[string]command{
+	"tail":      {summary: "print the last entries of the log", run: auditTail},
+	"show":      {summary: "print one entry with its verified inclusion proof", run: auditShow},
+	"verify":    {summary: "check every checkpoint and entry of a log directory", run: auditVerify},
+	"export":    {summary: "write entries as JSON lines, for a partner to reconcile", run: auditExport},
+	"reconcile": {summary: "list crossings one log has and the other lacks", run: auditReconcile},
+}
+
+// logFlags are the flags that locate and authenticate a log directory.
+type logFlags struct {
+	dir, origin, pub string
+	json             bool
+}
+
+func (f *logFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.dir, "log", "", "audit log `directory` (required)")
+	fs.StringVar(&f.origin, "origin", "", "log origin, e.g. liaison.xaa.example/audit (required unless --pub is a note verifier key)")
+	fs.StringVar(&f.pub, "pub", "", "node public `key`: base64, a note verifier key (name+hash+base64), or a file holding either (required)")
+	fs.BoolVar(&f.json, "json", false, "print JSON instead of text")
+}
+
+// verifier resolves --origin and --pub into a checkpoint verifier.
+func (f *logFlags) verifier() (note.Verifier, error) {
+	if f.dir == "" || f.pub == "" {
+		return nil, fmt.Errorf("%w: --log and --pub are required", errUsage)
+	}
+	val := f.pub
+	if b, err := os.ReadFile(f.pub); err == nil {
+		val = strings.TrimSpace(string(b))
+	}
+	if strings.Count(val, "+") >= 2 && !isBase64Key(val) {
+		v, err := note.NewVerifier(val)
+		if err != nil {
+			return nil, fmt.Errorf("verifier key %q: %v", val, err)
+		}
+		if f.origin == "" {
+			f.origin = v.Name()
+		}
+		if v.Name() != f.origin {
+			return nil, fmt.Errorf("verifier key names %q, not origin %q", v.Name(), f.origin)
+		}
+		return v, nil
+	}
+	if f.origin == "" {
+		return nil, fmt.Errorf("%w: --origin is required with a bare public key", errUsage)
+	}
+	raw, err := base64.StdEncoding.DecodeString(val)
+	if err != nil || len(raw) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("public key %q is not a base64 Ed25519 key", val)
+	}
+	return audit.NoteVerifier(f.origin, ed25519.PublicKey(raw))
+}
+
+func isBase64Key(s string) bool {
+	b, err := base64.StdEncoding.DecodeString(s)
+	return err == nil && len(b) == ed25519.PublicKeySize
+}
+
+func (f *logFlags) reader() (*audit.Reader, error) {
+	v, err := f.verifier()
+	if err != nil {
+		return nil, err
+	}
+	return audit.OpenReader(f.dir, f.origin, v)
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func printRecord(w io.Writer, r audit.Record) {
+	e := r.Entry
+	fmt.Fprintf(w, "%d\t%s\t%s", r.Index, e.At.Format("2006-01-02T15:04:05.000Z07:00"), e.Kind)
+	for _, kv := range [][2]string{
+		{"msg", e.MessageID}, {"digest", e.Digest}, {"party", e.Party}, {"peer", e.Peer},
+		{"channel", e.Channel}, {"decision", e.Decision}, {"reason", e.Reason},
+		{"actor", e.Actor}, {"agreement", e.Agreement},
+	} {
+		if kv[1] != "" {
+			fmt.Fprintf(w, " %s=%s", kv[0], kv[1])
+		}
+	}
+	for k, v := range e.Detail {
+		fmt.Fprintf(w, " %s=%q", k, v)
+	}
+	fmt.Fprintln(w)
+}
+
+func auditTail(args []string, stdout, _ io.Writer) error {
+	var lf logFlags
+	fs := newFlagSet("audit tail", "audit tail --log DIR --pub KEY [--origin O] [-n N] [--json]",
+		"Print the last N entries that the log's signed checkpoint covers.", stdout)
+	lf.register(fs)
+	n := fs.Uint64("n", 20, "number of entries")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	r, err := lf.reader()
+	if err != nil {
+		return err
+	}
+	cp, _, err := r.Checkpoint()
+	if err != nil {
+		return err
+	}
+	from := cp.Size - min(*n, cp.Size)
+	recs, err := r.Entries(context.Background(), from, cp.Size)
+	if err != nil {
+		return err
+	}
+	if lf.json {
+		return audit.WriteRecords(stdout, recs)
+	}
+	for _, rec := range recs {
+		printRecord(stdout, rec)
+	}
+	return nil
+}
+
+func auditShow(args []string, stdout, _ io.Writer) error {
+	var lf logFlags
+	fs := newFlagSet("audit show", "audit show --log DIR --pub KEY [--origin O] [--json] INDEX",
+		"Print the entry at INDEX with its inclusion proof in the tree of the latest\nsigned checkpoint; the proof is verified before it is printed.", stdout)
+	lf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("%w: want one INDEX", errUsage)
+	}
+	index, err := strconv.ParseUint(fs.Arg(0), 10, 64)
+	if err != nil {
+		return fmt.Errorf("%w: index %q is not a number", errUsage, fs.Arg(0))
+	}
+	r, err := lf.reader()
+	if err != nil {
+		return err
+	}
+	inc, err := r.Show(context.Background(), index)
+	if err != nil {
+		return err
+	}
+	if lf.json {
+		return printJSON(stdout, inc)
+	}
+	printRecord(stdout, inc.Record)
+	fmt.Fprintf(stdout, "leaf hash: %s\ntree size: %d\nroot:      %s\ninclusion proof (%d hashes, verified):\n",
+		hex.EncodeToString(inc.LeafHash), inc.TreeSize, hex.EncodeToString(inc.Root), len(inc.Proof))
+	for _, h := range inc.Proof {
+		fmt.Fprintf(stdout, "  %s\n", hex.EncodeToString(h))
+	}
+	fmt.Fprintf(stdout, "checkpoint:\n%s", inc.Checkpoint)
+	return nil
+}
+
+func auditVerify(args []string, stdout, stderr io.Writer) error {
+	var lf logFlags
+	fs := newFlagSet("audit verify", "audit verify --log DIR --pub KEY [--origin O] [--json]",
+		`Check a log directory (a live node's or a copy) against every checkpoint
+its node signed: decode every entry, recompute the Merkle tree, compare each
+leaf with the hash tiles and each checkpoint's root with the tree. Finds an
+entry edited, dropped, reordered or truncated, and a checkpoint replaced.
+Exits 1 if the log does not verify.`, stdout)
+	lf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	v, err := lf.verifier()
+	if err != nil {
+		return err
+	}
+	rep, err := audit.VerifyWith(context.Background(), lf.dir, lf.origin, v)
+	if err != nil && !errors.Is(err, audit.ErrTampered) {
+		return err
+	}
+	if lf.json {
+		if err := printJSON(stdout, rep); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(stdout, "log %s: %d entries, tree size %d, %d checkpoints and %d cosigned checkpoints checked\n",
+			rep.Origin, rep.Entries, rep.TreeSize, rep.Checkpoints, rep.Cosignatures)
+		for _, p := range rep.Problems {
+			fmt.Fprintf(stdout, "PROBLEM: %s\n", p)
+		}
+		if rep.OK() {
+			fmt.Fprintln(stdout, "OK")
+		}
+	}
+	if !rep.OK() {
+		fmt.Fprintf(stderr, "liaison audit verify: %v\n", err)
+		return errSilent
+	}
+	return nil
+}
+
+func auditExport(args []string, stdout, _ io.Writer) error {
+	var lf logFlags
+	fs := newFlagSet("audit export", "audit export --log DIR --pub KEY [--origin O] [--peer P] [--from N] [--to N]",
+		"Write the log's entries as JSON lines, one {\"index\":..., \"entry\":{...}} per line.\nWith --peer, only the messages that crossed the link with that party.", stdout)
+	lf.register(fs)
+	peer := fs.String("peer", "", "only crossings with this `party`")
+	from := fs.Uint64("from", 0, "first index")
+	to := fs.Uint64("to", 1<<63, "index after the last")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	r, err := lf.reader()
+	if err != nil {
+		return err
+	}
+	recs, err := r.Entries(context.Background(), *from, *to)
+	if err != nil {
+		return err
+	}
+	if *peer != "" {
+		kept := recs[:0]
+		for _, rec := range recs {
+			if audit.Crossed(rec.Entry, *peer) {
+				kept = append(kept, rec)
+			}
+		}
+		recs = kept
+	}
+	return audit.WriteRecords(stdout, recs)
+}
+
+func auditReconcile(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("audit reconcile", "audit reconcile --self S --peer P --mine FILE --theirs FILE [--json]",
+		`Compare the messages two partners' logs say crossed between them, from
+files written by 'liaison audit export' on each side. Lists crossings one
+side has and the other lacks, and those whose digest or decision differ.
+Exits 1 if the logs disagree.`, stdout)
+	self := fs.String("self", "", "the party this node acts for (required)")
+	peer := fs.String("peer", "", "the partner party (required)")
+	mine := fs.String("mine", "", "this node's export `file` (required)")
+	theirs := fs.String("theirs", "", "the partner's export `file` (required)")
+	asJSON := fs.Bool("json", false, "print JSON instead of text")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *self == "" || *peer == "" || *mine == "" || *theirs == "" {
+		return fmt.Errorf("%w: --self, --peer, --mine and --theirs are required", errUsage)
+	}
+	read := func(p string) ([]audit.Record, error) {
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		recs, err := audit.ReadRecords(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		return recs, nil
+	}
+	m, err := read(*mine)
+	if err != nil {
+		return err
+	}
+	t, err := read(*theirs)
+	if err != nil {
+		return err
+	}
+	d := audit.Reconcile(m, t, *self, *peer)
+	if *asJSON {
+		if err := printJSON(stdout, d); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(stdout, "%d crossings with %s match\n", d.Matched, *peer)
+		for _, r := range d.OnlyMine {
+			fmt.Fprintf(stdout, "only in mine (%s lacks it): ", *peer)
+			printRecord(stdout, r)
+		}
+		for _, r := range d.OnlyTheirs {
+			fmt.Fprintf(stdout, "only in %s's: ", *peer)
+			printRecord(stdout, r)
+		}
+		for _, mm := range d.Mismatched {
+			fmt.Fprint(stdout, "differs, mine:   ")
+			printRecord(stdout, mm.Mine)
+			fmt.Fprintf(stdout, "differs, %s's: ", *peer)
+			printRecord(stdout, mm.Theirs)
+		}
+	}
+	if !d.Empty() {
+		fmt.Fprintf(stderr, "liaison audit reconcile: the logs disagree\n")
+		return errSilent
+	}
+	return nil
+}

@@ -1,0 +1,76 @@
+package pki
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+)
+
+// configYAML returns the commented liaison.yaml that Init writes.
+func configYAML(dir string, opts InitOptions) string {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		abs = dir
+	}
+	r := strings.NewReplacer(
+		"{{party}}", opts.Party,
+		"{{node}}", NodeName(opts.Party),
+		"{{addr}}", opts.Addr,
+		"{{api}}", opts.APIAddr,
+		"{{store}}", fmt.Sprintf("sqlite:%s", filepath.Join(abs, "store.db")),
+		"{{audit}}", filepath.Join(abs, "audit"),
+		"{{kem}}", kemName(opts.KEM),
+	)
+	return r.Replace(configTemplate)
+}
+
+func kemName(s string) string {
+	if s == "" {
+		return KEMMLKEM768X25519
+	}
+	return s
+}
+
+const configTemplate = `# Liaison node configuration, written by 'liaison init'.
+# Keys and certificates live beside this file (node.key, hpke-<epoch>.key,
+# ca.key, ca.crt, tls.key, tls.crt); private key files must stay mode 0600.
+
+# The party this node speaks for. It must match the party in ca.crt.
+party: {{party}}
+# The node's DNS name, a SAN of tls.crt; partners dial it as the TLS server name.
+node: {{node}}
+
+federation:
+  # Where partner nodes connect (mutual TLS 1.3). Bind 0.0.0.0 only behind a boundary firewall.
+  listen: {{addr}}
+  # Endpoints advertised in the node card; defaults to the listen address.
+  advertise: [{{addr}}]
+
+api:
+  # HTTPS API, health, metrics and the web console under /console.
+  listen: {{api}}
+
+# Durable state: "sqlite:<path>" (embedded) or "postgres://..." (scale-out).
+store: "sqlite:{{store}}"
+
+audit:
+  # Tamper-evident audit log (Tessera, POSIX driver).
+  dir: {{audit}}
+
+# HPKE KEM of the node's envelope keys (mlkem768-x25519 or mlkem1024-p384).
+kem: {{kem}}
+
+# Partner nodes. Import a partner's card first ('liaison card import'), then
+# list it here, e.g.
+#   - party: GBR
+#     endpoint: gbr.example:7443
+peers: []
+
+gateways:
+  cot:
+    enabled: false
+    # listen: 127.0.0.1:8087
+  xmpp:
+    enabled: false
+    # component: liaison.example
+`
