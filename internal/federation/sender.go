@@ -1,0 +1,233 @@
+package federation
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"liaison/internal/federation/linkproto"
+	"liaison/internal/message"
+)
+
+// write is the session's writer goroutine: the only one that writes to the
+// connection. Each pass writes queued control frames and acks, applies
+// custody received, tops up leases, then writes at most one fragment of
+// the most urgent sendable message. A FLASH leased while a ROUTINE
+// transfer runs is therefore on the wire after at most one fragment (plus
+// what the pipe already holds: see Config.PipeBytes).
+func (s *session) write(bw *bufio.Writer) error {
+	cfg := &s.m.cfg
+	party := s.p.party
+	hb := time.NewTicker(cfg.Heartbeat)
+	defer hb.Stop()
+	poll := time.NewTicker(cfg.Poll)
+	defer poll.Stop()
+	resume := map[message.ID]linkproto.Resume{}
+	for _, r := range s.hello.Resume {
+		resume[r.ID] = r
+	}
+	var (
+		order     []*outMsg // leased and not settled, most urgent first
+		seq       uint64
+		drained   bool
+		lastWrite = time.Now()
+		scratch   []byte
+	)
+	for {
+		if s.ctx.Err() != nil {
+			return context.Cause(s.ctx)
+		}
+		select {
+		case <-poll.C:
+			drained = false
+		default:
+		}
+
+		s.mu.Lock()
+		ctl := s.ctl
+		s.ctl = nil
+		var acks []linkproto.AckEntry
+		for _, id := range s.ackOrder {
+			acks = append(acks, s.acks[id])
+		}
+		clear(s.acks)
+		s.ackOrder = s.ackOrder[:0]
+		closing := s.closing
+		settle := len(s.custody)+len(s.refusals) > 0
+		s.mu.Unlock()
+
+		wrote := false
+		for i := range ctl {
+			b, err := linkproto.AppendFrame(scratch[:0], &ctl[i])
+			if err != nil {
+				s.m.cfg.Logger.Warn("federation frame dropped", "party", party, "type", ctl[i].Type, "err", err)
+				continue
+			}
+			scratch = b
+			if _, err := bw.Write(b); err != nil {
+				return fmt.Errorf("write: %w", err)
+			}
+			wrote = true
+		}
+		for len(acks) > 0 {
+			n := min(len(acks), linkproto.MaxAckEntries)
+			b, _ := linkproto.AppendFrame(scratch[:0], &linkproto.Frame{Type: linkproto.FrameAck, Acks: acks[:n]})
+			scratch = b
+			if _, err := bw.Write(b); err != nil {
+				return fmt.Errorf("write: %w", err)
+			}
+			acks = acks[n:]
+			wrote = true
+		}
+		if closing != "" {
+			s.writeClose(bw, closing)
+			return fmt.Errorf("closed: %s", closing)
+		}
+		if settle {
+			s.applyAcks(s.ctx)
+			s.mu.Lock()
+			order = slices.DeleteFunc(order, func(m *outMsg) bool { return s.out[m.ID] == nil })
+			s.mu.Unlock()
+		}
+
+		// Lease: keep LeaseBatch unstarted messages at hand; when told of
+		// new work, peek one more so a new FLASH is seen now.
+		unsent := 0
+		for _, m := range order {
+			if !m.started {
+				unsent++
+			}
+		}
+		woke := s.notified.Swap(false)
+		if woke {
+			drained = false
+		}
+		n := 0
+		switch {
+		case unsent < cfg.LeaseBatch && !drained:
+			n = cfg.LeaseBatch - unsent
+		case woke && unsent < 2*cfg.LeaseBatch:
+			n = 1
+		}
+		if n > 0 {
+			got, err := cfg.Outbox.Lease(s.ctx, party, n)
+			if err != nil {
+				if s.ctx.Err() != nil {
+					return context.Cause(s.ctx)
+				}
+				s.m.cfg.Logger.Warn("federation lease failed", "party", party, "err", err)
+			}
+			if len(got) < n {
+				drained = true
+			}
+			s.mu.Lock()
+			for _, g := range got {
+				if len(g.Wire) == 0 || len(g.Wire) > linkproto.MaxMessage || !g.Precedence.Valid() || s.out[g.ID] != nil {
+					continue // the node's bug; never put it on the wire
+				}
+				m := &outMsg{Outgoing: g, tag: linkproto.TagOf(g.Wire), seq: seq}
+				seq++
+				if r, ok := resume[g.ID]; ok && r.Tag == m.tag && r.Offset < uint64(len(g.Wire)) {
+					m.next, m.recv = r.Offset, r.Offset
+				}
+				s.out[g.ID] = m
+				order = append(order, m)
+			}
+			s.mu.Unlock()
+			slices.SortStableFunc(order, func(a, b *outMsg) int {
+				return cmp.Or(cmp.Compare(a.Precedence, b.Precedence), cmp.Compare(a.seq, b.seq))
+			})
+		}
+
+		m, off, end := s.pick(order)
+		if m != nil {
+			if err := s.writeData(bw, m, off, end); err != nil {
+				return fmt.Errorf("write: %w", err)
+			}
+			wrote = true
+			if end == uint64(len(m.Wire)) && cfg.Delivery != nil {
+				cfg.Delivery(Delivery{Kind: Sent, Party: party, ID: m.ID})
+			}
+		}
+		if wrote {
+			lastWrite = time.Now()
+			if m == nil || bw.Buffered() >= cfg.FragmentSize {
+				if err := bw.Flush(); err != nil {
+					return fmt.Errorf("write: %w", err)
+				}
+			}
+			continue
+		}
+		if bw.Buffered() > 0 {
+			if err := bw.Flush(); err != nil {
+				return fmt.Errorf("write: %w", err)
+			}
+		}
+		select {
+		case <-s.ctx.Done():
+		case <-s.wake:
+		case <-poll.C:
+			drained = false
+		case <-hb.C:
+			if time.Since(lastWrite) >= cfg.Heartbeat/2 {
+				s.queueFrame(linkproto.Frame{Type: linkproto.FramePing, Nonce: randNonce()})
+			}
+		}
+	}
+}
+
+// pick chooses the next fragment: the most urgent message that is under
+// way or may start. A message may start while the window has room, or
+// when it is more urgent than everything in flight (so a full window of
+// ROUTINE never holds a FLASH back).
+func (s *session) pick(order []*outMsg) (*outMsg, uint64, uint64) {
+	cfg := &s.m.cfg
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pipe >= cfg.PipeBytes {
+		return nil, 0, 0
+	}
+	n, bytes, urgent := 0, 0, message.Precedence(255)
+	for _, m := range order {
+		if m.started && !m.done {
+			n++
+			bytes += len(m.Wire)
+			urgent = min(urgent, m.Precedence)
+		}
+	}
+	room := n < cfg.Window && bytes < cfg.WindowBytes
+	for _, m := range order {
+		if m.done || m.sent {
+			continue
+		}
+		if !m.started && !room && m.Precedence >= urgent {
+			continue
+		}
+		off := m.next
+		end := min(off+uint64(cfg.FragmentSize), uint64(len(m.Wire)))
+		m.next = end
+		s.pipe += int(end - off)
+		if !m.started {
+			m.started = true
+			s.inflight.Add(1)
+		}
+		m.sent = end == uint64(len(m.Wire))
+		return m, off, end
+	}
+	return nil, 0, 0
+}
+
+// writeData writes one DATA frame without copying the chunk.
+func (s *session) writeData(bw *bufio.Writer, m *outMsg, off, end uint64) error {
+	var h [linkproto.MaxDataHeader]byte
+	b := linkproto.AppendDataHeader(h[:0], m.ID, m.tag, m.Precedence, off, uint64(len(m.Wire)), int(end-off))
+	if _, err := bw.Write(b); err != nil {
+		return err
+	}
+	_, err := bw.Write(m.Wire[off:end])
+	s.m.dataBytes.Add(int64(end - off))
+	return err
+}

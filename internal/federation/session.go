@@ -1,0 +1,476 @@
+package federation
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"liaison/internal/federation/linkproto"
+	"liaison/internal/message"
+)
+
+// session is one established link to a peer over one TLS connection. It
+// runs three kinds of goroutine: the reader (decodes frames, never writes
+// to the connection, so two peers both writing bulk data cannot deadlock),
+// the writer (the only one writing: queued control frames and acks first,
+// then the most urgent fragment) and a few accepters calling Inbox.Accept.
+//
+// Lock order: Manager.mu before session.mu before inbound.mu.
+type session struct {
+	m      *Manager
+	p      *peer
+	conn   *tls.Conn
+	dc     *deadlineConn
+	dialer string // party that dialed this connection
+	since  time.Time
+	hello  linkproto.Hello // the peer's
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	wake   chan struct{} // pokes the writer; capacity 1
+	done   chan struct{} // closed when the session has ended and settled
+	accept chan acceptJob
+
+	notified atomic.Bool  // Outbox signalled new work
+	inflight atomic.Int64 // for Status
+
+	mu        sync.Mutex        // guards below
+	ctl       []linkproto.Frame // frames for the writer to send before any data
+	acks      map[message.ID]linkproto.AckEntry
+	ackOrder  []message.ID
+	custody   []message.ID // custody ACKs received, for the writer to pass to Outbox.Ack
+	refusals  []linkproto.Refuse
+	out       map[message.ID]*outMsg
+	pipe      int    // data bytes written and not yet acknowledged as received
+	closing   string // reason, once shutdown was called
+	closeSent bool
+}
+
+type acceptJob struct {
+	id   message.ID
+	wire []byte
+}
+
+// outMsg is a leased message in this session. next and recv are guarded
+// by session.mu; the rest belongs to the writer.
+type outMsg struct {
+	Outgoing
+	tag     linkproto.Tag
+	seq     uint64
+	next    uint64 // offset of the next byte to send
+	recv    uint64 // bytes the peer reported holding
+	started bool
+	sent    bool // last fragment written
+	done    bool // custody or refusal received
+}
+
+// runSession exchanges HELLOs on tc and, if the peer is accepted, runs the
+// session until it ends. ctx bounds only the HELLO exchange.
+func (m *Manager) runSession(ctx context.Context, tc *tls.Conn, party, dialer string) {
+	remote := tc.RemoteAddr().String()
+	p := m.lookup(party)
+	if p == nil {
+		tc.Close()
+		return
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		tc.SetDeadline(dl)
+	}
+	dc := &deadlineConn{Conn: tc}
+	br, bw := bufio.NewReaderSize(dc, 64<<10), bufio.NewWriterSize(dc, 64<<10)
+	b, err := linkproto.AppendFrame(nil, &linkproto.Frame{Type: linkproto.FrameHello, Hello: linkproto.Hello{Party: m.cfg.Self, Epoch: m.epoch, Resume: p.in.resume()}})
+	if err == nil {
+		_, err = bw.Write(b)
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	var f linkproto.Frame
+	if err == nil {
+		_, err = linkproto.ReadFrame(br, &f, nil)
+	}
+	if err == nil && f.Type != linkproto.FrameHello {
+		err = fmt.Errorf("%w: first frame is %s, want HELLO", linkproto.ErrProtocol, f.Type)
+	}
+	if err == nil && f.Hello.Party != party {
+		err = fmt.Errorf("%w: HELLO names party %q, certificate %q", linkproto.ErrProtocol, f.Hello.Party, party)
+	}
+	if err != nil {
+		tc.Close()
+		m.event(Event{Kind: LinkDown, Party: party, Remote: remote, Err: fmt.Errorf("hello: %w", err)})
+		return
+	}
+	tc.SetDeadline(time.Time{})
+	dc.idle.Store(int64(3 * m.cfg.Heartbeat)) // from now on, before every read and write
+	dc.widle.Store(int64(3 * m.cfg.Heartbeat))
+	s := &session{
+		m: m, p: p, conn: tc, dc: dc, dialer: dialer, since: time.Now(), hello: f.Hello,
+		wake: make(chan struct{}, 1), done: make(chan struct{}), accept: make(chan acceptJob, m.cfg.Accepters),
+		acks: map[message.ID]linkproto.AckEntry{}, out: map[message.ID]*outMsg{},
+	}
+	s.ctx, s.cancel = context.WithCancelCause(m.ctx)
+	context.AfterFunc(s.ctx, func() { tc.Close() }) // unblocks a writer stuck on a dead link
+	if old, ok := m.register(s); !ok {
+		s.writeClose(bw, "duplicate link")
+		s.cancel(errors.New("duplicate link"))
+		return
+	} else if old != nil {
+		old.shutdown("replaced by a newer link")
+	}
+	m.event(Event{Kind: LinkUp, Party: party, Remote: remote})
+	cause := s.run(br, bw)
+	m.unregister(s)
+	close(s.done)
+	m.event(Event{Kind: LinkDown, Party: party, Remote: remote, Err: cause})
+	poke(p.wake)
+}
+
+func (m *Manager) lookup(party string) *peer {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.peers[party]
+}
+
+// register makes s the peer's session. When a session already exists, the
+// one dialed by the party with the smaller name wins, so that two peers
+// dialing each other at once keep the same connection; between two dialed
+// by the same party the newer wins (the older is likely dead).
+func (m *Manager) register(s *session) (old *session, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed || !s.p.allowed {
+		return nil, false
+	}
+	old = s.p.sess
+	if old != nil && old.dialer < s.dialer {
+		return nil, false
+	}
+	s.p.sess = s
+	s.p.lastErr = ""
+	if s.p.epoch != 0 && s.p.epoch != s.hello.Epoch {
+		m.cfg.Logger.Info("federation peer restarted", "party", s.p.party)
+	}
+	s.p.epoch = s.hello.Epoch
+	return old, true
+}
+
+func (m *Manager) unregister(s *session) {
+	m.mu.Lock()
+	if s.p.sess == s {
+		s.p.sess = nil
+	}
+	m.mu.Unlock()
+}
+
+// shutdown asks the session to send CLOSE with reason and end.
+func (s *session) shutdown(reason string) {
+	s.mu.Lock()
+	if s.closing == "" {
+		s.closing = reason
+	}
+	s.mu.Unlock()
+	poke(s.wake)
+	// A writer stuck on a dead or very slow link must not hold Close up.
+	time.AfterFunc(2*time.Second, func() { s.cancel(fmt.Errorf("closed: %s", reason)) })
+}
+
+func (s *session) queueFrame(f linkproto.Frame) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing != "" {
+		return fmt.Errorf("link to %q is closing: %w", s.p.party, ErrNoLink)
+	}
+	s.ctl = append(s.ctl, f)
+	poke(s.wake)
+	return nil
+}
+
+func (s *session) queueAck(a linkproto.AckEntry) {
+	s.mu.Lock()
+	if prev, ok := s.acks[a.ID]; !ok {
+		s.ackOrder = append(s.ackOrder, a.ID)
+	} else if prev.Kind == linkproto.AckCustody || (prev.Kind == linkproto.AckRewind && a.Kind == linkproto.AckProgress) {
+		a = prev // custody and rewind outrank progress
+	}
+	s.acks[a.ID] = a
+	s.mu.Unlock()
+	poke(s.wake)
+}
+
+// deadlineConn moves the connection's deadline forward before every read
+// and write, so a link is dead after idle without progress, however long a
+// frame takes to cross a slow link.
+type deadlineConn struct {
+	*tls.Conn
+	idle  atomic.Int64 // read idle limit, ns; 0: leave deadlines alone
+	widle atomic.Int64 // write idle limit, ns
+}
+
+func (c *deadlineConn) Read(b []byte) (int, error) {
+	if d := c.idle.Load(); d > 0 {
+		c.Conn.SetReadDeadline(time.Now().Add(time.Duration(d)))
+	}
+	return c.Conn.Read(b)
+}
+
+func (c *deadlineConn) Write(b []byte) (int, error) {
+	if d := c.widle.Load(); d > 0 {
+		c.Conn.SetWriteDeadline(time.Now().Add(time.Duration(d)))
+	}
+	return c.Conn.Write(b)
+}
+
+func (s *session) writeClose(bw *bufio.Writer, reason string) {
+	if s.dc != nil {
+		s.dc.widle.Store(int64(time.Second))
+	}
+	s.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	if b, err := linkproto.AppendFrame(nil, &linkproto.Frame{Type: linkproto.FrameClose, Reason: reason}); err == nil {
+		bw.Write(b)
+		bw.Flush()
+	}
+}
+
+// run drives the session until it ends and returns why.
+func (s *session) run(br *bufio.Reader, bw *bufio.Writer) error {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.cancel(s.read(br))
+		s.conn.Close()
+	}()
+	var acc sync.WaitGroup
+	for range s.m.cfg.Accepters {
+		acc.Add(1)
+		go func() {
+			defer acc.Done()
+			s.accepter()
+		}()
+	}
+	s.cancel(s.write(bw))
+	s.conn.Close()
+	wg.Wait()
+	close(s.accept)
+	acc.Wait()
+	s.settle()
+	return context.Cause(s.ctx)
+}
+
+// read decodes frames until the connection fails or the peer closes.
+func (s *session) read(br *bufio.Reader) error {
+	var f linkproto.Frame
+	var buf []byte
+	var err error
+	for {
+		buf, err = linkproto.ReadFrame(br, &f, buf)
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return context.Cause(s.ctx)
+			}
+			return fmt.Errorf("read: %w", err)
+		}
+		switch f.Type {
+		case linkproto.FrameData:
+			s.onData(&f.Data)
+		case linkproto.FrameAck:
+			s.onAcks(f.Acks)
+		case linkproto.FrameRefuse:
+			s.mu.Lock()
+			s.refusals = append(s.refusals, f.Refuse)
+			s.mu.Unlock()
+			poke(s.wake)
+		case linkproto.FramePing:
+			s.queueFrame(linkproto.Frame{Type: linkproto.FramePong, Nonce: f.Nonce})
+		case linkproto.FramePong:
+		case linkproto.FrameClose:
+			return fmt.Errorf("closed by peer: %s", f.Reason)
+		case linkproto.FrameControl:
+			if s.m.cfg.Control != nil {
+				s.m.cfg.Control(s.p.party, f.Control.Kind, append([]byte(nil), f.Control.Data...))
+			}
+		default:
+			return fmt.Errorf("%w: unexpected %s", linkproto.ErrProtocol, f.Type)
+		}
+	}
+}
+
+// onData is the receiving side: reassemble, then hand whole messages to
+// the accepters (blocking when they are busy: backpressure).
+func (s *session) onData(d *linkproto.Data) {
+	whole, have, rewind := s.p.in.add(d)
+	switch {
+	case rewind:
+		s.queueAck(linkproto.AckEntry{ID: d.ID, Kind: linkproto.AckRewind, Offset: have})
+	case d.Offset == 0 && whole != nil:
+		// A single-fragment message: its custody ACK will free the pipe;
+		// a progress entry would only cost airtime.
+	default:
+		s.queueAck(linkproto.AckEntry{ID: d.ID, Kind: linkproto.AckProgress, Offset: have})
+	}
+	if whole != nil {
+		select {
+		case s.accept <- acceptJob{id: d.ID, wire: whole}:
+		case <-s.ctx.Done():
+		}
+	}
+}
+
+func (s *session) accepter() {
+	for j := range s.accept {
+		// The Manager's context, not the session's: a store commit that
+		// has begun is allowed to finish when the link drops.
+		err := s.m.cfg.Inbox.Accept(s.m.ctx, s.p.party, j.wire)
+		var ref *RefusalError
+		switch {
+		case err == nil:
+			s.queueAck(linkproto.AckEntry{ID: j.id, Kind: linkproto.AckCustody})
+		case errors.As(err, &ref):
+			detail := ref.Detail
+			if len(detail) > linkproto.MaxDetailLen {
+				detail = nil // the peer would reject the frame and the link
+			}
+			s.queueFrame(linkproto.Frame{Type: linkproto.FrameRefuse, Refuse: linkproto.Refuse{ID: j.id, Code: trunc(ref.Code, linkproto.MaxCodeLen), Reason: trunc(ref.Reason, linkproto.MaxReasonLen), Detail: detail}})
+		default:
+			// The node could not store it (store down, shutting down):
+			// end the link so the sender retries after its backoff.
+			s.m.cfg.Logger.Warn("federation inbox failed", "party", s.p.party, "id", j.id, "err", err)
+			s.shutdown("receiver could not store a message")
+		}
+	}
+}
+
+func trunc(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// onAcks applies the peer's acknowledgements of our data.
+func (s *session) onAcks(acks []linkproto.AckEntry) {
+	s.mu.Lock()
+	for _, a := range acks {
+		m := s.out[a.ID]
+		if m == nil || m.done {
+			continue
+		}
+		switch a.Kind {
+		case linkproto.AckCustody:
+			s.pipe -= int(m.next - m.recv)
+			m.recv = m.next
+			s.custody = append(s.custody, a.ID)
+		case linkproto.AckProgress:
+			if a.Offset > m.recv && a.Offset <= m.next {
+				s.pipe -= int(a.Offset - m.recv)
+				m.recv = a.Offset
+			}
+		case linkproto.AckRewind:
+			if a.Offset <= uint64(len(m.Wire)) {
+				s.pipe -= int(m.next - m.recv)
+				m.next, m.recv, m.sent = a.Offset, a.Offset, false
+			}
+		}
+	}
+	s.mu.Unlock()
+	poke(s.wake)
+}
+
+// settle runs after the connection is gone: it applies custody and
+// refusals that arrived, and releases every other leased message.
+func (s *session) settle() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s.applyAcks(ctx)
+	var ids []message.ID
+	s.mu.Lock()
+	for id, m := range s.out {
+		if !m.done {
+			ids = append(ids, id)
+		}
+	}
+	s.out = nil
+	s.mu.Unlock()
+	s.inflight.Store(0)
+	if len(ids) > 0 {
+		if err := s.m.cfg.Outbox.Release(ctx, s.p.party, ids...); err != nil {
+			s.m.cfg.Logger.Warn("federation release failed", "party", s.p.party, "n", len(ids), "err", err)
+		}
+	}
+}
+
+// applyAcks passes received custody ACKs and refusals to the Outbox.
+func (s *session) applyAcks(ctx context.Context) {
+	s.mu.Lock()
+	custody, refusals := s.custody, s.refusals
+	s.custody, s.refusals = nil, nil
+	for _, id := range custody {
+		if m := s.out[id]; m != nil {
+			m.done = true
+		}
+	}
+	s.mu.Unlock()
+	party := s.p.party
+	if len(custody) > 0 {
+		if err := s.m.cfg.Outbox.Ack(ctx, party, custody...); err != nil {
+			// Not deleted from the queue: it will be sent again and the
+			// receiver's de-duplication absorbs it.
+			s.m.cfg.Logger.Warn("federation outbox ack failed", "party", party, "n", len(custody), "err", err)
+			s.mu.Lock()
+			for _, id := range custody {
+				if m := s.out[id]; m != nil {
+					if m.started {
+						s.inflight.Add(-1)
+					}
+					m.done = false
+					m.next, m.recv, m.sent, m.started = 0, 0, false, false
+				}
+			}
+			s.mu.Unlock()
+			return
+		}
+		s.forget(custody)
+		if s.m.cfg.Delivery != nil {
+			for _, id := range custody {
+				s.m.cfg.Delivery(Delivery{Kind: Delivered, Party: party, ID: id})
+			}
+		}
+	}
+	for _, r := range refusals {
+		s.mu.Lock()
+		m := s.out[r.ID]
+		if m != nil && !m.done {
+			m.done = true
+			s.pipe -= int(m.next - m.recv)
+		}
+		s.mu.Unlock()
+		if m == nil {
+			continue
+		}
+		if err := s.m.cfg.Outbox.Refused(ctx, party, r.ID, r.Code, r.Reason); err != nil {
+			s.m.cfg.Logger.Warn("federation outbox refused failed", "party", party, "id", r.ID, "err", err)
+			continue
+		}
+		s.forget([]message.ID{r.ID})
+		if s.m.cfg.Delivery != nil {
+			s.m.cfg.Delivery(Delivery{Kind: Refused, Party: party, ID: r.ID, Code: r.Code, Reason: r.Reason})
+		}
+	}
+}
+
+func (s *session) forget(ids []message.ID) {
+	s.mu.Lock()
+	for _, id := range ids {
+		if s.out != nil {
+			if m := s.out[id]; m != nil && m.started {
+				s.inflight.Add(-1)
+			}
+			delete(s.out, id)
+		}
+	}
+	s.mu.Unlock()
+}
