@@ -36,6 +36,7 @@ var routes = []route{
 	{pattern: "GET /v1/messages/{id}", roles: []Role{RoleSender, RoleAuditor, RoleReviewer}, handle: (*Server).getMessage},
 	{pattern: "GET /v1/channels/{channel}/messages", roles: []Role{RoleSender, RoleAuditor}, handle: (*Server).history},
 	{pattern: "GET /v1/channels/{channel}/stream", roles: []Role{RoleSender, RoleAuditor}, handle: (*Server).stream},
+	{pattern: "GET /v1/channels/{channel}/labels", roles: []Role{RoleSender}, handle: (*Server).catalog},
 	{pattern: "GET /v1/agreements", roles: []Role{RoleSender, RoleAuditor, RoleReviewer}, handle: (*Server).agreements},
 	{pattern: "POST /v1/agreements", roles: []Role{RoleOperator}, maxBody: maxAgreementBody, handle: (*Server).installAgreement},
 	{pattern: "GET /v1/may", roles: []Role{RoleSender, RoleAuditor, RoleReviewer}, handle: (*Server).may},
@@ -319,5 +320,14 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, st)
+	return nil
+}
+
+func (s *Server) catalog(w http.ResponseWriter, r *http.Request) error {
+	cat, err := s.cfg.Backend.Catalog(r.Context(), r.PathValue("channel"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"labels": cat})
 	return nil
 }
