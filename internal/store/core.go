@@ -1,0 +1,284 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"liaison/internal/message"
+)
+
+// core implements Store on top of a write path (one transaction per
+// function; SQLite batches them) and a read path. The SQL lives here,
+// once, for both databases.
+type core struct {
+	d     dialect
+	now   func() time.Time
+	write func(ctx context.Context, fn func(ctx context.Context, q querier) error) error
+	read  func(ctx context.Context, fn func(ctx context.Context, q querier) error) error
+}
+
+func (c *core) nowNano() int64 { return c.now().UnixNano() }
+
+func validState(s DeliveryState) bool {
+	switch s {
+	case Queued, Held, Sent, Delivered, Denied, Quarantined, Refused:
+		return true
+	}
+	return false
+}
+
+func (c *core) Accept(ctx context.Context, m *message.Message, routes []Route) (uint64, bool, error) {
+	if m == nil {
+		return 0, false, fmt.Errorf("accept: nil message")
+	}
+	for _, r := range routes {
+		if !validState(r.State) {
+			return 0, false, fmt.Errorf("accept %s: unknown delivery state %q for %q", m.ID, r.State, r.Peer)
+		}
+	}
+	var (
+		seq int64
+		dup bool
+	)
+	err := c.write(ctx, func(ctx context.Context, q querier) error {
+		seq, dup = 0, false
+		now := c.nowNano()
+		// The counter row lock serialises Accepts (on PostgreSQL across
+		// instances), so seqs are assigned in commit order and the
+		// de-duplication check below cannot race.
+		if _, err := one(ctx, q, `UPDATE counters SET v = v + 1 WHERE name = 'history' RETURNING v`, nil, &seq); err != nil {
+			return err
+		}
+		var orig int64
+		ok, err := one(ctx, q, `SELECT seq FROM dedup WHERE id = ?`, []any{idb(m.ID)}, &orig)
+		if err != nil {
+			return err
+		}
+		if ok {
+			seq, dup = orig, true
+			return errRollback
+		}
+		if _, err := q.exec(ctx, `INSERT INTO dedup (id, seq, accepted) VALUES (?, ?, ?)`, idb(m.ID), seq, now); err != nil {
+			return err
+		}
+		if _, err := q.exec(ctx, `INSERT INTO messages (`+msgCols+`, accepted) VALUES (`+placeholders(13)+`)`, msgArgs(seq, m, now)...); err != nil {
+			return err
+		}
+		for _, r := range routes {
+			if _, err := q.exec(ctx, `INSERT INTO deliveries (msg_id, peer, state, code, reason, at) VALUES (?, ?, ?, ?, ?, ?)
+				ON CONFLICT (msg_id, peer) DO UPDATE SET state = excluded.state, code = excluded.code, reason = excluded.reason, at = excluded.at`,
+				idb(m.ID), r.Peer, string(r.State), r.Code, r.Reason, now); err != nil {
+				return err
+			}
+			if r.State == Queued || r.State == Held {
+				if err := upsertQueue(ctx, q, m.ID, r.Peer, seq, int64(m.Precedence), r.State == Held); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("accept %s: %w", m.ID, err)
+	}
+	return uint64(seq), dup, nil
+}
+
+func upsertQueue(ctx context.Context, q querier, id message.ID, peer string, seq, prec int64, held bool) error {
+	h := int64(0)
+	if held {
+		h = 1
+	}
+	_, err := q.exec(ctx, `INSERT INTO queue (msg_id, peer, seq, precedence, held, lease_until) VALUES (?, ?, ?, ?, ?, 0)
+		ON CONFLICT (msg_id, peer) DO UPDATE SET held = excluded.held, lease_until = 0`,
+		idb(id), peer, seq, prec, h)
+	return err
+}
+
+func (c *core) Lease(ctx context.Context, peer string, n int, ttl time.Duration) ([]*message.Message, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	type cand struct{ seq, prec int64 }
+	var cands []cand
+	err := c.write(ctx, func(ctx context.Context, q querier) error {
+		cands = cands[:0]
+		now := c.nowNano()
+		rs, err := q.query(ctx, `UPDATE queue SET lease_until = ? WHERE (msg_id, peer) IN (
+				SELECT qq.msg_id, qq.peer FROM queue qq
+				WHERE qq.peer = ? AND qq.held = 0 AND qq.lease_until <= ?
+				  AND NOT EXISTS (SELECT 1 FROM peer_hold h WHERE h.peer = qq.peer AND h.held = 1)
+				ORDER BY qq.precedence, qq.seq LIMIT ? `+c.d.lock+`)
+			RETURNING seq, precedence`,
+			now+int64(ttl), peer, now, int64(n))
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		for rs.Next() {
+			var x cand
+			if err := rs.Scan(&x.seq, &x.prec); err != nil {
+				return err
+			}
+			cands = append(cands, x)
+		}
+		return rs.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("lease for %q: %w", peer, err)
+	}
+	if len(cands) == 0 {
+		return nil, nil
+	}
+	slices.SortFunc(cands, func(a, b cand) int {
+		if a.prec != b.prec {
+			return int(a.prec - b.prec)
+		}
+		return int(a.seq - b.seq)
+	})
+	args := make([]any, len(cands))
+	for i, x := range cands {
+		args[i] = x.seq
+	}
+	bySeq := make(map[uint64]*message.Message, len(cands))
+	err = c.read(ctx, func(ctx context.Context, q querier) error {
+		rs, err := q.query(ctx, `SELECT `+msgCols+` FROM messages WHERE seq IN (`+placeholders(len(args))+`)`, args...)
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		for rs.Next() {
+			m, seq, err := scanMsg(rs)
+			if err != nil {
+				return err
+			}
+			bySeq[seq] = m
+		}
+		return rs.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("lease for %q: %w", peer, err)
+	}
+	out := make([]*message.Message, 0, len(cands))
+	for _, x := range cands {
+		if m := bySeq[uint64(x.seq)]; m != nil {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+func (c *core) Ack(ctx context.Context, peer string, ids ...message.ID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	err := c.write(ctx, func(ctx context.Context, q querier) error {
+		now := c.nowNano()
+		for _, id := range ids {
+			if _, err := q.exec(ctx, `DELETE FROM queue WHERE msg_id = ? AND peer = ?`, idb(id), peer); err != nil {
+				return err
+			}
+			if _, err := q.exec(ctx, `UPDATE deliveries SET state = ?, at = ? WHERE msg_id = ? AND peer = ?`,
+				string(Delivered), now, idb(id), peer); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("ack for %q: %w", peer, err)
+	}
+	return nil
+}
+
+func (c *core) Release(ctx context.Context, peer string, ids ...message.ID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	err := c.write(ctx, func(ctx context.Context, q querier) error {
+		for _, id := range ids {
+			if _, err := q.exec(ctx, `UPDATE queue SET lease_until = 0 WHERE msg_id = ? AND peer = ?`, idb(id), peer); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("release for %q: %w", peer, err)
+	}
+	return nil
+}
+
+func (c *core) MarkSent(ctx context.Context, id message.ID, peer string) error {
+	err := c.write(ctx, func(ctx context.Context, q querier) error {
+		_, err := q.exec(ctx, `UPDATE deliveries SET state = ?, at = ? WHERE msg_id = ? AND peer = ? AND state = ?`,
+			string(Sent), c.nowNano(), idb(id), peer, string(Queued))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("mark %s sent to %q: %w", id, peer, err)
+	}
+	return nil
+}
+
+func (c *core) SetRoute(ctx context.Context, id message.ID, peer string, state DeliveryState, code, reason string) error {
+	if !validState(state) {
+		return fmt.Errorf("set route %s for %q: unknown delivery state %q", id, peer, state)
+	}
+	err := c.write(ctx, func(ctx context.Context, q querier) error {
+		return setRoute(ctx, q, c.nowNano(), id, peer, state, code, reason)
+	})
+	if err != nil {
+		return fmt.Errorf("set route %s for %q: %w", id, peer, err)
+	}
+	return nil
+}
+
+func setRoute(ctx context.Context, q querier, now int64, id message.ID, peer string, state DeliveryState, code, reason string) error {
+	var seq, prec int64
+	ok, err := one(ctx, q, `SELECT seq, precedence FROM messages WHERE id = ?`, []any{idb(id)}, &seq, &prec)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return ErrNotFound
+	}
+	if _, err := q.exec(ctx, `INSERT INTO deliveries (msg_id, peer, state, code, reason, at) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (msg_id, peer) DO UPDATE SET state = excluded.state, code = excluded.code, reason = excluded.reason, at = excluded.at`,
+		idb(id), peer, string(state), code, reason, now); err != nil {
+		return err
+	}
+	switch state {
+	case Queued, Held:
+		return upsertQueue(ctx, q, id, peer, seq, prec, state == Held)
+	case Denied, Refused, Quarantined, Delivered:
+		if _, err := q.exec(ctx, `DELETE FROM queue WHERE msg_id = ? AND peer = ?`, idb(id), peer); err != nil {
+			return err
+		}
+		if state == Quarantined {
+			// A fresh quarantine starts a fresh review.
+			_, err := q.exec(ctx, `DELETE FROM approvals WHERE msg_id = ? AND peer = ?`, idb(id), peer)
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *core) Hold(ctx context.Context, peer string, held bool, reason string) error {
+	h := int64(0)
+	if held {
+		h = 1
+	}
+	err := c.write(ctx, func(ctx context.Context, q querier) error {
+		_, err := q.exec(ctx, `INSERT INTO peer_hold (peer, held, reason, at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (peer) DO UPDATE SET held = excluded.held, reason = excluded.reason, at = excluded.at`,
+			peer, h, reason, c.nowNano())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("hold %q: %w", peer, err)
+	}
+	return nil
+}

@@ -1,0 +1,132 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Postgres is the scale-out store: several node instances may share one
+// database. Every write is its own transaction; Lease locks its candidate
+// rows with FOR UPDATE SKIP LOCKED, so two instances never lease the same
+// row, and Accept serialises on a counter row so that history sequence
+// numbers are assigned in commit order.
+type Postgres struct {
+	core
+	pool *pgxpool.Pool
+	once sync.Once
+}
+
+// OpenPostgres connects to the database at dsn (a postgres:// URL or a
+// key=value string; a search_path parameter selects the schema) and brings
+// its schema up to date.
+func OpenPostgres(ctx context.Context, dsn string, cfg Config) (*Postgres, error) {
+	cfg = cfg.withDefaults()
+	pc, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres store: %w", redact(err))
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres store: %w", redact(err))
+	}
+	p := &Postgres{pool: pool}
+	p.core = core{d: postgresDialect, now: cfg.Now, write: p.write, read: p.readFn}
+	err = p.write(ctx, func(ctx context.Context, q querier) error {
+		// Serialise concurrent migrators (several instances starting).
+		return migrate(ctx, q, postgresDialect, `SELECT pg_advisory_xact_lock(7306412021)`)
+	})
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open postgres store: %w", err)
+	}
+	return p, nil
+}
+
+// redact keeps a password in a malformed DSN out of error messages.
+func redact(err error) error {
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) {
+		return errors.New("malformed postgres dsn")
+	}
+	return err
+}
+
+func (p *Postgres) write(ctx context.Context, fn func(ctx context.Context, q querier) error) error {
+	tx, err := p.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	if err := fn(ctx, pgQ{tx}); err != nil {
+		rerr := tx.Rollback(ctx)
+		if errors.Is(err, errRollback) {
+			return rerr
+		}
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+func (p *Postgres) readFn(ctx context.Context, fn func(ctx context.Context, q querier) error) error {
+	return fn(ctx, pgQ{p.pool})
+}
+
+// Close closes the pool. It is idempotent.
+func (p *Postgres) Close() error {
+	p.once.Do(p.pool.Close)
+	return nil
+}
+
+type pgDB interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+type pgQ struct{ db pgDB }
+
+var rebound sync.Map // ? statement -> $n statement
+
+// rebind rewrites ? placeholders to $1, $2, ... The statements in this
+// package contain no ? inside literals.
+func rebind(q string) string {
+	if v, ok := rebound.Load(q); ok {
+		return v.(string)
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(q); i++ {
+		if q[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(q[i])
+	}
+	s := b.String()
+	rebound.Store(q, s)
+	return s
+}
+
+func (q pgQ) exec(ctx context.Context, s string, args ...any) (int64, error) {
+	tag, err := q.db.Exec(ctx, rebind(s), args...)
+	if err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
+}
+
+func (q pgQ) query(ctx context.Context, s string, args ...any) (rows, error) {
+	rs, err := q.db.Query(ctx, rebind(s), args...)
+	if err != nil {
+		return nil, err
+	}
+	return rs, nil
+}

@@ -1,0 +1,124 @@
+package store
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"liaison/internal/message"
+)
+
+func openSQLiteT(t *testing.T, path string, clk *fakeClock) *SQLite {
+	t.Helper()
+	cfg := Config{}
+	if clk != nil {
+		cfg.Now = clk.Now
+	}
+	s, err := OpenSQLite(context.Background(), path, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestSQLite(t *testing.T) {
+	runSuite(t, func(t *testing.T, clk *fakeClock) Store {
+		return openSQLiteT(t, filepath.Join(t.TempDir(), "store.db"), clk)
+	})
+}
+
+func TestSQLiteReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "store.db")
+	s := openSQLiteT(t, path, nil)
+	m := newMsg("chat", message.Flash)
+	seq := accept(t, s, m, []Route{{Peer: "XBB", State: Queued}, {Peer: "XCC", State: Quarantined, Reason: "review"}})
+	if _, _, err := s.Review(ctx, m.ID, "XCC", "rev1", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Hold(ctx, "XBB", true, "suspended"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutAgreement(ctx, "a v1", []byte("doc")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second reopen checks that migrations are idempotent
+		s = openSQLiteT(t, path, nil)
+		got, gseq, err := s.Get(ctx, m.ID)
+		if err != nil || gseq != seq {
+			t.Fatalf("Get after reopen: seq %d err %v", gseq, err)
+		}
+		sameMsg(t, got, m)
+		if _, dup, err := s.Accept(ctx, m, nil); err != nil || !dup {
+			t.Fatalf("Accept after reopen: dup=%v err=%v (dedup must be permanent)", dup, err)
+		}
+		if got := lease(t, s, "XBB", 5); len(got) != 0 {
+			t.Fatalf("peer hold lost on reopen: leased %v", ids(got))
+		}
+		items, err := s.Quarantined(ctx)
+		if err != nil || len(items) != 1 || len(items[0].Approvals) != 1 {
+			t.Fatalf("Quarantined after reopen = %+v, %v", items, err)
+		}
+		if docs, _ := s.Agreements(ctx); len(docs) != 1 {
+			t.Fatalf("Agreements after reopen = %q", docs)
+		}
+		var v int
+		if err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_version`).Scan(&v); err != nil || v != SchemaVersion {
+			t.Fatalf("schema_version rows = %d, %v; want %d", v, err, SchemaVersion)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A third open through Open with a URL.
+	st, err := Open(ctx, "sqlite:"+path, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, _, err := st.Get(ctx, m.ID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOpenURL(t *testing.T) {
+	for _, u := range []string{"", "mysql://x", "sqlite:"} {
+		if s, err := Open(context.Background(), u, Config{}); err == nil {
+			s.Close()
+			t.Errorf("Open(%q) succeeded", u)
+		}
+	}
+}
+
+func TestAlternativesEncoding(t *testing.T) {
+	for _, alts := range [][][]byte{nil, {[]byte("a")}, {[]byte("x"), []byte(""), make([]byte, 300)}} {
+		got, err := decodeAlts(encodeAlts(alts))
+		if err != nil || len(got) != len(alts) {
+			t.Fatalf("round trip %q: %q %v", alts, got, err)
+		}
+	}
+	for _, bad := range [][]byte{{0x05}, {0x01, 0x09, 'a'}, {0x01, 0x01, 'a', 'b'}, {0xff}} {
+		if _, err := decodeAlts(bad); err == nil {
+			t.Errorf("decodeAlts(%x) succeeded", bad)
+		}
+	}
+}
+
+func FuzzDecodeAlts(f *testing.F) {
+	f.Add([]byte{})
+	f.Add(encodeAlts([][]byte{[]byte("a"), []byte("bc")}))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		alts, err := decodeAlts(b)
+		if err != nil {
+			return
+		}
+		if again, err := decodeAlts(encodeAlts(alts)); err != nil || len(again) != len(alts) {
+			t.Fatalf("re-encode of %x failed: %v", b, err)
+		}
+	})
+}

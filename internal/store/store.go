@@ -1,0 +1,184 @@
+// Package store is a node's durable state: the permanent de-duplication
+// table, per-channel message history, per-recipient delivery status, the
+// outgoing queues with leases and holds, the two-person review of
+// quarantined messages, installed agreements, pinned cards and small
+// key/value state.
+//
+// There are two implementations of one [Store] interface sharing one schema
+// and one set of SQL statements: [SQLite] (embedded, pure Go, WAL with
+// synchronous=FULL, one writer goroutine doing group commit) and [Postgres]
+// (pgx, for several node instances sharing one database). [Open] picks one
+// from a URL.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"liaison/internal/message"
+)
+
+// DeliveryState is the state of a message for one recipient peer.
+type DeliveryState string
+
+// Delivery states.
+const (
+	Queued      DeliveryState = "queued"      // waiting in the peer's queue
+	Held        DeliveryState = "held"        // kept back (e.g. agreement not in force); not leased
+	Sent        DeliveryState = "sent"        // handed to the link, no custody ack yet
+	Delivered   DeliveryState = "delivered"   // the peer took custody
+	Denied      DeliveryState = "denied"      // the guard or a reviewer refused release
+	Quarantined DeliveryState = "quarantined" // awaiting two-person review
+	Refused     DeliveryState = "refused"     // the peer refused it
+)
+
+// Route is the guard's decision for one recipient of a message.
+type Route struct {
+	Peer   string
+	State  DeliveryState
+	Code   string // stable guard code
+	Reason string // human-readable text
+}
+
+// Entry is one message in a channel's history.
+type Entry struct {
+	Seq uint64
+	Msg *message.Message
+}
+
+// Delivery is the status of a message for one recipient.
+type Delivery struct {
+	Peer   string
+	State  DeliveryState
+	Code   string
+	Reason string
+	At     time.Time
+}
+
+// HeldItem is a message quarantined for one recipient, awaiting review.
+type HeldItem struct {
+	Msg       *message.Message
+	Peer      string
+	Reason    string
+	Approvals []string // reviewers who approved so far, in order
+	Since     time.Time
+}
+
+// ReviewOutcome is the result of a review.
+type ReviewOutcome string
+
+// Review outcomes.
+const (
+	ReviewPending  ReviewOutcome = "pending"  // one approval recorded, a second distinct reviewer is needed
+	ReviewReleased ReviewOutcome = "released" // two distinct approvals: queued for the peer
+	ReviewDenied   ReviewOutcome = "denied"   // a reviewer denied release
+)
+
+// Sentinel errors.
+var (
+	ErrNotFound        = errors.New("not found")
+	ErrAlreadyReviewed = errors.New("reviewer has already approved")
+	ErrNotQuarantined  = errors.New("message is not quarantined for that peer")
+	ErrClosed          = errors.New("store is closed")
+)
+
+// Config configures a store. The zero value works.
+type Config struct {
+	// Logger receives operational messages; nil discards them.
+	Logger *slog.Logger
+	// MaxBatch bounds how many writes the SQLite writer commits in one
+	// transaction (group commit). Zero means 256.
+	MaxBatch int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 256
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Store is a node's durable state. All methods are safe for concurrent use.
+type Store interface {
+	// Accept records a message in one transaction: its id in the permanent
+	// de-duplication table, the message in its channel's history under the
+	// next node-wide sequence number, one delivery row per route and a queue
+	// row for each Queued (leasable) or Held (not leasable) route. If the id
+	// was accepted before, nothing changes and Accept returns the original
+	// seq with dup=true.
+	Accept(ctx context.Context, m *message.Message, routes []Route) (seq uint64, dup bool, err error)
+	// Lease returns up to n queued messages for peer that are not leased
+	// (or whose lease expired), not held, for a peer not on hold, most
+	// urgent precedence first and FIFO within a precedence, and leases them
+	// for ttl.
+	Lease(ctx context.Context, peer string, n int, ttl time.Duration) ([]*message.Message, error)
+	// Ack removes the queue rows and marks the deliveries delivered.
+	Ack(ctx context.Context, peer string, ids ...message.ID) error
+	// Release clears the leases so the messages can be leased again.
+	Release(ctx context.Context, peer string, ids ...message.ID) error
+	// MarkSent moves a queued delivery to sent.
+	MarkSent(ctx context.Context, id message.ID, peer string) error
+	// SetRoute sets a delivery's state. Queued inserts or activates a queue
+	// row, Held makes it held, Denied, Refused, Quarantined and Delivered
+	// remove it.
+	SetRoute(ctx context.Context, id message.ID, peer string, state DeliveryState, code, reason string) error
+	// Hold holds (held=true) or resumes a whole peer's queue.
+	Hold(ctx context.Context, peer string, held bool, reason string) error
+	// HeldFor lists the messages whose delivery state for peer is Held.
+	HeldFor(ctx context.Context, peer string) ([]*message.Message, error)
+	// QueueDepth counts queued, not-held rows for peer by precedence.
+	QueueDepth(ctx context.Context, peer string) (map[message.Precedence]int, error)
+	// Peers lists the peers with any delivery rows.
+	Peers(ctx context.Context) ([]string, error)
+	// History lists a channel's messages with seq > after, oldest first.
+	// limit <= 0 means 100; it is capped at 10000.
+	History(ctx context.Context, channel string, after uint64, limit int) ([]Entry, error)
+	// Get returns a message and its seq, or ErrNotFound.
+	Get(ctx context.Context, id message.ID) (*message.Message, uint64, error)
+	// Status lists a message's deliveries by peer, or ErrNotFound.
+	Status(ctx context.Context, id message.ID) ([]Delivery, error)
+	// Quarantined lists the deliveries awaiting review, oldest first.
+	Quarantined(ctx context.Context) ([]HeldItem, error)
+	// Review applies the two-person rule to a quarantined delivery; see
+	// the package documentation of ReviewOutcome. It returns the approvals
+	// so far.
+	Review(ctx context.Context, id message.ID, peer, reviewer string, approve bool) (ReviewOutcome, []string, error)
+	// PutAgreement inserts or replaces an agreement document.
+	PutAgreement(ctx context.Context, key string, doc []byte) error
+	// Agreements returns the agreement documents in insertion order.
+	Agreements(ctx context.Context) ([][]byte, error)
+	// PutCard inserts or replaces a party's pinned card.
+	PutCard(ctx context.Context, party string, card []byte) error
+	// Cards returns the pinned cards by party.
+	Cards(ctx context.Context) (map[string][]byte, error)
+	// GetState returns a state value, or ErrNotFound.
+	GetState(ctx context.Context, key string) ([]byte, error)
+	// PutState sets a state value.
+	PutState(ctx context.Context, key string, val []byte) error
+	// Close drains pending writes and closes the store. It is idempotent.
+	Close() error
+}
+
+// Open opens a store from a URL: "sqlite:PATH" or "postgres://..." /
+// "postgresql://...".
+func Open(ctx context.Context, url string, cfg Config) (Store, error) {
+	switch {
+	case strings.HasPrefix(url, "sqlite:"):
+		return OpenSQLite(ctx, strings.TrimPrefix(url, "sqlite:"), cfg)
+	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
+		return OpenPostgres(ctx, url, cfg)
+	}
+	return nil, fmt.Errorf("store url %q: want sqlite:PATH or postgres://...", url)
+}
