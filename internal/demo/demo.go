@@ -26,8 +26,8 @@ import (
 
 	"liaison/internal/agreement"
 	"liaison/internal/clock"
-	"liaison/internal/message"
 	"liaison/internal/federation/linksim"
+	"liaison/internal/message"
 	"liaison/internal/node"
 	"liaison/internal/pki"
 )
@@ -56,13 +56,14 @@ var ErrFailed = errors.New("demo failed")
 
 // party is one nation's node in the story.
 type party struct {
-	id      string
-	name    string
-	home    string
-	node    *node.Node
-	signKey ed25519.PrivateKey // the party's agreement-signing key (not the node key)
-	policy  string             // file name of its SPIF in policies/
-	tokens  map[string]string  // console/API tokens by user name
+	id       string
+	name     string
+	home     string
+	node     *node.Node
+	signKey  ed25519.PrivateKey // the party's agreement-signing key (not the node key)
+	policy   string             // file name of its SPIF in policies/
+	policyID string             // its OID
+	tokens   map[string]string  // console/API tokens by user name
 }
 
 type story struct {

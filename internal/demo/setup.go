@@ -28,12 +28,15 @@ var dirtyWords = []string{"KESTREL", "NIGHTJAR"}
 func (s *story) setup(ctx context.Context) error {
 	s.clock = clock.NewSim(date(2005, time.September, 1))
 	s.n.Say("Simulated clock starts on %s; every node takes its time from it.", s.clock.Now().Format("2 January 2006"))
-	for _, spec := range []struct{ id, name, policy string }{
-		{"USA", "United States of America", "usa.xml"},
-		{"PAK", "Islamic Republic of Pakistan", "pak.xml"},
-		{"IND", "Republic of India", "ind.xml"},
+	for _, spec := range []struct{ id, name, policy, oid string }{
+		{"USA", "United States of America", "usa.xml", "2.25.311001"},
+		{"PAK", "Islamic Republic of Pakistan", "pak.xml", "2.25.311002"},
+		{"IND", "Republic of India", "ind.xml", "2.25.311003"},
 	} {
 		p, err := s.newParty(ctx, spec.id, spec.name, spec.policy)
+		if p != nil {
+			p.policyID = spec.oid
+		}
 		if err != nil {
 			return fmt.Errorf("%s node: %w", spec.id, err)
 		}
@@ -134,7 +137,7 @@ dirty_words:
 	}
 	n, err := node.Open(ctx, home, node.Options{
 		Clock: s.clock, Logger: logger,
-		Federation: node.FederationTuning{Heartbeat: time.Second, BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, Poll: 100 * time.Millisecond},
+		Federation:    node.FederationTuning{Heartbeat: time.Second, BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, Poll: 100 * time.Millisecond},
 		AuditBatchAge: 5 * time.Millisecond, AuditCheckpointInterval: 100 * time.Millisecond, WitnessInterval: time.Hour,
 	})
 	if err != nil {

@@ -2,6 +2,7 @@ package demo
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
@@ -34,7 +35,7 @@ func (s *story) partyEntry(id, authority string) agreement.Party {
 	p := s.parties[id]
 	return agreement.Party{
 		ID: id, Name: p.name, SigningAuthority: authority,
-		Keys:          []agreement.Key{{Alg: "ed25519", Public: base64.StdEncoding.EncodeToString(p.signKey.Public().([]byte))}},
+		Keys:          []agreement.Key{{Alg: "ed25519", Public: base64.StdEncoding.EncodeToString(p.signKey.Public().(ed25519.PublicKey))}},
 		CAFingerprint: pki.Fingerprint(p.node.Identity().CACert.Raw),
 	}
 }
@@ -42,8 +43,7 @@ func (s *story) partyEntry(id, authority string) agreement.Party {
 // defaultLabel is the label unmarked traffic on a channel gets: it keeps
 // the message home (NOFORN), so nothing unmarked crosses by default.
 func defaultLabel(p *party, now time.Time) string {
-	pol := p.node.Policy(p.node.PolicyOf(p.id))
-	return string(node.BuildLabel(pol, "CONFIDENTIAL", nil, now))
+	return string(node.BuildLabel(p.node.Policy(p.policyID), "CONFIDENTIAL", nil, now))
 }
 
 func (s *story) cisMOA(version int, effective, expiry time.Time, supersedes string) *agreement.Document {
@@ -72,7 +72,7 @@ func (s *story) cisMOA(version int, effective, expiry time.Time, supersedes stri
 }
 
 func (s *story) usIndia() *agreement.Document {
-	usa, ind := s.parties["USA"], s.parties["IND"]
+	usa := s.parties["USA"]
 	effective := date(2018, time.September, 6)
 	return &agreement.Document{
 		ID: "us-ind-comcasa", Version: 1,
@@ -89,7 +89,6 @@ func (s *story) usIndia() *agreement.Document {
 		},
 		Term: agreement.Term{Effective: effective, Expiry: effective.AddDate(10, 0, 0), Notice: agreement.Duration(180 * 24 * time.Hour)},
 	}
-	_ = ind
 }
 
 // approveSignInstall records each party's approval, has each sign, and
@@ -162,7 +161,7 @@ func (s *story) sign2005(ctx context.Context) error {
 // labelFor builds a label under the sending party's policy.
 func (s *story) labelFor(from, cls string, relTo ...string) []byte {
 	p := s.parties[from]
-	return node.BuildLabel(p.node.Policy(p.node.PolicyOf(from)), cls, relTo, s.clock.Now())
+	return node.BuildLabel(p.node.Policy(p.policyID), cls, relTo, s.clock.Now())
 }
 
 func (s *story) send(ctx context.Context, from, channel string, prec message.Precedence, lbl []byte, body string) (*api.Receipt, error) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"liaison/internal/agreement"
+	"liaison/internal/api"
 	"liaison/internal/audit"
 	"liaison/internal/message"
 	"liaison/internal/node"
@@ -138,17 +139,17 @@ func (s *story) traffic2019(ctx context.Context) error {
 	return nil
 }
 
-func stateNow(ctx context.Context, p *party, id message.ID, to string) (r struct{ State, Code, Reason string }) {
+func stateNow(ctx context.Context, p *party, id message.ID, to string) api.Recipient {
 	st, err := p.node.MessageStatus(ctx, id)
 	if err != nil {
-		return
+		return api.Recipient{State: "unknown", Reason: err.Error()}
 	}
 	for _, x := range st.Recipients {
 		if x.Party == to {
-			r.State, r.Code, r.Reason = x.State, x.Code, x.Reason
+			return x
 		}
 	}
-	return
+	return api.Recipient{State: "absent"}
 }
 
 // audited reports whether party's audit log holds an entry of kind for id.

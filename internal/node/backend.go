@@ -331,9 +331,14 @@ func (n *Node) Catalog(ctx context.Context, channel string) ([]api.LabelChoice, 
 		return nil, api.Errorf(http.StatusConflict, "policy-not-loaded", "this node's own policy is not loaded")
 	}
 	var out []api.LabelChoice
-	for _, cls := range pol.Classifications() {
+	classes := pol.Summary().Classifications
+	sort.SliceStable(classes, func(i, j int) bool { return classes[i].Hierarchy < classes[j].Hierarchy })
+	for _, cls := range classes {
+		if cls.Obsolete {
+			continue
+		}
 		for _, rel := range [][]string{ch.Members, nil} {
-			xml := BuildLabel(pol, cls, rel, now)
+			xml := BuildLabel(pol, cls.Name, rel, now)
 			l, err := label.ParseLabel(xml)
 			if err != nil || ps.Validate(l) != nil {
 				continue

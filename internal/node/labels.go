@@ -14,8 +14,12 @@ import (
 // "Releasable To" tag set); with relTo empty it is marked NOFORN in the
 // "Handling" tag set. Such labels fill the console's catalogue and let
 // 'liaison send --marking' and the gateways name a label by its marking;
-// the policy still decides whether the result is valid.
+// the policy still decides whether the result is valid. A nil policy
+// gives nil.
 func BuildLabel(p *label.Policy, cls string, relTo []string, now time.Time) []byte {
+	if p == nil {
+		return nil
+	}
 	esc := func(s string) string {
 		var b bytes.Buffer
 		xml.EscapeText(&b, []byte(s))

@@ -101,6 +101,7 @@ type Node struct {
 	policies   *label.PolicySet
 	cards      map[string]*pki.Card
 	allowed    map[string]bool // partner → link allowed now (absent: never decided)
+	fedPeers   map[string]bool // partners added to the federation manager
 	links      map[string]api.Link
 	phases     map[string]string // agreement digest → last status seen
 	alarms     []string
@@ -118,6 +119,7 @@ type Node struct {
 // Open reads the node home dir and opens the node's store, audit log and
 // identity. It starts nothing: call Start.
 func Open(ctx context.Context, dir string, opts Options) (n *Node, err error) {
+	silenceKlog()
 	cfg, err := LoadConfig(dir)
 	if err != nil {
 		return nil, err
@@ -140,15 +142,16 @@ func Open(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 	}
 	n = &Node{
 		cfg: cfg, party: cfg.Party, id: id, clock: opts.Clock, opts: opts,
-		log:     opts.Logger.With(slog.String("party", cfg.Party)),
-		reg:     prometheus.NewRegistry(),
-		history: newSignal(),
-		outWork: make(chan struct{}, 1),
-		cards:   map[string]*pki.Card{},
-		allowed: map[string]bool{},
-		links:   map[string]api.Link{},
-		phases:  map[string]string{},
-		rates:   newRates(),
+		log:      opts.Logger.With(slog.String("party", cfg.Party)),
+		reg:      prometheus.NewRegistry(),
+		history:  newSignal(),
+		outWork:  make(chan struct{}, 1),
+		cards:    map[string]*pki.Card{},
+		allowed:  map[string]bool{},
+		fedPeers: map[string]bool{},
+		links:    map[string]api.Link{},
+		phases:   map[string]string{},
+		rates:    newRates(),
 	}
 	var closers []func()
 	defer func() {
@@ -222,6 +225,13 @@ func Open(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 		SpoolDir:     cfg.Path("spool"),
 	}); err != nil {
 		return nil, err
+	}
+
+	for party := range n.cards {
+		if err := n.fed.AddPeer(party, ""); err != nil {
+			return nil, err
+		}
+		n.fedPeers[party] = true
 	}
 
 	if n.api, err = api.New(api.Config{Backend: n, Tokens: cfg.apiTokens(), CertRoles: cfg.certRoles(), Logger: n.log, Registry: n.reg}); err != nil {
@@ -446,7 +456,16 @@ func (n *Node) pinCard(ctx context.Context, c *pki.Card) error {
 		return fmt.Errorf("card of %s has key epoch %d, older than the pinned %d", c.Party, c.Epoch, old.Epoch)
 	}
 	n.cards[c.Party] = c
+	listen := !n.fedPeers[c.Party]
+	n.fedPeers[c.Party] = true
+	delete(n.allowed, c.Party) // decide the new peer's link afresh
 	n.mu.Unlock()
+	if listen && n.fed != nil {
+		// Accept links from the partner; AddPeer makes this node dial too.
+		if err := n.fed.AddPeer(c.Party, ""); err != nil {
+			return err
+		}
+	}
 	raw, err := c.Marshal()
 	if err != nil {
 		return err
@@ -460,6 +479,9 @@ func (n *Node) pinCard(ctx context.Context, c *pki.Card) error {
 		return err
 	}
 	n.record(ctx, audit.Entry{Kind: audit.KindConfigChanged, Peer: c.Party, Decision: "card-pinned", Detail: map[string]string{"ca": c.CAFingerprint(), "epoch": fmt.Sprint(c.Epoch)}})
+	if n.fed != nil {
+		n.reconcileLinks(ctx)
+	}
 	return nil
 }
 
@@ -469,10 +491,13 @@ func (n *Node) AddPeer(party, endpoint string) error {
 		return fmt.Errorf("peer %s: %w", party, err)
 	}
 	n.mu.Lock()
+	n.fedPeers[party] = true
+	delete(n.allowed, party)
 	if _, ok := n.links[party]; !ok {
 		n.links[party] = api.Link{Party: party, State: "down", Reason: "not connected yet", Since: n.clock.Now()}
 	}
 	n.mu.Unlock()
+	n.reconcileLinks(context.Background())
 	return nil
 }
 

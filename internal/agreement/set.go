@@ -1,0 +1,228 @@
+package agreement
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Set holds every installed version of every agreement. The zero value is
+// an empty set. Reads are safe concurrently with each other and with Add.
+type Set struct {
+	mu   sync.RWMutex
+	byID map[string][]entry // sorted by version
+}
+
+type entry struct {
+	doc     *Document
+	digest  Digest
+	notices []Notice // verified, by date
+}
+
+// status is doc.StatusAt without verifying signatures again: Add did.
+func (e entry) status(at time.Time) State { return e.doc.status(at, nil, e.notices) }
+
+// Permit is the answer of [Set.May].
+type Permit struct {
+	Allowed   bool
+	Reason    string
+	Agreement *Document
+	Channel   *Channel
+}
+
+// NewSet returns a set holding docs, added in order.
+func NewSet(docs ...*Document) (*Set, error) {
+	s := &Set{}
+	for _, d := range docs {
+		if err := s.Add(d); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Add installs one version. It refuses a document that fails validation or
+// whose signatures (and notices) do not all verify, a renewal whose
+// Supersedes digest names no installed version of the same agreement, and
+// a second, different document with the same id and version. Adding the
+// same signed content again replaces the stored copy when the new copy
+// keeps every earlier notice (so notices can be delivered later).
+func (s *Set) Add(d *Document) error {
+	if d == nil {
+		return fmt.Errorf("agreement set: nil document")
+	}
+	if err := d.Validate(); err != nil {
+		return fmt.Errorf("agreement %s: %w", d.Key(), err)
+	}
+	if err := d.VerifySignatures(); err != nil {
+		return fmt.Errorf("agreement %s: %w", d.Key(), err)
+	}
+	dg, err := d.Digest()
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byID == nil {
+		s.byID = map[string][]entry{}
+	}
+	versions := s.byID[d.ID]
+	if d.Supersedes != "" {
+		found := false
+		for _, e := range versions {
+			if e.digest.String() == d.Supersedes && e.doc.Version < d.Version {
+				found = true
+			}
+		}
+		if !found {
+			return fmt.Errorf("agreement %s: supersedes %s, which matches no installed earlier version of %q", d.Key(), d.Supersedes, d.ID)
+		}
+	}
+	for i, e := range versions {
+		if e.doc.Version != d.Version {
+			continue
+		}
+		if e.digest != dg {
+			return fmt.Errorf("agreement %s: a different document with the same id and version is installed (%s, not %s)", d.Key(), e.digest, dg)
+		}
+		for _, n := range e.doc.Notices {
+			if !slices.Contains(d.Notices, n) {
+				return fmt.Errorf("agreement %s: drops the %s notice by %s dated %s held by the installed copy", d.Key(), n.Kind, n.Party, formatTime(n.Date))
+			}
+		}
+		versions[i] = entry{doc: d, digest: dg, notices: d.verifiedNotices(dg)}
+		return nil
+	}
+	versions = append(versions, entry{doc: d, digest: dg, notices: d.verifiedNotices(dg)})
+	sort.Slice(versions, func(i, j int) bool { return versions[i].doc.Version < versions[j].doc.Version })
+	s.byID[d.ID] = versions
+	return nil
+}
+
+// Clone returns a set holding the same documents; adding to either leaves
+// the other unchanged. Documents are shared and must not be mutated.
+func (s *Set) Clone() *Set {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	c := &Set{byID: make(map[string][]entry, len(s.byID))}
+	for id, v := range s.byID {
+		c.byID[id] = slices.Clone(v)
+	}
+	return c
+}
+
+func (s *Set) ids() []string {
+	ids := make([]string, 0, len(s.byID))
+	for id := range s.byID {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// All returns every installed version, sorted by id then version.
+func (s *Set) All() []*Document {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []*Document
+	for _, id := range s.ids() {
+		for _, e := range s.byID[id] {
+			out = append(out, e.doc)
+		}
+	}
+	return out
+}
+
+// governing returns, per agreement id, the version that governs at at:
+// the highest version that has entered into force (signed, effective at or
+// before at). Once a renewal takes effect its predecessors no longer govern,
+// even if the renewal is later suspended or terminated. The result may be
+// a version that is not in force (expired, suspended, terminated).
+func (s *Set) governing(at time.Time) []governed {
+	var out []governed
+	for _, id := range s.ids() {
+		v := s.byID[id]
+		for i := len(v) - 1; i >= 0; i-- {
+			if st := v[i].status(at); st.Phase != NotYetEffective {
+				out = append(out, governed{v[i].doc, st})
+				break
+			}
+		}
+	}
+	return out
+}
+
+type governed struct {
+	doc   *Document
+	state State
+}
+
+// InForce returns the governing version of each agreement that is in force
+// at at, sorted by id. A version superseded by a newer version that has
+// entered into force no longer governs.
+func (s *Set) InForce(at time.Time) []*Document {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []*Document
+	for _, g := range s.governing(at) {
+		if g.state.Phase == InForce {
+			out = append(out, g.doc)
+		}
+	}
+	return out
+}
+
+// May reports whether from may send to to on channel at time at: only if
+// an agreement in force governs and has the channel with both as members.
+func (s *Set) May(from, to, channel string, at time.Time) Permit {
+	if from == to {
+		return Permit{Reason: fmt.Sprintf("sender and recipient are both %q", from)}
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var why []string
+	for _, g := range s.governing(at) {
+		d, st := g.doc, g.state
+		c := d.Channel(channel)
+		if c == nil || !c.HasMember(from) || !c.HasMember(to) {
+			if d.HasParty(from) && d.HasParty(to) && c != nil {
+				why = append(why, fmt.Sprintf("%s: channel %q does not have both %s and %s as members", d.Key(), channel, from, to))
+			}
+			continue
+		}
+		if st.Phase != InForce {
+			why = append(why, fmt.Sprintf("%s is %s", d.Key(), st))
+			continue
+		}
+		return Permit{Allowed: true, Reason: fmt.Sprintf("%s in force; channel %q joins %s and %s", d.Key(), channel, from, to), Agreement: d, Channel: c}
+	}
+	if len(why) == 0 {
+		return Permit{Reason: fmt.Sprintf("no agreement in force has a channel %q joining %s and %s", channel, from, to)}
+	}
+	return Permit{Reason: strings.Join(why, "; ")}
+}
+
+// Partners returns, sorted, the parties sharing an agreement in force with
+// party at at.
+func (s *Set) Partners(party string, at time.Time) []string {
+	seen := map[string]bool{}
+	for _, d := range s.InForce(at) {
+		if !d.HasParty(party) {
+			continue
+		}
+		for _, p := range d.Parties {
+			if p.ID != party {
+				seen[p.ID] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for p := range seen {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
