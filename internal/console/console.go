@@ -234,7 +234,22 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, s *session, pag
 }
 
 func (c *Console) errorPage(w http.ResponseWriter, r *http.Request, s *session, status int, msg string) {
-	c.render(w, r, s, "overview", status, map[string]any{"Error": msg})
+	c.render(w, r, s, "overview", status, map[string]any{"Error": msg, "Back": backTo(r)})
+}
+
+// backTo is the page a user returns to from an error: the page whose form
+// failed, or the one that failed to load.
+func backTo(r *http.Request) string {
+	p := r.URL.Path
+	switch {
+	case strings.HasPrefix(p, "/console/quarantine/"):
+		return "/console/quarantine"
+	case strings.HasPrefix(p, "/console/channels/") && strings.HasSuffix(p, "/send"):
+		return strings.TrimSuffix(p, "/send")
+	case r.Method == http.MethodGet && p != "/console/":
+		return "/console/"
+	}
+	return p
 }
 
 // apiError turns a backend error into text for a page.

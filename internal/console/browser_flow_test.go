@@ -1,0 +1,179 @@
+package console_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+)
+
+// TestBrowserFederation drives two consoles, XAA's and XBB's, in headless
+// Chromium: an operator logs in, sees the agreement in force, asks the
+// "may" question, sends a labelled message that arrives live on the
+// partner's console, and a held message is released by two different
+// reviewers and then found in the audit log.
+func TestBrowserFederation(t *testing.T) {
+	br := newBrowser(t)
+	tsA, tsB, fa := twoConsoles(t)
+
+	sam := br.tab(tsA.URL, "xaa-sam")
+	sam.open("/console/login")
+	sam.checkA11y("login")
+	sam.login("s3nder")
+
+	// Overview: the agreement and its status.
+	if got := sam.text("#ag-h + table tbody"); !strings.Contains(got, "in force") {
+		t.Errorf("overview agreements = %q, want an agreement in force", got)
+	}
+	sam.checkA11y("overview")
+
+	// Agreements: the "may" form, filled in as a user would.
+	sam.click(`nav a[href="/console/agreements"]`)
+	sam.waitVisible("#may-h")
+	sam.fill("#from", "XAA")
+	sam.fill("#to", "XBB")
+	sam.fill("#channel", "exercise")
+	sam.click(`#may-h ~ form button[type=submit]`)
+	sam.waitVisible(".answer")
+	if got := sam.text(".answer"); !strings.Contains(got, "XAA → XBB on exercise: yes") {
+		t.Errorf("may answer = %q, want yes for XAA → XBB on exercise", got)
+	}
+	sam.checkA11y("agreements")
+
+	// XBB's operator watches the channel before anything is sent.
+	bo := br.tab(tsB.URL, "xbb-sam")
+	bo.login("s3nder")
+	bo.open("/console/channels/exercise")
+	bo.waitFor("the live stream is open", `document.getElementById("live-state").textContent === "live"`)
+	// A marker that a reload would lose.
+	run(bo, "mark the page", chromedp.Evaluate[bool](`window.notReloaded = true`))
+
+	// XAA sends a labelled message, reaching the channel from the
+	// agreement's channel link.
+	sam.click(`a[href="/console/channels/exercise"]`)
+	sam.waitVisible("#send-h")
+	sam.fill("#label", "1") // the second choice, XAA RESTRICTED
+	sam.fill("#precedence", "PRIORITY")
+	sam.fill("#body", "rendezvous at grid 4711")
+	sam.click(`form[action$="/send"] button[type=submit]`)
+	sam.waitVisible(".flash")
+	if got := sam.text(".flash"); !strings.Contains(got, "XBB: delivered") {
+		t.Errorf("send flash = %q, want XBB: delivered", got)
+	}
+	sam.checkA11y("channel")
+
+	// It arrives on XBB's page without a reload, with its marking.
+	bo.waitFor("the message arrives", `[...document.querySelectorAll("#traffic li.msg .body")].some(e => e.textContent === "rendezvous at grid 4711")`)
+	if !run(bo, "reload marker", chromedp.Evaluate[bool](`window.notReloaded === true`)) {
+		t.Errorf("XBB's channel page reloaded; the message should arrive over the live stream")
+	}
+	if got := bo.text("#traffic li.msg .marking"); got != "XAA RESTRICTED" {
+		t.Errorf("marking on XBB = %q, want XAA RESTRICTED", got)
+	}
+	if got := bo.text("#traffic li.msg .badge"); got != "PRIORITY" {
+		t.Errorf("precedence on XBB = %q, want PRIORITY", got)
+	}
+	bo.checkA11y("channel-live")
+
+	// A message with the quarantine word is held.
+	sam.open("/console/channels/exercise")
+	sam.fill("#body", "ZULU extraction at dawn")
+	sam.click(`form[action$="/send"] button[type=submit]`)
+	sam.waitVisible(".flash")
+	if got := sam.text(".flash"); !strings.Contains(got, "XBB: quarantined") {
+		t.Errorf("send flash = %q, want XBB: quarantined", got)
+	}
+	held, err := fa.Quarantine(context.Background())
+	if err != nil || len(held) != 1 {
+		t.Fatalf("XAA quarantine = %v, %v; want one held message", held, err)
+	}
+	id := held[0].ID.String()
+	release := fmt.Sprintf(`tr[data-id=%q] button[aria-label^="Release"]`, id)
+
+	rita := br.tab(tsA.URL, "xaa-rita")
+	rita.login("rev-one")
+	rita.click(`nav a[href="/console/quarantine"]`)
+	rita.waitVisible(release)
+	rita.checkA11y("quarantine")
+	rita.click(release)
+	rita.waitVisible(".flash")
+	if got := rita.text(".flash"); !strings.Contains(got, "pending") {
+		t.Errorf("first release flash = %q, want pending", got)
+	}
+	row := fmt.Sprintf(`tr[data-id=%q]`, id)
+	if got := rita.text(row + " td.approvals"); got != "rita" {
+		t.Errorf("approved by = %q, want rita", got)
+	}
+	if got := rita.text(row + " td.needed"); got != "1" {
+		t.Errorf("still needed = %q, want 1", got)
+	}
+	rita.screenshot("quarantine-pending")
+
+	// The same reviewer cannot approve twice.
+	rita.click(release)
+	rita.waitVisible(".error")
+	if got := rita.text(".error"); !strings.Contains(got, "already approved") {
+		t.Errorf("second approval by rita = %q, want a refusal", got)
+	}
+	rita.checkA11y("review-refused")
+
+	raj := br.tab(tsA.URL, "xaa-raj")
+	raj.login("rev-two")
+	raj.open("/console/quarantine")
+	raj.click(release)
+	raj.waitVisible(".flash")
+	if got := raj.text(".flash"); !strings.Contains(got, "released") {
+		t.Errorf("second release flash = %q, want released", got)
+	}
+	raj.screenshot("quarantine-released")
+	bo.waitFor("the released message arrives", `[...document.querySelectorAll("#traffic li.msg .body")].some(e => e.textContent === "ZULU extraction at dawn")`)
+	bo.screenshot("channel-released")
+
+	// The audit page finds the release by message id.
+	raj.click(`nav a[href="/console/audit"]`)
+	raj.fill("#message", id)
+	raj.click(`form[action="/console/audit"] button[type=submit]`)
+	raj.waitVisible(fmt.Sprintf(`#message[value=%q]`, id))
+	entries := raj.text("#entries-h + table tbody")
+	for _, want := range []string{id, "release", "rita, raj"} {
+		if !strings.Contains(entries, want) {
+			t.Errorf("audit entries for %s lack %q:\n%s", id, want, entries)
+		}
+	}
+	raj.checkA11y("audit")
+}
+
+// TestBrowserKeyboard checks that a keyboard user can skip to the content
+// and sees where focus is in the navigation.
+func TestBrowserKeyboard(t *testing.T) {
+	br := newBrowser(t)
+	tsA, _, _ := twoConsoles(t)
+	u := br.tab(tsA.URL, "xaa-rita")
+	u.login("rev-one")
+	u.open("/console/")
+
+	u.do("tab", chromedp.KeyEvent(kb.Tab))
+	if got := run(u, "focused", chromedp.Evaluate[string](`document.activeElement.className + " " + document.activeElement.getBoundingClientRect().left`)); !strings.HasPrefix(got, "skip ") || strings.HasPrefix(got, "skip -") {
+		t.Errorf("first Tab focuses %q, want the skip link, on screen", got)
+	}
+	u.screenshot("skip-link")
+	u.do("follow the skip link", chromedp.KeyEvent(kb.Enter))
+	u.waitFor("focus is on main", `document.activeElement.id === "main"`)
+
+	u.open("/console/")
+	u.do("tab twice", chromedp.KeyEvent(kb.Tab), chromedp.KeyEvent(kb.Tab))
+	got := run(u, "focused nav link", chromedp.Evaluate[[]string](`(() => {
+	  const el = document.activeElement, s = getComputedStyle(el);
+	  return [el.closest("nav") ? el.textContent : el.tagName, s.outlineStyle, s.outlineWidth];
+	})()`))
+	if got[0] != "Overview" {
+		t.Errorf("second Tab focuses %q, want the first navigation link", got[0])
+	}
+	if got[1] == "none" || got[2] == "0px" {
+		t.Errorf("the focused navigation link has outline %s %s; focus must be visible", got[1], got[2])
+	}
+	u.screenshot("nav-focus")
+}
