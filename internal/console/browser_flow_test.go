@@ -28,6 +28,10 @@ func TestBrowserFederation(t *testing.T) {
 	if got := sam.text("#ag-h + table tbody"); !strings.Contains(got, "in force") {
 		t.Errorf("overview agreements = %q, want an agreement in force", got)
 	}
+	// The status is styled as in force (the class is a slug of the status).
+	if got := run(sam, "status colour", chromedp.Evaluate[string](`getComputedStyle(document.querySelector("#ag-h + table .status")).color`)); got != "rgb(11, 107, 44)" {
+		t.Errorf("in-force status colour = %q, want the good colour rgb(11, 107, 44)", got)
+	}
 	sam.checkA11y("overview")
 
 	// Agreements: the "may" form, filled in as a user would.
@@ -104,8 +108,8 @@ func TestBrowserFederation(t *testing.T) {
 		t.Errorf("first release flash = %q, want pending", got)
 	}
 	row := fmt.Sprintf(`tr[data-id=%q]`, id)
-	if got := rita.text(row + " td.approvals"); got != "rita" {
-		t.Errorf("approved by = %q, want rita", got)
+	if got := rita.text(row + " td.approvals"); !strings.HasPrefix(got, "rita\n") || !strings.Contains(got, "You approved") {
+		t.Errorf("approved by = %q, want rita and a note that rita approved", got)
 	}
 	if got := rita.text(row + " td.needed"); got != "1" {
 		t.Errorf("still needed = %q, want 1", got)
@@ -118,7 +122,12 @@ func TestBrowserFederation(t *testing.T) {
 	if got := rita.text(".error"); !strings.Contains(got, "already approved") {
 		t.Errorf("second approval by rita = %q, want a refusal", got)
 	}
+	if n := run(rita, "current nav", chromedp.Evaluate[int](`document.querySelectorAll("nav [aria-current]").length`)); n != 0 {
+		t.Errorf("the error page marks %d navigation links as the current page, want none", n)
+	}
 	rita.checkA11y("review-refused")
+	rita.click(`main a[href="/console/quarantine"]`) // Back
+	rita.waitVisible(release)
 
 	raj := br.tab(tsA.URL, "xaa-raj")
 	raj.login("rev-two")

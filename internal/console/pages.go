@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,7 +28,10 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02")
 	},
-	"lower":    strings.ToLower,
+	"lower": strings.ToLower,
+	// slug makes a status such as "in force" a CSS class name.
+	"slug":     func(s string) string { return strings.ReplaceAll(strings.ToLower(strings.TrimSpace(s)), " ", "-") },
+	"in":       func(list []string, s string) bool { return slices.Contains(list, s) },
 	"join":     strings.Join,
 	"short":    func(s string) string { return shorten(s, 16) },
 	"has":      func(roles []api.Role, r string) bool { return (&api.Principal{Roles: roles}).Has(api.Role(r)) },
