@@ -3,6 +3,7 @@ package console_test
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -45,6 +46,9 @@ func TestBrowserFederation(t *testing.T) {
 	if got := sam.text(".answer"); !strings.Contains(got, "XAA → XBB on exercise: yes") {
 		t.Errorf("may answer = %q, want yes for XAA → XBB on exercise", got)
 	}
+	if got := run(sam, "asked values", chromedp.Evaluate[string](`from.value + " " + to.value + " " + channel.value`)); got != "XAA XBB exercise" {
+		t.Errorf("the may form shows %q after asking, want the question kept", got)
+	}
 	sam.checkA11y("agreements")
 
 	// XBB's operator watches the channel before anything is sent.
@@ -52,6 +56,7 @@ func TestBrowserFederation(t *testing.T) {
 	bo.login("s3nder")
 	bo.open("/console/channels/exercise")
 	bo.waitFor("the live stream is open", `document.getElementById("live-state").textContent === "live"`)
+	bo.waitVisible("#no-traffic")
 	// A marker that a reload would lose.
 	run(bo, "mark the page", chromedp.Evaluate[bool](`window.notReloaded = true`))
 
@@ -73,6 +78,9 @@ func TestBrowserFederation(t *testing.T) {
 	bo.waitFor("the message arrives", `[...document.querySelectorAll("#traffic li.msg .body")].some(e => e.textContent === "rendezvous at grid 4711")`)
 	if !run(bo, "reload marker", chromedp.Evaluate[bool](`window.notReloaded === true`)) {
 		t.Errorf("XBB's channel page reloaded; the message should arrive over the live stream")
+	}
+	if run(bo, "empty note", chromedp.Evaluate[bool](`document.getElementById("no-traffic") !== null`)) {
+		t.Errorf("the note that the channel is empty stays after a message arrived")
 	}
 	if got := bo.text("#traffic li.msg .marking"); got != "XAA RESTRICTED" {
 		t.Errorf("marking on XBB = %q, want XAA RESTRICTED", got)
@@ -185,4 +193,57 @@ func TestBrowserKeyboard(t *testing.T) {
 		t.Errorf("the focused navigation link has outline %s %s; focus must be visible", got[1], got[2])
 	}
 	u.screenshot("nav-focus")
+}
+
+// TestBrowserA11yCheck shows that the accessibility check finds what it
+// looks for, on a page that gets each thing wrong.
+func TestBrowserA11yCheck(t *testing.T) {
+	br := newBrowser(t)
+	u := br.tab("", "bad-page")
+	const page = `<html><body><h1>One</h1><h1>Two</h1>
+<input id="a" name="a"><select name="s"></select><textarea name="t"></textarea>
+<img src="x.png"><svg width="10" height="10"></svg><button></button>
+<p style="color:#aaa;background:#fff">faint</p></body></html>`
+	u.do("open the bad page", chromedp.Navigate("data:text/html,"+url.PathEscape(page)), chromedp.WaitVisible(chromedp.CSS("h1")))
+	got := strings.Join(run(u, "accessibility check", chromedp.Evaluate[[]string](a11yJS)), "\n")
+	for _, want := range []string{"unlabelled input#a", "unlabelled select", "unlabelled textarea", "img without alt",
+		"svg without aria-label", "2 h1 elements", "unnamed button", "no lang", "not exactly one main", "no title", `contrast 2.32 < 4.5 for p. "faint"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("check of a bad page does not report %q; it reports:\n%s", want, got)
+		}
+	}
+}
+
+// TestBrowserPages checks every page, as a user holding every role, for
+// accessibility, in the states the federation test does not reach.
+func TestBrowserPages(t *testing.T) {
+	br := newBrowser(t)
+	tsA, _, _ := twoConsoles(t)
+	u := br.tab(tsA.URL, "xaa-olga")
+
+	u.open("/console/login")
+	u.fill("#token", "not-a-token")
+	u.click("main form button[type=submit]")
+	u.waitVisible(".error")
+	if got := u.text(".error"); !strings.Contains(got, "not valid") {
+		t.Errorf("bad token = %q, want an explanation", got)
+	}
+	if focused := run(u, "focus", chromedp.Evaluate[string](`document.activeElement.id`)); focused != "token" {
+		t.Errorf("after a refused login focus is on %q, want the token field", focused)
+	}
+	u.checkA11y("login-refused")
+
+	u.login("all-roles")
+	for _, p := range []struct{ path, name string }{
+		{"/console/", "overview"},
+		{"/console/agreements", "agreements-operator"},
+		{"/console/agreements?from=XAA&to=XCC&channel=exercise", "agreements-may-no"},
+		{"/console/channels/exercise", "channel-empty"},
+		{"/console/quarantine", "quarantine-empty"},
+		{"/console/audit", "audit-empty"},
+		{"/console/no/such/page", "not-found"},
+	} {
+		u.open(p.path)
+		u.checkA11y(p.name)
+	}
 }

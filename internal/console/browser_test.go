@@ -81,6 +81,11 @@ func newBrowser(t *testing.T) *browser {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// Screenshots of an earlier run of this test would mislead.
+	old, _ := filepath.Glob(filepath.Join(dir, artefactName(t.Name())+"-*.png"))
+	for _, f := range old {
+		os.Remove(f)
+	}
 	return &browser{t: t, ctx: ctx, dir: dir}
 }
 
@@ -190,6 +195,8 @@ func (bt *browserT) waitFor(what, predicate string) {
 
 var nameRE = regexp.MustCompile(`[^a-z0-9-]+`)
 
+func artefactName(s string) string { return nameRE.ReplaceAllString(strings.ToLower(s), "-") }
+
 // screenshot saves the whole page as a PNG artefact.
 func (bt *browserT) screenshot(name string) {
 	bt.t.Helper()
@@ -200,7 +207,7 @@ func (bt *browserT) screenshot(name string) {
 		bt.t.Errorf("%s: screenshot %s: %v", bt.who, name, err)
 		return
 	}
-	file := nameRE.ReplaceAllString(strings.ToLower(bt.t.Name()+"-"+bt.who+"-"+name), "-") + ".png"
+	file := artefactName(bt.t.Name()+"-"+bt.who+"-"+name) + ".png"
 	dir := os.Getenv("LIAISON_ARTIFACTS")
 	if dir == "" {
 		dir = filepath.Join(repoRoot(bt.t), "artifacts")
@@ -212,7 +219,8 @@ func (bt *browserT) screenshot(name string) {
 
 // a11yJS lists what the page gets wrong for assistive technology: form
 // controls without a label, images without a text alternative, not exactly
-// one h1, unnamed buttons and links, no document language, no main.
+// one h1, unnamed buttons and links, no document language, no main, and
+// text below WCAG AA contrast.
 const a11yJS = `(() => {
   const p = [];
   const shown = el => el.type !== "hidden" && el.getClientRects().length > 0;
@@ -235,6 +243,30 @@ const a11yJS = `(() => {
   if (!document.documentElement.lang) p.push("no lang on html");
   if (document.querySelectorAll("main").length !== 1) p.push("not exactly one main");
   if (!document.title.trim()) p.push("no title");
+  // WCAG AA contrast for every visible text: 4.5:1, or 3:1 for large text.
+  const rgba = c => (c.match(/[\d.]+/g) || [0, 0, 0, 0]).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = el => {
+    for (; el; el = el.parentElement) {
+      const c = rgba(getComputedStyle(el).backgroundColor);
+      if (c.length < 4 || c[3] > 0.5) return c;
+    }
+    return [255, 255, 255];
+  };
+  for (const el of document.querySelectorAll("body *")) {
+    const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+    if (!own || !el.getClientRects().length || el.closest(".skip")) continue;
+    const s = getComputedStyle(el);
+    if (s.visibility === "hidden") continue;
+    const a = lum(rgba(s.color)), b = lum(background(el));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const size = parseFloat(s.fontSize), bold = Number(s.fontWeight) >= 700;
+    const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+    if (ratio < need) p.push("contrast " + ratio.toFixed(2) + " < " + need + " for " + el.tagName.toLowerCase() + "." + el.className + " " + JSON.stringify(el.textContent.trim().slice(0, 30)));
+  }
   return p;
 })()`
 
@@ -260,6 +292,7 @@ func twoConsoles(t *testing.T) (a, b *httptest.Server, fa *apitest.Fake) {
 			{Name: "sam", SHA256: api.HashToken("s3nder"), Roles: []api.Role{api.RoleSender}},
 			{Name: "rita", SHA256: api.HashToken("rev-one"), Roles: []api.Role{api.RoleReviewer}},
 			{Name: "raj", SHA256: api.HashToken("rev-two"), Roles: []api.Role{api.RoleReviewer}},
+			{Name: "olga", SHA256: api.HashToken("all-roles"), Roles: []api.Role{api.RoleOperator, api.RoleReviewer, api.RoleAuditor, api.RoleSender}},
 		}})
 		if err != nil {
 			t.Fatal(err)

@@ -110,7 +110,14 @@ func (c *Console) agreements(w http.ResponseWriter, r *http.Request, s *session)
 		data["Now"] = st.Time
 	}
 	q := r.URL.Query()
-	if from, to, ch := q.Get("from"), q.Get("to"), q.Get("channel"); from != "" && to != "" && ch != "" {
+	from, to, ch := q.Get("from"), q.Get("to"), q.Get("channel")
+	// The form keeps what was asked; From starts as this node's party.
+	ask := map[string]string{"From": from, "To": to, "Channel": ch}
+	if from == "" {
+		ask["From"] = c.cfg.Backend.Party()
+	}
+	data["Ask"] = ask
+	if from != "" && to != "" && ch != "" {
 		p := c.cfg.Backend.May(r.Context(), strings.ToUpper(from), strings.ToUpper(to), ch)
 		data["May"] = map[string]any{"From": from, "To": to, "Channel": ch, "Permit": p}
 	}

@@ -66,5 +66,7 @@ document.addEventListener("DOMContentLoaded", () => {
     const m = JSON.parse(ev.data);
     if (list.querySelector('[data-id="' + m.id + '"]')) return;
     list.prepend(render(m));
+    const empty = document.getElementById("no-traffic");
+    if (empty) empty.remove();
   });
 });
