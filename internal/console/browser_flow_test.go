@@ -85,6 +85,9 @@ func TestBrowserFederation(t *testing.T) {
 	if got := bo.text("#traffic li.msg .marking"); got != "XAA RESTRICTED" {
 		t.Errorf("marking on XBB = %q, want XAA RESTRICTED", got)
 	}
+	if got := run(bo, "announcement", chromedp.Evaluate[string](`announce.textContent`)); got != "New priority message from XAA, XAA RESTRICTED." {
+		t.Errorf("screen reader announcement = %q", got)
+	}
 	if got := bo.text("#traffic li.msg .badge"); got != "PRIORITY" {
 		t.Errorf("precedence on XBB = %q, want PRIORITY", got)
 	}
@@ -93,6 +96,11 @@ func TestBrowserFederation(t *testing.T) {
 	// A message with the quarantine word is held.
 	sam.open("/console/channels/exercise")
 	sam.fill("#body", "ZULU extraction at dawn")
+	// No label is chosen for the sender: the form will not go without one.
+	if !run(sam, "label required", chromedp.Evaluate[bool](`label.validity.valueMissing && !document.querySelector('form[action$="/send"]').checkValidity()`)) {
+		t.Errorf("the send form can be submitted without choosing a label")
+	}
+	sam.fill("#label", "0")
 	sam.click(`form[action$="/send"] button[type=submit]`)
 	sam.waitVisible(".flash")
 	if got := sam.text(".flash"); !strings.Contains(got, "XBB: quarantined") {
