@@ -105,6 +105,7 @@ func New(cfg Config) (*Console, error) {
 	c.mux.HandleFunc("GET /console/quarantine", c.authed(c.quarantine))
 	c.mux.HandleFunc("POST /console/quarantine/{id}/{recipient}/{action}", c.authed(c.review))
 	c.mux.HandleFunc("GET /console/audit", c.authed(c.audit))
+	c.mux.HandleFunc("/console/", c.authed(c.notFound))
 	return c, nil
 }
 
@@ -234,7 +235,28 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, s *session, pag
 }
 
 func (c *Console) errorPage(w http.ResponseWriter, r *http.Request, s *session, status int, msg string) {
-	c.render(w, r, s, "overview", status, map[string]any{"Error": msg})
+	c.render(w, r, s, "overview", status, map[string]any{"Error": msg, "Back": backTo(r)})
+}
+
+// notFound answers a console path that names no page with a page that
+// says so, inside the console's navigation.
+func (c *Console) notFound(w http.ResponseWriter, r *http.Request, s *session) {
+	c.errorPage(w, r, s, http.StatusNotFound, fmt.Sprintf("There is no console page %s.", r.URL.Path))
+}
+
+// backTo is the page a user returns to from an error: the page whose form
+// failed, or the one that failed to load.
+func backTo(r *http.Request) string {
+	p := r.URL.Path
+	switch {
+	case strings.HasPrefix(p, "/console/quarantine/"):
+		return "/console/quarantine"
+	case strings.HasPrefix(p, "/console/channels/") && strings.HasSuffix(p, "/send"):
+		return strings.TrimSuffix(p, "/send")
+	case r.Method == http.MethodGet && p != "/console/":
+		return "/console/"
+	}
+	return p
 }
 
 // apiError turns a backend error into text for a page.

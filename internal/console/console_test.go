@@ -197,3 +197,15 @@ func TestPagesRender(t *testing.T) {
 		t.Errorf("may answer missing from the agreements page")
 	}
 }
+
+func TestNotFound(t *testing.T) {
+	ts, _ := newConsole(t)
+	c, _ := login(t, ts, rev1Tok)
+	code, body, _ := get(t, c, ts.URL+"/console/no/such/page")
+	if code != http.StatusNotFound || !strings.Contains(body, "There is no console page /console/no/such/page") || !strings.Contains(body, `<nav aria-label="Console">`) {
+		t.Errorf("unknown page = %d; want 404 inside the console's navigation", code)
+	}
+	if code, _, h := get(t, browser(t, ts), ts.URL+"/console/no/such/page"); code != http.StatusSeeOther || h.Get("Location") != "/console/login" {
+		t.Errorf("unknown page without a session = %d to %q, want the login page", code, h.Get("Location"))
+	}
+}

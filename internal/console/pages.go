@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,7 +28,10 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02")
 	},
-	"lower":    strings.ToLower,
+	"lower": strings.ToLower,
+	// slug makes a status such as "in force" a CSS class name.
+	"slug":     func(s string) string { return strings.ReplaceAll(strings.ToLower(strings.TrimSpace(s)), " ", "-") },
+	"in":       func(list []string, s string) bool { return slices.Contains(list, s) },
 	"join":     strings.Join,
 	"short":    func(s string) string { return shorten(s, 16) },
 	"has":      func(roles []api.Role, r string) bool { return (&api.Principal{Roles: roles}).Has(api.Role(r)) },
@@ -106,7 +110,14 @@ func (c *Console) agreements(w http.ResponseWriter, r *http.Request, s *session)
 		data["Now"] = st.Time
 	}
 	q := r.URL.Query()
-	if from, to, ch := q.Get("from"), q.Get("to"), q.Get("channel"); from != "" && to != "" && ch != "" {
+	from, to, ch := q.Get("from"), q.Get("to"), q.Get("channel")
+	// The form keeps what was asked; From starts as this node's party.
+	ask := map[string]string{"From": from, "To": to, "Channel": ch}
+	if from == "" {
+		ask["From"] = c.cfg.Backend.Party()
+	}
+	data["Ask"] = ask
+	if from != "" && to != "" && ch != "" {
 		p := c.cfg.Backend.May(r.Context(), strings.ToUpper(from), strings.ToUpper(to), ch)
 		data["May"] = map[string]any{"From": from, "To": to, "Channel": ch, "Permit": p}
 	}

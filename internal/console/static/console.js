@@ -66,5 +66,9 @@ document.addEventListener("DOMContentLoaded", () => {
     const m = JSON.parse(ev.data);
     if (list.querySelector('[data-id="' + m.id + '"]')) return;
     list.prepend(render(m));
+    const announce = document.getElementById("announce");
+    if (announce) announce.textContent = "New " + m.precedence.toLowerCase() + " message from " + m.origin + ", " + m.marking + ".";
+    const empty = document.getElementById("no-traffic");
+    if (empty) empty.remove();
   });
 });
