@@ -79,7 +79,8 @@ type story struct {
 }
 
 type ledgerRow struct {
-	when, what, to, outcome, why string
+	when, what, to string
+	id             message.ID
 }
 
 // Run tells the story. It returns nil when every step behaved as told.

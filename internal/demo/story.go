@@ -204,10 +204,8 @@ func state(rc *api.Receipt, party string) api.Recipient {
 	return api.Recipient{State: "absent"}
 }
 
-func (s *story) note(what, to string, r api.Recipient) {
-	why := r.Code
-	if r.State == "queued" || r.State == "delivered" {
-		why = ""
-	}
-	s.ledger = append(s.ledger, ledgerRow{when: s.clock.Now().Format("2006-01-02"), what: what, to: to, outcome: r.State, why: why})
+// note records a message for the closing table; its outcome is read from
+// the sender's delivery status when the table is printed.
+func (s *story) note(what, to string, id message.ID) {
+	s.ledger = append(s.ledger, ledgerRow{when: s.clock.Now().Format("2006-01-02"), what: what, to: to, id: id})
 }

@@ -97,9 +97,18 @@ func (o *outbox) Lease(ctx context.Context, peer string, k int) ([]federation.Ou
 	if !ok {
 		return nil, fmt.Errorf("no card pinned for %s", peer)
 	}
-	msgs, err := n.store.Lease(ctx, peer, k, leaseTTL)
+	// Lease with a context the link's end cannot cancel: a lease the store
+	// commits must reach the link (or be released), never be stranded
+	// until its TTL because the session went away mid-call.
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	msgs, err := n.store.Lease(lctx, peer, k, leaseTTL)
 	if err != nil || len(msgs) == 0 {
 		return nil, err
+	}
+	if ctx.Err() != nil {
+		n.releaseAll(lctx, peer, msgs)
+		return nil, context.Cause(ctx)
 	}
 	batch, err := envelope.NewBatch(n.id.SigningKey, envelope.RecipientKey{Party: peer, Epoch: c.Epoch, PublicKey: c.HPKEPublicKey()})
 	if err != nil {
@@ -128,6 +137,8 @@ func (o *outbox) Lease(ctx context.Context, peer string, k int) ([]federation.Ou
 }
 
 func (n *Node) releaseAll(ctx context.Context, peer string, msgs []*message.Message) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
 	ids := make([]message.ID, len(msgs))
 	for i, m := range msgs {
 		ids[i] = m.ID

@@ -128,27 +128,30 @@ func (n *Node) checkOwnLabel(r guard.Rules, m *message.Message) *guard.Decision 
 	return nil
 }
 
-// channelMembers returns the members of a channel as the newest agreement
-// naming it (in force or not) lists them, or an API error if no agreement
-// names the channel or this party is not a member.
+// channelMembers returns the members of a channel across every installed
+// agreement (in force or not) that names it with this party as a member:
+// a channel may join this party to different partners under different
+// bilateral agreements, and the guard then decides per recipient under the
+// agreement covering that pair. It is an API error if no agreement names
+// the channel with this party.
 func (n *Node) channelMembers(set *agreement.Set, channel string) ([]string, error) {
-	var best *agreement.Document
-	var ch *agreement.Channel
+	var members []string
 	for _, d := range set.All() {
-		for i := range d.Channels {
-			c := &d.Channels[i]
-			if c.Name != channel || !slices.Contains(c.Members, n.party) {
-				continue
-			}
-			if best == nil || d.Version > best.Version || (d.ID != best.ID && d.Term.Effective.After(best.Term.Effective)) {
-				best, ch = d, c
+		c := d.Channel(channel)
+		if c == nil || !slices.Contains(c.Members, n.party) {
+			continue
+		}
+		for _, m := range c.Members {
+			if !slices.Contains(members, m) {
+				members = append(members, m)
 			}
 		}
 	}
-	if ch == nil {
+	if members == nil {
 		return nil, api.Errorf(http.StatusConflict, guard.CodeNoAgreement, "no agreement names channel %q with %s as a member", channel, n.party)
 	}
-	return ch.Members, nil
+	slices.Sort(members)
+	return members, nil
 }
 
 // reevaluate runs the guard again for messages held for peer (after an
