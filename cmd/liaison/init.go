@@ -38,13 +38,18 @@ liaison.yaml. Private key files are written with mode 0600.`, stdout)
 	if *party == "" || *dir == "" || fs.NArg() != 0 {
 		return fmt.Errorf("%w: --party and --dir are required, no arguments", errUsage)
 	}
-	id, err := pki.Init(*dir, pki.InitOptions{Party: *party, Addr: *addr, APIAddr: *api, KEM: *kem})
+	token := newToken()
+	id, err := pki.Init(*dir, pki.InitOptions{Party: *party, Addr: *addr, APIAddr: *api, KEM: *kem, OperatorTokenSHA256: hashToken(token)})
 	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(*dir, tokenFile), []byte(token+"\n"), 0o600); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "Created node %s for party %s in %s\n", pki.NodeName(id.Party), id.Party, *dir)
 	fmt.Fprintf(stdout, "  CA fingerprint: %s\n", pki.Fingerprint(id.CACert.Raw))
 	fmt.Fprintf(stdout, "  HPKE KEM %#04x, epoch %d\n", id.KEM.ID(), id.Epoch)
+	fmt.Fprintf(stdout, "  operator API token in %s (mode 0600)\n", filepath.Join(*dir, tokenFile))
 	fmt.Fprintf(stdout, "Next: liaison card export --dir %s --out %s.card, and send the card to partners.\n", *dir, id.Party)
 	return nil
 }

@@ -20,6 +20,7 @@ func configYAML(dir string, opts InitOptions) string {
 		"{{store}}", fmt.Sprintf("sqlite:%s", filepath.Join(abs, "store.db")),
 		"{{audit}}", filepath.Join(abs, "audit"),
 		"{{kem}}", kemName(opts.KEM),
+		"{{token}}", opts.OperatorTokenSHA256,
 	)
 	return r.Replace(configTemplate)
 }
@@ -49,6 +50,22 @@ federation:
 api:
   # HTTPS API, health, metrics and the web console under /console.
   listen: {{api}}
+  # Bearer tokens: only each token's SHA-256 is kept here. 'liaison init'
+  # wrote the operator token beside this file (operator.token, mode 0600).
+  # Roles: operator, sender, reviewer, auditor.
+  tokens:
+    - name: operator
+      sha256: "{{token}}"
+      roles: [operator]
+  # Client certificates (issued by this node's CA) by common name, e.g.
+  #   cert_roles: {"duty-officer": [sender, reviewer]}
+
+# SPIF security policies this node loads: its own party's and its partners'
+# (every policy an installed agreement names must be here).
+policies: []
+
+# Dirty-word lists that channels' content rules name, e.g.
+#   dirty_words: {default: [codeword, "@words.txt"]}
 
 # Durable state: "sqlite:<path>" (embedded) or "postgres://..." (scale-out).
 store: "sqlite:{{store}}"

@@ -29,6 +29,9 @@ type InitOptions struct {
 	APIAddr string
 	// KEM is KEMMLKEM768X25519 (the default) or KEMMLKEM1024P384.
 	KEM string
+	// OperatorTokenSHA256 is the hex SHA-256 of the operator's API token,
+	// written into liaison.yaml (the token itself is not).
+	OperatorTokenSHA256 string
 	// Now is the issue time of the certificates; time.Now() if zero.
 	Now time.Time
 }

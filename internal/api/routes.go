@@ -1,0 +1,333 @@
+package api
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"liaison/internal/message"
+)
+
+// route is one API endpoint. The table below is the API: docs/API.md lists
+// exactly these patterns (a test checks it).
+type route struct {
+	pattern string
+	roles   []Role // empty: no authentication (health only)
+	maxBody int64  // 0: the route reads no body
+	handle  func(*Server, http.ResponseWriter, *http.Request) error
+}
+
+const (
+	maxAgreementBody = 1 << 20
+	maxReviewBody    = 4 << 10
+	// A message body travels base64 in JSON: 4/3 of the largest body plus
+	// room for the label and fields.
+	maxMessageBody = message.MaxBody/3*4 + 4 + 2*message.MaxLabel
+)
+
+var routes = []route{
+	{pattern: "GET /healthz", handle: (*Server).healthz},
+	{pattern: "GET /readyz", handle: (*Server).readyz},
+	{pattern: "POST /v1/messages", roles: []Role{RoleSender}, maxBody: maxMessageBody, handle: (*Server).postMessage},
+	{pattern: "GET /v1/messages/{id}", roles: []Role{RoleSender, RoleAuditor, RoleReviewer}, handle: (*Server).getMessage},
+	{pattern: "GET /v1/channels/{channel}/messages", roles: []Role{RoleSender, RoleAuditor}, handle: (*Server).history},
+	{pattern: "GET /v1/channels/{channel}/stream", roles: []Role{RoleSender, RoleAuditor}, handle: (*Server).stream},
+	{pattern: "GET /v1/channels/{channel}/labels", roles: []Role{RoleSender}, handle: (*Server).catalog},
+	{pattern: "GET /v1/agreements", roles: []Role{RoleSender, RoleAuditor, RoleReviewer}, handle: (*Server).agreements},
+	{pattern: "POST /v1/agreements", roles: []Role{RoleOperator}, maxBody: maxAgreementBody, handle: (*Server).installAgreement},
+	{pattern: "GET /v1/may", roles: []Role{RoleSender, RoleAuditor, RoleReviewer}, handle: (*Server).may},
+	{pattern: "GET /v1/quarantine", roles: []Role{RoleReviewer, RoleAuditor}, handle: (*Server).quarantine},
+	{pattern: "POST /v1/quarantine/{id}/{recipient}/release", roles: []Role{RoleReviewer}, maxBody: maxReviewBody, handle: (*Server).release},
+	{pattern: "POST /v1/quarantine/{id}/{recipient}/deny", roles: []Role{RoleReviewer}, maxBody: maxReviewBody, handle: (*Server).deny},
+	{pattern: "GET /v1/status", roles: []Role{RoleSender, RoleAuditor, RoleReviewer}, handle: (*Server).status},
+}
+
+// Patterns returns every route pattern the API serves (for docs checks).
+func Patterns() []string {
+	ps := []string{"GET /metrics"}
+	for _, r := range routes {
+		ps = append(ps, r.pattern)
+	}
+	return ps
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	if err := s.cfg.Backend.Ready(r.Context()); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "not-ready", err.Error())
+		return nil
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	return nil
+}
+
+// PostMessage is the body of POST /v1/messages.
+type PostMessage struct {
+	// ID is optional: a client that retries after a lost answer sends the
+	// same UUIDv7 and the node accepts the message once.
+	ID         string `json:"id,omitempty"`
+	Channel    string `json:"channel"`
+	Precedence string `json:"precedence"`
+	// Label is the originator's STANAG 4774 label XML.
+	Label       string `json:"label"`
+	ContentType string `json:"content_type,omitempty"`
+	// Exactly one of Body (UTF-8 text) and BodyBase64 is given.
+	Body       *string `json:"body,omitempty"`
+	BodyBase64 *string `json:"body_base64,omitempty"`
+	TraceID    string  `json:"trace_id,omitempty"`
+}
+
+// Message builds the core message from a post by principal p of party.
+func (pm *PostMessage) Message(party string, p *Principal, now time.Time) (*message.Message, error) {
+	bad := func(format string, args ...any) error {
+		return Errorf(http.StatusBadRequest, "bad-message", format, args...)
+	}
+	m := &message.Message{Channel: pm.Channel, Origin: party, Created: now.UTC(), TraceID: pm.TraceID}
+	if p != nil {
+		m.Originator = p.Name
+	}
+	if pm.ID == "" {
+		m.ID = message.NewID()
+	} else {
+		id, err := message.ParseID(pm.ID)
+		if err != nil {
+			return nil, bad("%v", err)
+		}
+		m.ID = id
+	}
+	prec, err := message.ParsePrecedence(pm.Precedence)
+	if err != nil {
+		return nil, bad("%v", err)
+	}
+	m.Precedence = prec
+	if strings.TrimSpace(pm.Label) == "" {
+		return nil, Errorf(http.StatusBadRequest, "no-label", "label is required: every message carries a STANAG 4774 label")
+	}
+	m.Label = []byte(pm.Label)
+	m.ContentType = pm.ContentType
+	if m.ContentType == "" {
+		m.ContentType = "text/plain; charset=utf-8"
+	}
+	switch {
+	case pm.Body != nil && pm.BodyBase64 != nil:
+		return nil, bad("give body or body_base64, not both")
+	case pm.Body != nil:
+		m.Body = []byte(*pm.Body)
+	case pm.BodyBase64 != nil:
+		b, err := base64.StdEncoding.DecodeString(*pm.BodyBase64)
+		if err != nil {
+			return nil, bad("body_base64: %v", err)
+		}
+		m.Body = b
+	default:
+		return nil, bad("body or body_base64 is required")
+	}
+	if err := m.Validate(); err != nil {
+		return nil, bad("%v", err)
+	}
+	return m, nil
+}
+
+func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) error {
+	var pm PostMessage
+	if err := decodeJSON(r, &pm); err != nil {
+		return err
+	}
+	m, err := pm.Message(s.cfg.Backend.Party(), PrincipalFrom(r.Context()), time.Now())
+	if err != nil {
+		return err
+	}
+	rc, err := s.cfg.Backend.Submit(r.Context(), m)
+	if err != nil {
+		return err
+	}
+	status := http.StatusCreated
+	if rc.Duplicate {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, rc)
+	return nil
+}
+
+func (s *Server) getMessage(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	st, err := s.cfg.Backend.MessageStatus(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, st)
+	return nil
+}
+
+func (s *Server) history(w http.ResponseWriter, r *http.Request) error {
+	after, err := queryUint(r, "after", 0)
+	if err != nil {
+		return err
+	}
+	limit, err := queryUint(r, "limit", 100)
+	if err != nil {
+		return err
+	}
+	if limit == 0 || limit > 1000 {
+		return Errorf(http.StatusBadRequest, "bad-query", "limit must be 1-1000, got %d", limit)
+	}
+	es, err := s.cfg.Backend.History(r.Context(), r.PathValue("channel"), after, int(limit))
+	if err != nil {
+		return err
+	}
+	next := after
+	if len(es) > 0 {
+		next = es[len(es)-1].Seq
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"messages": es, "next": next})
+	return nil
+}
+
+// stream serves a channel as server-sent events: one "message" event per
+// entry, its id the sequence number, so a client resumes with
+// Last-Event-ID.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
+	after, err := queryUint(r, "after", 0)
+	if err != nil {
+		return err
+	}
+	if v := r.Header.Get("Last-Event-ID"); v != "" {
+		if n, perr := parseUint(v); perr == nil {
+			after = n
+		}
+	}
+	ch, err := s.cfg.Backend.Subscribe(r.Context(), r.PathValue("channel"), after)
+	if err != nil {
+		return err
+	}
+	flusher, _ := w.(http.Flusher)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, ": liaison stream\n\n")
+	if flusher != nil {
+		flusher.Flush()
+	}
+	tick := time.NewTicker(heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return nil
+		case <-tick.C:
+			if _, err := io.WriteString(w, ": keep-alive\n\n"); err != nil {
+				return nil
+			}
+		case e, ok := <-ch:
+			if !ok {
+				return nil
+			}
+			b, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			if _, err := fmt.Fprintf(w, "id: %d\nevent: message\ndata: %s\n\n", e.Seq, b); err != nil {
+				return nil
+			}
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
+}
+
+func parseUint(s string) (uint64, error) {
+	var n uint64
+	_, err := fmt.Sscan(s, &n)
+	return n, err
+}
+
+func (s *Server) agreements(w http.ResponseWriter, r *http.Request) error {
+	as, err := s.cfg.Backend.Agreements(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"agreements": as})
+	return nil
+}
+
+func (s *Server) installAgreement(w http.ResponseWriter, r *http.Request) error {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return err
+	}
+	if len(body) == 0 {
+		return Errorf(http.StatusBadRequest, "no-agreement", "the request body must be the signed agreement YAML")
+	}
+	a, err := s.cfg.Backend.InstallAgreement(r.Context(), body)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, a)
+	return nil
+}
+
+func (s *Server) may(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	from, to, ch := q.Get("from"), q.Get("to"), q.Get("channel")
+	if from == "" || to == "" || ch == "" {
+		return Errorf(http.StatusBadRequest, "bad-query", "from, to and channel are required")
+	}
+	writeJSON(w, http.StatusOK, s.cfg.Backend.May(r.Context(), from, to, ch))
+	return nil
+}
+
+func (s *Server) quarantine(w http.ResponseWriter, r *http.Request) error {
+	hs, err := s.cfg.Backend.Quarantine(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"held": hs})
+	return nil
+}
+
+func (s *Server) release(w http.ResponseWriter, r *http.Request) error { return s.review(w, r, true) }
+func (s *Server) deny(w http.ResponseWriter, r *http.Request) error    { return s.review(w, r, false) }
+
+func (s *Server) review(w http.ResponseWriter, r *http.Request, approve bool) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	p := PrincipalFrom(r.Context())
+	res, err := s.cfg.Backend.Review(r.Context(), id, r.PathValue("recipient"), p.Name, approve)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
+	st, err := s.cfg.Backend.Status(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, st)
+	return nil
+}
+
+func (s *Server) catalog(w http.ResponseWriter, r *http.Request) error {
+	cat, err := s.cfg.Backend.Catalog(r.Context(), r.PathValue("channel"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"labels": cat})
+	return nil
+}

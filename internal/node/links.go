@@ -1,0 +1,395 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"time"
+
+	"liaison/internal/audit"
+	"liaison/internal/clock"
+	"liaison/internal/envelope"
+	"liaison/internal/federation"
+	"liaison/internal/guard"
+	"liaison/internal/label"
+	"liaison/internal/message"
+	"liaison/internal/pki"
+	"liaison/internal/store"
+)
+
+// leaseTTL bounds how long a message leased to a link stays invisible to
+// other links (and other instances sharing a PostgreSQL store) if the link
+// dies without releasing it.
+const leaseTTL = 2 * time.Minute
+
+// tlsFor returns the TLS configuration for a link to party ("" for the
+// listener): the node certificate, and the partners' pinned CAs.
+func (n *Node) tlsFor(party string) (*tls.Config, error) {
+	if party == "" {
+		return pki.DynamicServerConfig(n.id, n.pinnedCards, nil), nil
+	}
+	c, ok := n.card(party)
+	if !ok {
+		return nil, fmt.Errorf("no card pinned for %s: import its card first", party)
+	}
+	return pki.ClientConfig(n.id, c, nil), nil
+}
+
+func (n *Node) pinnedCards() []*pki.Card {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	cs := make([]*pki.Card, 0, len(n.cards))
+	for _, c := range n.cards {
+		cs = append(cs, c)
+	}
+	return cs
+}
+
+// authorize admits a link from or to party only if party's certificate
+// chains to the CA pinned by its card, that CA is the trust anchor an
+// agreement in force pins for party, and that agreement also names us.
+func (n *Node) authorize(party string, chain []*x509.Certificate) error {
+	c, ok := n.card(party)
+	if !ok {
+		return fmt.Errorf("no card pinned for %s", party)
+	}
+	if len(chain) == 0 || pki.Fingerprint(chain[len(chain)-1].Raw) != c.CAFingerprint() {
+		return fmt.Errorf("%s's certificate does not chain to its pinned CA %s", party, c.CAFingerprint())
+	}
+	now := n.clock.Now()
+	n.mu.RLock()
+	set := n.agreements
+	n.mu.RUnlock()
+	for _, d := range set.InForce(now) {
+		if !d.HasParty(n.party) {
+			continue
+		}
+		if p := d.Party(party); p != nil && p.CAFingerprint == c.CAFingerprint() {
+			return nil
+		}
+	}
+	return fmt.Errorf("no agreement in force between %s and %s pins %s's CA %s", n.party, party, party, c.CAFingerprint())
+}
+
+// verifyOrigin returns the signing key of an envelope's origin node.
+func (n *Node) verifyOrigin(origin string) (ed25519.PublicKey, error) {
+	c, ok := n.card(origin)
+	if !ok {
+		return nil, fmt.Errorf("no card pinned for origin %s", origin)
+	}
+	return ed25519.PublicKey(c.SigningKey), nil
+}
+
+// outbox is the federation's view of the store: lease, seal, acknowledge.
+type outbox struct{ n *Node }
+
+var _ federation.Outbox = (*outbox)(nil)
+
+func (o *outbox) Lease(ctx context.Context, peer string, k int) ([]federation.Outgoing, error) {
+	n := o.n
+	c, ok := n.card(peer)
+	if !ok {
+		return nil, fmt.Errorf("no card pinned for %s", peer)
+	}
+	// Lease with a context the link's end cannot cancel: a lease the store
+	// commits must reach the link (or be released), never be stranded
+	// until its TTL because the session went away mid-call.
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	msgs, err := n.store.Lease(lctx, peer, k, leaseTTL)
+	if err != nil || len(msgs) == 0 {
+		return nil, err
+	}
+	if ctx.Err() != nil {
+		n.releaseAll(lctx, peer, msgs)
+		return nil, context.Cause(ctx)
+	}
+	batch, err := envelope.NewBatch(n.id.SigningKey, envelope.RecipientKey{Party: peer, Epoch: c.Epoch, PublicKey: c.HPKEPublicKey()})
+	if err != nil {
+		n.releaseAll(ctx, peer, msgs)
+		return nil, err
+	}
+	policy := n.policyOf(peer)
+	for _, m := range msgs {
+		out := *m
+		out.Alternatives = alternativesFor(m.Alternatives, policy)
+		if err := batch.Add(&out); err != nil {
+			n.releaseAll(ctx, peer, msgs)
+			return nil, fmt.Errorf("seal %s for %s: %w", m.ID, peer, err)
+		}
+	}
+	wires, err := batch.Finish()
+	if err != nil {
+		n.releaseAll(ctx, peer, msgs)
+		return nil, err
+	}
+	out := make([]federation.Outgoing, len(msgs))
+	for i, m := range msgs {
+		out[i] = federation.Outgoing{ID: m.ID, Precedence: m.Precedence, Wire: wires[i]}
+	}
+	return out, nil
+}
+
+func (n *Node) releaseAll(ctx context.Context, peer string, msgs []*message.Message) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	ids := make([]message.ID, len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.ID
+	}
+	if err := n.store.Release(ctx, peer, ids...); err != nil {
+		n.log.Error("release leased messages", slog.String("peer", peer), slog.Any("error", err))
+	}
+}
+
+// PolicyOf is the policy id the installed agreements give party, or "".
+func (n *Node) PolicyOf(party string) string { return n.policyOf(party) }
+
+// Policy returns a loaded policy by id or name, or nil.
+func (n *Node) Policy(idOrName string) *label.Policy {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.policies.Policy(idOrName)
+}
+
+// policyOf is the policy id the agreements give party, or "".
+func (n *Node) policyOf(party string) string {
+	n.mu.RLock()
+	set := n.agreements
+	n.mu.RUnlock()
+	for _, d := range set.All() {
+		for _, p := range d.Labels.Policies {
+			if p.Party == party {
+				return p.PolicyID
+			}
+		}
+	}
+	return ""
+}
+
+// alternativesFor keeps the alternative labels under policy: a partner
+// gets its own translation, not the ones made for other partners.
+func alternativesFor(alts [][]byte, policy string) [][]byte {
+	var out [][]byte
+	for _, a := range alts {
+		if l, err := label.ParseLabel(a); err == nil && l.PolicyID() == policy {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func (o *outbox) Ack(ctx context.Context, peer string, ids ...message.ID) error {
+	return o.n.store.Ack(ctx, peer, ids...)
+}
+
+func (o *outbox) Release(ctx context.Context, peer string, ids ...message.ID) error {
+	return o.n.store.Release(ctx, peer, ids...)
+}
+
+func (o *outbox) Refused(ctx context.Context, peer string, id message.ID, code, reason string) error {
+	return o.n.store.SetRoute(ctx, id, peer, store.Refused, code, reason)
+}
+
+func (o *outbox) Notify() <-chan struct{} { return o.n.outWork }
+
+// inbox receives messages from partners: verify the envelope before
+// anything else, run the guard with this node as the recipient, then store
+// in one transaction (de-duplicated) before the link acknowledges.
+type inbox struct{ n *Node }
+
+var _ federation.Inbox = (*inbox)(nil)
+
+func (in *inbox) Accept(ctx context.Context, from string, wire []byte) error {
+	n := in.n
+	m, _, err := n.opener.Open(wire)
+	if err != nil {
+		code := "bad-envelope"
+		switch {
+		case errors.Is(err, envelope.ErrBadSignature):
+			code = "bad-signature"
+		case errors.Is(err, envelope.ErrWrongRecipient):
+			code = "wrong-recipient"
+		case errors.Is(err, envelope.ErrUnknownEpoch):
+			code = "unknown-key-epoch"
+		}
+		n.record(ctx, audit.Entry{Kind: audit.KindRejected, Peer: from, Decision: "refused", Reason: code})
+		n.metrics.received.WithLabelValues(from, "refused").Inc()
+		return &federation.RefusalError{Code: code, Reason: err.Error()}
+	}
+	if m.Origin != from {
+		n.record(ctx, audit.Entry{Kind: audit.KindRejected, MessageID: m.ID.String(), Peer: from, Decision: "refused", Reason: "origin-mismatch"})
+		return &federation.RefusalError{Code: "origin-mismatch", Reason: fmt.Sprintf("message from %s claims origin %s", from, m.Origin)}
+	}
+	d := guard.Decide(m, n.party, n.clock.Now(), n.rules())
+	if d.Verdict == guard.Deny {
+		n.record(ctx, audit.Entry{Kind: audit.KindRejected, MessageID: m.ID.String(), Digest: digest(m.Label, m.Body), Peer: from, Channel: m.Channel, Decision: "refused", Reason: d.Code})
+		n.metrics.received.WithLabelValues(from, "refused").Inc()
+		n.log.Warn("refused a message from a partner", slog.String("from", from), slog.String("id", m.ID.String()), slog.String("code", d.Code), slog.String("reason", d.Reason))
+		return &federation.RefusalError{Code: d.Code, Reason: d.Reason}
+	}
+	if len(d.Alternative) > 0 && !containsBytes(m.Alternatives, d.Alternative) {
+		m.Alternatives = append(m.Alternatives, d.Alternative)
+	}
+	_, dup, err := n.store.Accept(ctx, m, nil)
+	if err != nil {
+		return err // not acknowledged: the sender retries
+	}
+	if !dup {
+		n.record(ctx, audit.Entry{Kind: audit.KindReceived, MessageID: m.ID.String(), Digest: digest(m.Label, m.Body), Peer: from, Channel: m.Channel, Decision: "accepted", Reason: d.Code})
+		n.metrics.received.WithLabelValues(from, "accepted").Inc()
+		n.history.fire()
+	}
+	return nil
+}
+
+func (n *Node) onLinkEvent(e federation.Event) {
+	ctx := context.Background()
+	switch e.Kind {
+	case federation.LinkUp:
+		n.setLink(e.Party, "up", "")
+		n.record(ctx, audit.Entry{Kind: audit.KindLinkUp, Peer: e.Party, Decision: "up"})
+		n.log.Info("link up", slog.String("peer", e.Party), slog.String("remote", e.Remote))
+		go n.control.hello(e.Party)
+	case federation.LinkDown:
+		n.mu.RLock()
+		held := n.allowed[e.Party] == false
+		n.mu.RUnlock()
+		state := "down"
+		if held {
+			state = "held"
+		}
+		n.setLink(e.Party, state, e.Reason)
+		n.record(ctx, audit.Entry{Kind: audit.KindLinkDown, Peer: e.Party, Decision: state, Reason: shortReason(e.Reason)})
+		n.log.Info("link down", slog.String("peer", e.Party), slog.String("reason", e.Reason))
+	case federation.LinkRefused:
+		if e.Party != "" {
+			n.setLink(e.Party, "refused", e.Reason)
+		}
+		n.record(ctx, audit.Entry{Kind: audit.KindLinkRefused, Peer: e.Party, Decision: "refused", Reason: shortReason(e.Reason), Detail: map[string]string{"remote": e.Remote}})
+		n.log.Warn("link refused", slog.String("peer", e.Party), slog.String("remote", e.Remote), slog.String("reason", e.Reason))
+	}
+}
+
+// shortReason bounds free text kept in the audit log.
+func shortReason(s string) string {
+	if len(s) > 200 {
+		return s[:200]
+	}
+	return s
+}
+
+func (n *Node) onDelivery(d federation.Delivery) {
+	ctx := context.Background()
+	switch d.Kind {
+	case federation.Delivered:
+		n.record(ctx, audit.Entry{Kind: audit.KindDelivered, MessageID: d.ID.String(), Peer: d.Party, Decision: "delivered"})
+		n.metrics.delivered.WithLabelValues(d.Party, "delivered").Inc()
+	case federation.Refused:
+		n.record(ctx, audit.Entry{Kind: audit.KindRefused, MessageID: d.ID.String(), Peer: d.Party, Decision: "refused", Reason: d.Code})
+		n.metrics.delivered.WithLabelValues(d.Party, "refused").Inc()
+	case federation.Sent:
+		if err := n.store.MarkSent(ctx, d.ID, d.Party); err != nil {
+			n.log.Debug("mark sent", slog.Any("error", err))
+		}
+	}
+	n.history.fire() // per-recipient status shows on live pages
+}
+
+// watch re-evaluates agreements whenever the clock moves (simulated) or
+// every second (real), opening and holding links as agreements come into
+// and go out of force.
+func (n *Node) watch(ctx context.Context) {
+	var moved <-chan struct{}
+	if w, ok := n.clock.(clock.Watcher); ok {
+		moved = w.Watch()
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-moved:
+		case <-tick.C:
+		}
+		n.reconcileLinks(ctx)
+	}
+}
+
+// reconcileLinks allows links to partners that share an agreement in
+// force with this node and holds the others, auditing each change of an
+// agreement's status.
+func (n *Node) reconcileLinks(ctx context.Context) {
+	now := n.clock.Now()
+	n.mu.RLock()
+	set := n.agreements
+	n.mu.RUnlock()
+
+	for _, d := range set.All() {
+		st := d.StatusAt(now)
+		key := d.Key()
+		n.mu.Lock()
+		prev, seen := n.phases[key]
+		n.phases[key] = st.Phase.String()
+		n.mu.Unlock()
+		if !seen || prev != st.Phase.String() {
+			n.record(ctx, audit.Entry{Kind: audit.KindAgreementStatus, Agreement: key, Decision: st.Phase.String(), Reason: shortReason(st.Reason)})
+			n.log.Info("agreement status", slog.String("agreement", key), slog.String("status", st.Phase.String()), slog.String("reason", st.Reason))
+		}
+	}
+
+	partners := set.Partners(n.party, now)
+	known := map[string]bool{}
+	for _, d := range set.All() {
+		for _, p := range d.Parties {
+			if p.ID != n.party && d.HasParty(n.party) {
+				known[p.ID] = true
+			}
+		}
+	}
+	n.mu.RLock()
+	for p := range n.links {
+		known[p] = true
+	}
+	n.mu.RUnlock()
+	names := make([]string, 0, len(known))
+	for p := range known {
+		names = append(names, p)
+	}
+	sort.Strings(names)
+	for _, peer := range names {
+		ok := slices.Contains(partners, peer)
+		n.mu.Lock()
+		prev, decided := n.allowed[peer]
+		n.allowed[peer] = ok
+		n.mu.Unlock()
+		if decided && prev == ok {
+			continue
+		}
+		reason := "an agreement in force covers " + peer
+		if !ok {
+			reason = "no agreement in force between " + n.party + " and " + peer
+		}
+		if err := n.fed.SetAllowed(peer, ok, reason); err != nil {
+			n.log.Debug("set allowed", slog.String("peer", peer), slog.Any("error", err))
+		}
+		if err := n.store.Hold(ctx, peer, !ok, reason); err != nil {
+			n.log.Error("hold queue", slog.String("peer", peer), slog.Any("error", err))
+		}
+		if ok {
+			n.reevaluate(ctx, peer)
+		} else {
+			n.setLink(peer, "held", reason)
+		}
+		if decided {
+			n.log.Info("partner link", slog.String("peer", peer), slog.Bool("allowed", ok), slog.String("reason", reason))
+		}
+	}
+}

@@ -1,0 +1,217 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+
+	"liaison/internal/agreement"
+	"liaison/internal/api"
+	"liaison/internal/audit"
+	"liaison/internal/guard"
+	"liaison/internal/label"
+	"liaison/internal/message"
+	"liaison/internal/store"
+)
+
+// Submit accepts a message from a local sender (the API, the console or a
+// gateway). The guard decides for every other member of the channel; the
+// message, its de-duplication id and one queue row per released recipient
+// are stored in one transaction before Submit returns. A message whose id
+// was accepted before is not stored again: the receipt says duplicate.
+func (n *Node) Submit(ctx context.Context, m *message.Message) (*api.Receipt, error) {
+	if m.Origin == "" {
+		m.Origin = n.party
+	}
+	if m.Origin != n.party {
+		return nil, api.Errorf(http.StatusBadRequest, "bad-origin", "origin %q is not this node's party %q", m.Origin, n.party)
+	}
+	if err := m.Validate(); err != nil {
+		return nil, api.Errorf(http.StatusBadRequest, "bad-message", "%v", err)
+	}
+	now := n.clock.Now()
+	rules := n.rules()
+	members, err := n.channelMembers(rules.Agreements, m.Channel)
+	if err != nil {
+		n.metrics.decisions.WithLabelValues("", "deny", guard.CodeNoAgreement).Inc()
+		n.record(ctx, audit.Entry{Kind: audit.KindDenied, MessageID: m.ID.String(), Channel: m.Channel, Decision: "deny", Reason: guard.CodeNoAgreement})
+		return nil, err
+	}
+
+	// The label must be valid under our policy before anything else: an
+	// invalid label is refused at the door, not stored and denied later.
+	if d := n.checkOwnLabel(rules, m); d != nil {
+		n.record(ctx, audit.Entry{Kind: audit.KindDenied, MessageID: m.ID.String(), Channel: m.Channel, Decision: "deny", Reason: d.Code})
+		return nil, api.Errorf(http.StatusUnprocessableEntity, d.Code, "%s", d.Reason)
+	}
+
+	var routes []store.Route
+	var recips []api.Recipient
+	var alts [][]byte
+	for _, to := range members {
+		if to == n.party {
+			continue
+		}
+		d := guard.Decide(m, to, now, rules)
+		state, reason := outcome(d)
+		routes = append(routes, store.Route{Peer: to, State: state, Code: d.Code, Reason: reason})
+		recips = append(recips, api.Recipient{Party: to, State: string(state), Code: d.Code, Reason: reason, At: now})
+		if len(d.Alternative) > 0 && !containsBytes(alts, d.Alternative) {
+			alts = append(alts, d.Alternative)
+		}
+	}
+	m.Alternatives = alts
+	seq, dup, err := n.store.Accept(ctx, m, routes)
+	if err != nil {
+		return nil, fmt.Errorf("store message %s: %w", m.ID, err)
+	}
+	if dup {
+		st, err := n.MessageStatus(ctx, m.ID)
+		if err != nil {
+			return nil, err
+		}
+		return &api.Receipt{ID: m.ID, Seq: seq, Duplicate: true, Recipients: st.Recipients}, nil
+	}
+
+	dg := digest(m.Label, m.Body)
+	n.record(ctx, audit.Entry{Kind: audit.KindAccepted, MessageID: m.ID.String(), Digest: dg, Channel: m.Channel, Actor: m.Originator, Decision: "accepted", Detail: map[string]string{"precedence": m.Precedence.String()}})
+	denied := false
+	for _, r := range routes {
+		kind := audit.KindReleased
+		switch r.State {
+		case store.Denied:
+			kind, denied = audit.KindDenied, true
+		case store.Quarantined:
+			kind = audit.KindQuarantined
+		case store.Held:
+			kind = audit.KindDenied // not released now; held for a renewal
+		}
+		n.record(ctx, audit.Entry{Kind: kind, MessageID: m.ID.String(), Digest: dg, Peer: r.Peer, Channel: m.Channel, Decision: string(r.State), Reason: r.Code})
+		n.metrics.decisions.WithLabelValues(r.Peer, string(r.State), r.Code).Inc()
+	}
+	n.rates.add(now, 1, boolInt(denied))
+	n.metrics.accepted.Inc()
+	n.log.DebugContext(ctx, "message accepted", slog.String("id", m.ID.String()), slog.String("channel", m.Channel), slog.String("precedence", m.Precedence.String()))
+	n.history.fire()
+	n.kick()
+	return &api.Receipt{ID: m.ID, Seq: seq, Recipients: recips}, nil
+}
+
+// outcome maps the guard's decision to a delivery state. A denial only
+// because no agreement is in force now, on a channel an agreement names,
+// holds the message: it goes if a renewal comes into force.
+func outcome(d guard.Decision) (store.DeliveryState, string) {
+	switch d.Verdict {
+	case guard.Release:
+		return store.Queued, d.Reason
+	case guard.Quarantine:
+		return store.Quarantined, d.Reason
+	}
+	if d.Code == guard.CodeNoAgreement {
+		return store.Held, "held: " + d.Reason
+	}
+	return store.Denied, d.Reason
+}
+
+// checkOwnLabel checks that m's label parses and is valid under a loaded
+// policy. It returns nil when it is.
+func (n *Node) checkOwnLabel(r guard.Rules, m *message.Message) *guard.Decision {
+	l, err := label.ParseLabel(m.Label)
+	if err != nil {
+		return &guard.Decision{Code: guard.CodeLabelUnparsable, Reason: fmt.Sprintf("label: %v", err)}
+	}
+	if err := r.Policies.Validate(l); err != nil {
+		return &guard.Decision{Code: guard.CodeLabelInvalid, Reason: fmt.Sprintf("label is not valid: %v", err)}
+	}
+	return nil
+}
+
+// channelMembers returns the members of a channel across every installed
+// agreement (in force or not) that names it with this party as a member:
+// a channel may join this party to different partners under different
+// bilateral agreements, and the guard then decides per recipient under the
+// agreement covering that pair. It is an API error if no agreement names
+// the channel with this party.
+func (n *Node) channelMembers(set *agreement.Set, channel string) ([]string, error) {
+	var members []string
+	for _, d := range set.All() {
+		c := d.Channel(channel)
+		if c == nil || !slices.Contains(c.Members, n.party) {
+			continue
+		}
+		for _, m := range c.Members {
+			if !slices.Contains(members, m) {
+				members = append(members, m)
+			}
+		}
+	}
+	if members == nil {
+		return nil, api.Errorf(http.StatusConflict, guard.CodeNoAgreement, "no agreement names channel %q with %s as a member", channel, n.party)
+	}
+	slices.Sort(members)
+	return members, nil
+}
+
+// reevaluate runs the guard again for messages held for peer (after an
+// agreement came into force) and releases, quarantines or denies them.
+func (n *Node) reevaluate(ctx context.Context, peer string) {
+	held, err := n.store.HeldFor(ctx, peer)
+	if err != nil {
+		n.log.Error("listing held messages", slog.String("peer", peer), slog.Any("error", err))
+		return
+	}
+	now := n.clock.Now()
+	rules := n.rules()
+	released := 0
+	for _, m := range held {
+		d := guard.Decide(m, peer, now, rules)
+		state, reason := outcome(d)
+		if state == store.Held {
+			continue
+		}
+		if err := n.store.SetRoute(ctx, m.ID, peer, state, d.Code, reason); err != nil {
+			n.log.Error("re-routing held message", slog.String("id", m.ID.String()), slog.Any("error", err))
+			continue
+		}
+		kind := audit.KindReleased
+		switch state {
+		case store.Denied:
+			kind = audit.KindDenied
+		case store.Quarantined:
+			kind = audit.KindQuarantined
+		default:
+			released++
+		}
+		n.record(ctx, audit.Entry{Kind: kind, MessageID: m.ID.String(), Digest: digest(m.Label, m.Body), Peer: peer, Channel: m.Channel, Decision: string(state), Reason: d.Code, Detail: map[string]string{"after": "hold"}})
+	}
+	if released > 0 {
+		n.log.Info("held messages released", slog.String("peer", peer), slog.Int("count", released))
+		n.kick()
+	}
+}
+
+// kick tells the links that work is queued.
+func (n *Node) kick() {
+	select {
+	case n.outWork <- struct{}{}:
+	default:
+	}
+}
+
+func containsBytes(list [][]byte, b []byte) bool {
+	for _, x := range list {
+		if string(x) == string(b) {
+			return true
+		}
+	}
+	return false
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
