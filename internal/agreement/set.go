@@ -12,8 +12,9 @@ import (
 // Set holds every installed version of every agreement. The zero value is
 // an empty set. Reads are safe concurrently with each other and with Add.
 type Set struct {
-	mu   sync.RWMutex
-	byID map[string][]entry // sorted by version
+	mu    sync.RWMutex
+	byID  map[string][]entry // sorted by version
+	order []string           // agreement ids, sorted
 }
 
 type entry struct {
@@ -96,6 +97,10 @@ func (s *Set) Add(d *Document) error {
 		versions[i] = entry{doc: d, digest: dg, notices: d.verifiedNotices(dg)}
 		return nil
 	}
+	if len(versions) == 0 {
+		s.order = append(s.order, d.ID)
+		sort.Strings(s.order)
+	}
 	versions = append(versions, entry{doc: d, digest: dg, notices: d.verifiedNotices(dg)})
 	sort.Slice(versions, func(i, j int) bool { return versions[i].doc.Version < versions[j].doc.Version })
 	s.byID[d.ID] = versions
@@ -107,21 +112,14 @@ func (s *Set) Add(d *Document) error {
 func (s *Set) Clone() *Set {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	c := &Set{byID: make(map[string][]entry, len(s.byID))}
+	c := &Set{byID: make(map[string][]entry, len(s.byID)), order: slices.Clone(s.order)}
 	for id, v := range s.byID {
 		c.byID[id] = slices.Clone(v)
 	}
 	return c
 }
 
-func (s *Set) ids() []string {
-	ids := make([]string, 0, len(s.byID))
-	for id := range s.byID {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	return ids
-}
+func (s *Set) ids() []string { return s.order }
 
 // All returns every installed version, sorted by id then version.
 func (s *Set) All() []*Document {
