@@ -153,15 +153,17 @@ type wireNotice struct {
 	Signature string `cbor:"signature"`
 }
 
+// unix and fromUnix map times to signed seconds; 0 (and anything before
+// it, which Validate refuses) stands for an absent time.
 func unix(t time.Time) int64 {
-	if t.IsZero() {
+	if t.Unix() <= 0 {
 		return 0
 	}
 	return t.Unix()
 }
 
 func fromUnix(s int64) time.Time {
-	if s == 0 {
+	if s <= 0 {
 		return time.Time{}
 	}
 	return time.Unix(s, 0).UTC()

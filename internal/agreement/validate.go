@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Scopes lists the scopes an agreement or channel may name.
@@ -84,6 +85,10 @@ func (d *Document) Validate() error {
 	d.validateRecords(&p)
 	return errors.Join(p...)
 }
+
+// unset reports whether t is absent. Times are signed as Unix seconds with
+// 0 meaning absent, so the epoch itself and earlier are not valid dates.
+func unset(t time.Time) bool { return t.Unix() <= 0 }
 
 func known(list []string, s string) bool {
 	for _, v := range list {
@@ -293,13 +298,13 @@ func (d *Document) validateLabels(p *problems) {
 
 func (d *Document) validateTerm(p *problems) {
 	t := d.Term
-	if t.Effective.IsZero() {
-		p.add("term.effective", "is required")
+	if unset(t.Effective) {
+		p.add("term.effective", "is required (a date after 1970-01-01)")
 	}
-	if t.Expiry.IsZero() {
-		p.add("term.expiry", "is required")
+	if unset(t.Expiry) {
+		p.add("term.expiry", "is required (a date after 1970-01-01)")
 	}
-	if !t.Effective.IsZero() && !t.Expiry.IsZero() && !t.Expiry.After(t.Effective) {
+	if !unset(t.Effective) && !unset(t.Expiry) && !t.Expiry.After(t.Effective) {
 		p.add("term", "expiry %s must be after effective %s", formatTime(t.Expiry), formatTime(t.Effective))
 	}
 	if t.Notice < 0 {
@@ -324,8 +329,8 @@ func (d *Document) validateRecords(p *problems) {
 		if strings.TrimSpace(a.Method) == "" {
 			p.add(f+".method", "is required")
 		}
-		if a.Date.IsZero() {
-			p.add(f+".date", "is required")
+		if unset(a.Date) {
+			p.add(f+".date", "is required (a date after 1970-01-01)")
 		}
 	}
 	signed := map[string]bool{}
@@ -353,8 +358,8 @@ func (d *Document) validateRecords(p *problems) {
 		if !d.HasParty(n.Party) {
 			p.add(f+".party", "%q is not a party", n.Party)
 		}
-		if n.Date.IsZero() {
-			p.add(f+".date", "is required")
+		if unset(n.Date) {
+			p.add(f+".date", "is required (a date after 1970-01-01)")
 		}
 		if _, err := base64.StdEncoding.Strict().DecodeString(n.Signature); err != nil || n.Signature == "" {
 			p.add(f+".signature", "must be standard base64")
