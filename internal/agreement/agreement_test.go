@@ -275,3 +275,51 @@ func TestTemplate(t *testing.T) {
 		t.Fatalf("filled-in template: %v", err)
 	}
 }
+
+// A renewal effective at the old version's expiry succeeds it with no gap
+// and no overlap.
+func TestRenewalWithoutGap(t *testing.T) {
+	v1 := load(t, "cis-moa-v1.yaml")
+	approveAndSign(t, v1, "2005-10-01")
+	v2 := renew(t, v1, "2020-10-28", "2035-10-28")
+	approveAndSign(t, v2, "2020-09-01")
+	set, err := NewSet(v1, v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for at, want := range map[string]int{"2020-10-27T23:59:59Z": 1, "2020-10-28": 2} {
+		p := set.May("PAK", "USA", "training", date(t, at))
+		if !p.Allowed || p.Agreement.Version != want {
+			t.Errorf("at %s: %+v, want v%d", at, p, want)
+		}
+	}
+}
+
+func TestSetConcurrentReads(t *testing.T) {
+	d := signedV1(t)
+	set, err := NewSet(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := date(t, "2010-01-01")
+	done := make(chan bool)
+	for range 4 {
+		go func() {
+			ok := true
+			for range 200 {
+				ok = ok && set.May("USA", "PAK", "ops-liaison", at).Allowed && len(set.InForce(at)) == 1
+			}
+			done <- ok
+		}()
+	}
+	tri := load(t, "trilateral.yaml")
+	approveAndSign(t, tri, "2023-12-01")
+	if err := set.Add(tri); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		if !<-done {
+			t.Error("a concurrent read saw the wrong answer")
+		}
+	}
+}
