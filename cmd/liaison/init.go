@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -32,16 +33,47 @@ liaison.yaml. Private key files are written with mode 0600.`, stdout)
 	addr := fs.String("addr", pki.DefaultAddr, "federation listen address; its host goes into the TLS certificate")
 	api := fs.String("api", pki.DefaultAPIAddr, "API listen address")
 	kem := fs.String("kem", pki.KEMMLKEM768X25519, "HPKE KEM: "+pki.KEMMLKEM768X25519+" or "+pki.KEMMLKEM1024P384)
+	var policies, peers listFlag
+	fs.Var(&policies, "policy", "SPIF policy file to copy into DIR/policies and load (repeatable: this party's and its partners')")
+	fs.Var(&peers, "peer", "partner node to dial, PARTY=HOST:PORT (repeatable)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	var peerList []pki.Peer
+	for _, p := range peers {
+		party, ep, ok := strings.Cut(p, "=")
+		if !ok || party == "" || ep == "" {
+			return fmt.Errorf("%w: --peer %q: want PARTY=HOST:PORT", errUsage, p)
+		}
+		peerList = append(peerList, pki.Peer{Party: party, Endpoint: ep})
+	}
+	var polFiles []string
+	var polData [][]byte
+	for _, f := range policies {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		polFiles = append(polFiles, filepath.Join("policies", filepath.Base(f)))
+		polData = append(polData, b)
 	}
 	if *party == "" || *dir == "" || fs.NArg() != 0 {
 		return fmt.Errorf("%w: --party and --dir are required, no arguments", errUsage)
 	}
 	token := newToken()
-	id, err := pki.Init(*dir, pki.InitOptions{Party: *party, Addr: *addr, APIAddr: *api, KEM: *kem, OperatorTokenSHA256: hashToken(token)})
+	id, err := pki.Init(*dir, pki.InitOptions{Party: *party, Addr: *addr, APIAddr: *api, KEM: *kem, OperatorTokenSHA256: hashToken(token), Policies: polFiles, Peers: peerList})
 	if err != nil {
 		return err
+	}
+	if len(polFiles) > 0 {
+		if err := os.MkdirAll(filepath.Join(*dir, "policies"), 0o755); err != nil {
+			return err
+		}
+		for i, f := range polFiles {
+			if err := os.WriteFile(filepath.Join(*dir, f), polData[i], 0o644); err != nil {
+				return err
+			}
+		}
 	}
 	if err := os.WriteFile(filepath.Join(*dir, tokenFile), []byte(token+"\n"), 0o600); err != nil {
 		return err
@@ -144,3 +176,9 @@ fingerprint printed with the one in the co-signed agreement.`, stdout)
 	fmt.Fprintf(stdout, "  HPKE KEM %#04x, epoch %d, issued %s\n", card.KEMID, card.Epoch, card.IssuedAt().Format(time.RFC3339))
 	return nil
 }
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }

@@ -21,6 +21,8 @@ func configYAML(dir string, opts InitOptions) string {
 		"{{audit}}", filepath.Join(abs, "audit"),
 		"{{kem}}", kemName(opts.KEM),
 		"{{token}}", opts.OperatorTokenSHA256,
+		"{{policies}}", flowList(opts.Policies),
+		"{{peers}}", peersYAML(opts.Peers),
 	)
 	return r.Replace(configTemplate)
 }
@@ -62,7 +64,7 @@ api:
 
 # SPIF security policies this node loads: its own party's and its partners'
 # (every policy an installed agreement names must be here).
-policies: []
+policies: {{policies}}
 
 # Dirty-word lists that channels' content rules name, e.g.
 #   dirty_words: {default: [codeword, "@words.txt"]}
@@ -81,7 +83,7 @@ kem: {{kem}}
 # list it here, e.g.
 #   - party: GBR
 #     endpoint: gbr.example:7443
-peers: []
+peers:{{peers}}
 
 gateways:
   cot:
@@ -91,3 +93,23 @@ gateways:
     enabled: false
     # component: liaison.example
 `
+
+// flowList writes strings as a YAML flow sequence, each quoted.
+func flowList(items []string) string {
+	q := make([]string, len(items))
+	for i, it := range items {
+		q[i] = fmt.Sprintf("%q", it)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+func peersYAML(peers []Peer) string {
+	if len(peers) == 0 {
+		return " []"
+	}
+	var b strings.Builder
+	for _, p := range peers {
+		fmt.Fprintf(&b, "\n  - party: %s\n    endpoint: %q", p.Party, p.Endpoint)
+	}
+	return b.String()
+}

@@ -29,12 +29,19 @@ type InitOptions struct {
 	APIAddr string
 	// KEM is KEMMLKEM768X25519 (the default) or KEMMLKEM1024P384.
 	KEM string
+	// Policies lists SPIF files (paths relative to dir) for liaison.yaml.
+	Policies []string
+	// Peers are partner nodes this node dials, for liaison.yaml.
+	Peers []Peer
 	// OperatorTokenSHA256 is the hex SHA-256 of the operator's API token,
 	// written into liaison.yaml (the token itself is not).
 	OperatorTokenSHA256 string
 	// Now is the issue time of the certificates; time.Now() if zero.
 	Now time.Time
 }
+
+// Peer is a partner node to dial: its party and federation endpoint.
+type Peer struct{ Party, Endpoint string }
 
 // Defaults for [InitOptions].
 const (
