@@ -76,6 +76,7 @@ func openPostgresT(t *testing.T, dsn string, clk *fakeClock) *Postgres {
 }
 
 func TestPostgres(t *testing.T) {
+	pgSchemaDSN(t) // skips (or fails) here rather than in every subtest
 	runSuite(t, func(t *testing.T, clk *fakeClock) Store {
 		return openPostgresT(t, pgSchemaDSN(t), clk)
 	})
