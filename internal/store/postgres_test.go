@@ -95,7 +95,7 @@ func TestPostgresReopen(t *testing.T) {
 			t.Fatalf("Get after reopen: %d %v", got, err)
 		}
 		var v int
-		if err := s.pool.QueryRow(ctx, `SELECT COUNT(*) FROM schema_version`).Scan(&v); err != nil || v != SchemaVersion {
+		if err := s.pool.QueryRow(ctx, `SELECT COUNT(*) FROM schema_version`).Scan(&v); err != nil || v != schemaVersion {
 			t.Fatalf("schema_version rows = %d, %v", v, err)
 		}
 		s.Close()
