@@ -66,25 +66,18 @@ func (c *core) Accept(ctx context.Context, m *message.Message, routes []Route) (
 			seq, dup = orig, true
 			return errRollback
 		}
-		if _, err := q.exec(ctx, `INSERT INTO dedup (id, seq, accepted) VALUES (?, ?, ?)`, idb(m.ID), seq, now); err != nil {
-			return err
-		}
-		if _, err := q.exec(ctx, `INSERT INTO messages (`+msgCols+`, accepted) VALUES (`+placeholders(13)+`)`, msgArgs(seq, m, now)...); err != nil {
-			return err
+		// The rest needs no answers: one round trip on PostgreSQL.
+		st := []stmt{
+			{`INSERT INTO dedup (id, seq, accepted) VALUES (?, ?, ?)`, []any{idb(m.ID), seq, now}},
+			{`INSERT INTO messages (` + msgCols + `, accepted) VALUES (` + placeholders(13) + `)`, msgArgs(seq, m, now)},
 		}
 		for _, r := range routes {
-			if _, err := q.exec(ctx, `INSERT INTO deliveries (msg_id, peer, state, code, reason, at) VALUES (?, ?, ?, ?, ?, ?)
-				ON CONFLICT (msg_id, peer) DO UPDATE SET state = excluded.state, code = excluded.code, reason = excluded.reason, at = excluded.at`,
-				idb(m.ID), r.Peer, string(r.State), r.Code, r.Reason, now); err != nil {
-				return err
-			}
+			st = append(st, stmt{upsertDelivery, []any{idb(m.ID), r.Peer, string(r.State), r.Code, r.Reason, now}})
 			if r.State == Queued || r.State == Held {
-				if err := upsertQueue(ctx, q, m.ID, r.Peer, seq, int64(m.Precedence), r.State == Held); err != nil {
-					return err
-				}
+				st = append(st, queueStmt(m.ID, r.Peer, seq, int64(m.Precedence), r.State == Held))
 			}
 		}
-		return nil
+		return q.execAll(ctx, st)
 	})
 	if err != nil {
 		return 0, false, fmt.Errorf("accept %s: %w", m.ID, err)
@@ -92,15 +85,18 @@ func (c *core) Accept(ctx context.Context, m *message.Message, routes []Route) (
 	return uint64(seq), dup, nil
 }
 
-func upsertQueue(ctx context.Context, q querier, id message.ID, peer string, seq, prec int64, held bool) error {
+const upsertDelivery = `INSERT INTO deliveries (msg_id, peer, state, code, reason, at) VALUES (?, ?, ?, ?, ?, ?)
+	ON CONFLICT (msg_id, peer) DO UPDATE SET state = excluded.state, code = excluded.code, reason = excluded.reason, at = excluded.at`
+
+// queueStmt inserts or re-activates a queue row, clearing any lease.
+func queueStmt(id message.ID, peer string, seq, prec int64, held bool) stmt {
 	h := int64(0)
 	if held {
 		h = 1
 	}
-	_, err := q.exec(ctx, `INSERT INTO queue (msg_id, peer, seq, precedence, held, lease_until) VALUES (?, ?, ?, ?, ?, 0)
+	return stmt{`INSERT INTO queue (msg_id, peer, seq, precedence, held, lease_until) VALUES (?, ?, ?, ?, ?, 0)
 		ON CONFLICT (msg_id, peer) DO UPDATE SET held = excluded.held, lease_until = 0`,
-		idb(id), peer, seq, prec, h)
-	return err
+		[]any{idb(id), peer, seq, prec, h}}
 }
 
 func (c *core) Lease(ctx context.Context, peer string, n int, ttl time.Duration) ([]*message.Message, error) {
@@ -251,14 +247,14 @@ func setRoute(ctx context.Context, q querier, now int64, id message.ID, peer str
 	if !ok {
 		return ErrNotFound
 	}
-	if _, err := q.exec(ctx, `INSERT INTO deliveries (msg_id, peer, state, code, reason, at) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (msg_id, peer) DO UPDATE SET state = excluded.state, code = excluded.code, reason = excluded.reason, at = excluded.at`,
-		idb(id), peer, string(state), code, reason, now); err != nil {
+	if _, err := q.exec(ctx, upsertDelivery, idb(id), peer, string(state), code, reason, now); err != nil {
 		return err
 	}
 	switch state {
 	case Queued, Held:
-		return upsertQueue(ctx, q, id, peer, seq, prec, state == Held)
+		st := queueStmt(id, peer, seq, prec, state == Held)
+		_, err := q.exec(ctx, st.sql, st.args...)
+		return err
 	case Denied, Refused, Quarantined, Delivered:
 		if _, err := q.exec(ctx, `DELETE FROM queue WHERE msg_id = ? AND peer = ?`, idb(id), peer); err != nil {
 			return err

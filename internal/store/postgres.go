@@ -109,6 +109,7 @@ func (t pgTxn) rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }
 type pgDB interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
 type pgQ struct{ db pgDB }
@@ -151,4 +152,19 @@ func (q pgQ) query(ctx context.Context, s string, args ...any) (rows, error) {
 		return nil, err
 	}
 	return rs, nil
+}
+
+func (q pgQ) execAll(ctx context.Context, st []stmt) error {
+	var b pgx.Batch
+	for _, s := range st {
+		b.Queue(rebind(s.sql), s.args...)
+	}
+	br := q.db.SendBatch(ctx, &b)
+	for range st {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return err
+		}
+	}
+	return br.Close()
 }

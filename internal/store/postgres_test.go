@@ -76,6 +76,7 @@ func openPostgresT(t *testing.T, dsn string, clk *fakeClock) *Postgres {
 }
 
 func TestPostgres(t *testing.T) {
+	pgSchemaDSN(t) // skips (or fails) here rather than in every subtest
 	runSuite(t, func(t *testing.T, clk *fakeClock) Store {
 		return openPostgresT(t, pgSchemaDSN(t), clk)
 	})
@@ -94,7 +95,7 @@ func TestPostgresReopen(t *testing.T) {
 			t.Fatalf("Get after reopen: %d %v", got, err)
 		}
 		var v int
-		if err := s.pool.QueryRow(ctx, `SELECT COUNT(*) FROM schema_version`).Scan(&v); err != nil || v != SchemaVersion {
+		if err := s.pool.QueryRow(ctx, `SELECT COUNT(*) FROM schema_version`).Scan(&v); err != nil || v != schemaVersion {
 			t.Fatalf("schema_version rows = %d, %v", v, err)
 		}
 		s.Close()

@@ -14,6 +14,24 @@ import (
 type querier interface {
 	exec(ctx context.Context, q string, args ...any) (int64, error)
 	query(ctx context.Context, q string, args ...any) (rows, error)
+	// execAll runs statements whose results are not needed, in order,
+	// stopping at the first error (pipelined on PostgreSQL).
+	execAll(ctx context.Context, st []stmt) error
+}
+
+type stmt struct {
+	sql  string
+	args []any
+}
+
+// execEach is execAll for queriers that cannot pipeline.
+func execEach(ctx context.Context, q querier, st []stmt) error {
+	for _, s := range st {
+		if _, err := q.exec(ctx, s.sql, s.args...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type rows interface {

@@ -101,8 +101,8 @@ var migrations = [][]string{
 	},
 }
 
-// SchemaVersion is the schema version this package writes.
-var SchemaVersion = len(migrations)
+// schemaVersion is the schema version this package writes.
+var schemaVersion = len(migrations)
 
 // migrate brings the schema up to date inside tx. It is idempotent. lock,
 // if non-empty, is executed first to serialise concurrent migrators.

@@ -178,3 +178,6 @@ func (q *batchQ) query(ctx context.Context, s string, args ...any) (rows, error)
 	}
 	return sqlRows{rs}, nil
 }
+
+func (q sqlQ) execAll(ctx context.Context, st []stmt) error    { return execEach(ctx, q, st) }
+func (q *batchQ) execAll(ctx context.Context, st []stmt) error { return execEach(ctx, q, st) }

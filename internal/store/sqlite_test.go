@@ -69,8 +69,8 @@ func TestSQLiteReopen(t *testing.T) {
 			t.Fatalf("Agreements after reopen = %q", docs)
 		}
 		var v int
-		if err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_version`).Scan(&v); err != nil || v != SchemaVersion {
-			t.Fatalf("schema_version rows = %d, %v; want %d", v, err, SchemaVersion)
+		if err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_version`).Scan(&v); err != nil || v != schemaVersion {
+			t.Fatalf("schema_version rows = %d, %v; want %d", v, err, schemaVersion)
 		}
 		if err := s.Close(); err != nil {
 			t.Fatal(err)

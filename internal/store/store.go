@@ -151,9 +151,13 @@ type Store interface {
 	Status(ctx context.Context, id message.ID) ([]Delivery, error)
 	// Quarantined lists the deliveries awaiting review, oldest first.
 	Quarantined(ctx context.Context) ([]HeldItem, error)
-	// Review applies the two-person rule to a quarantined delivery; see
-	// the package documentation of ReviewOutcome. It returns the approvals
-	// so far.
+	// Review applies the two-person rule to a quarantined delivery.
+	// approve=false denies it (ReviewDenied). approve=true records the
+	// reviewer (ErrAlreadyReviewed if they approved before); the second
+	// distinct approval queues it for the peer in the same transaction
+	// (ReviewReleased), otherwise the outcome is ReviewPending. A delivery
+	// that is not quarantined gives ErrNotQuarantined. It returns the
+	// approvals so far.
 	Review(ctx context.Context, id message.ID, peer, reviewer string, approve bool) (ReviewOutcome, []string, error)
 	// PutAgreement inserts or replaces an agreement document.
 	PutAgreement(ctx context.Context, key string, doc []byte) error
