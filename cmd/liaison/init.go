@@ -19,6 +19,7 @@ func init() {
 		return subcommands("card", map[string]command{
 			"export": {summary: "write this node's signed public card", run: runCardExport},
 			"import": {summary: "verify and pin a partner's card", run: runCardImport},
+			"show":   {summary: "verify a card and print what it says", run: runCardShow},
 		}, args, stdout, stderr)
 	}}
 }

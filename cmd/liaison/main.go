@@ -106,14 +106,37 @@ func newFlagSet(name, synopsis, description string, stdout io.Writer) *flag.Flag
 }
 
 // parseFlags parses args into fs, turning a parse error into errUsage.
+// Flags may come before or after positional arguments ("card show FILE
+// --field ca"); everything after a literal "--" is positional.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+	var pos []string
+	for {
+		n := len(args)
+		dashdash := false
+		for i, a := range args {
+			if a == "--" {
+				n, dashdash = i, true
+				break
+			}
 		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		if err := fs.Parse(args[:n]); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		rest := fs.Args()
+		if len(rest) > 0 {
+			pos = append(pos, rest[0])
+			args = append(rest[1:], args[n:]...)
+			continue
+		}
+		if dashdash {
+			pos = append(pos, args[n+1:]...)
+		}
+		break
 	}
-	return nil
+	return fs.Parse(append([]string{"--"}, pos...))
 }
 
 // subcommands dispatches to a group of sub-subcommands such as
