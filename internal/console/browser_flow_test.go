@@ -159,6 +159,7 @@ func TestBrowserFederation(t *testing.T) {
 
 	// The audit page finds the release by message id.
 	raj.click(`nav a[href="/console/audit"]`)
+	raj.waitVisible("#entries-h") // the audit page has loaded; fill nothing on the page we left
 	raj.fill("#message", id)
 	raj.click(`form[action="/console/audit"] button[type=submit]`)
 	raj.waitVisible(fmt.Sprintf(`#message[value=%q]`, id))

@@ -169,6 +169,7 @@ func (bt *browserT) click(sel string) {
 // by value.
 func (bt *browserT) fill(sel, value string) {
 	bt.t.Helper()
+	bt.waitVisible(sel) // a click before may still be navigating
 	if run(bt, "tag of "+sel, chromedp.Evaluate[bool](fmt.Sprintf(`document.querySelector(%q) instanceof HTMLSelectElement`, sel))) {
 		bt.do("choose "+value+" in "+sel, chromedp.SetValue(chromedp.CSS(sel), value))
 		return
