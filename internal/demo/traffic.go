@@ -88,9 +88,10 @@ func (s *story) traffic2019(ctx context.Context) error {
 			routineBefore++
 		}
 	}
-	// The link leases a few messages at a time and the receiver stores
-	// several at once, so "first" means within the first lease.
-	s.n.Check(routineBefore <= 4, "the FLASH overtook the ROUTINE backlog: delivered after %d of the %d ROUTINE reports queued before it", routineBefore, backlog)
+	// The link sends the FLASH first, but it keeps a window of messages in
+	// flight and the receiver stores several at once, so a few ROUTINE
+	// reports sent just behind it may be stored in the same moment.
+	s.n.Check(routineBefore <= 16, "the FLASH overtook the ROUTINE backlog: it arrived ahead of %d of the %d ROUTINE reports queued before it", backlog-routineBefore, backlog)
 	s.note("FLASH contact report (behind 200 ROUTINE)", "PAK", flash.ID)
 
 	// Releasable to USA only: denied to PAK, audited.
