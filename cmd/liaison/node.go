@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -433,4 +432,3 @@ func runReview(approve bool) func(args []string, stdout, stderr io.Writer) error
 	}
 }
 
-var _ = errors.New

@@ -29,7 +29,6 @@ import (
 	"liaison/internal/federation/linksim"
 	"liaison/internal/message"
 	"liaison/internal/node"
-	"liaison/internal/pki"
 )
 
 //go:embed policies/*.xml
@@ -188,4 +187,3 @@ func waitFor(ctx context.Context, d time.Duration, cond func() bool) bool {
 	}
 }
 
-var _ = pki.NodeName
