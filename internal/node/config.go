@@ -229,6 +229,12 @@ func (c *Config) check() error {
 			}
 		}
 	}
+	if _, err := c.Gateways.CoTConfig(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := c.Gateways.XMPPConfig(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.KeyRotation != nil && *c.KeyRotation < 0 {
 		bad("key_rotation: must not be negative")
 	}
