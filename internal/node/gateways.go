@@ -39,20 +39,12 @@ func (n *Node) XMPPAddr(role string) net.Addr {
 
 // startGateways starts the configured gateways (in Start).
 func (n *Node) startGateways(ctx context.Context) error {
-	cc, err := n.cfg.Gateways.CoTConfig()
-	if err != nil {
-		return err
-	}
-	if cc.Enabled {
+	if cc := n.cfg.Gateways.CoT; cc != nil && cc.Enabled {
 		if err := n.startCoT(ctx, cc); err != nil {
 			return fmt.Errorf("cot gateway: %w", err)
 		}
 	}
-	xc, err := n.cfg.Gateways.XMPPConfig()
-	if err != nil {
-		return err
-	}
-	if xc.Enabled {
+	if xc := n.cfg.Gateways.XMPP; xc != nil && xc.Enabled {
 		if err := n.startXMPP(ctx, xc); err != nil {
 			return fmt.Errorf("xmpp gateway: %w", err)
 		}

@@ -1,15 +1,12 @@
 package node
 
 import (
-	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
 	"strconv"
 	"strings"
-
-	"go.yaml.in/yaml/v3"
 
 	"liaison/internal/gateway/xmpp"
 	"liaison/internal/message"
@@ -110,39 +107,6 @@ type XMPPPartner struct {
 	Party   string `yaml:"party"`
 	Address string `yaml:"address"`
 	Channel string `yaml:"channel"`
-}
-
-// decodeGateway decodes one gateway section strictly.
-func decodeGateway(n *yaml.Node, v any) error {
-	if n == nil {
-		return nil
-	}
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	if err := enc.Encode(n); err != nil {
-		return err
-	}
-	dec := yaml.NewDecoder(&buf)
-	dec.KnownFields(true)
-	return dec.Decode(v)
-}
-
-// CoT returns the parsed gateways.cot section (zero when absent).
-func (g GatewaysConfig) CoTConfig() (*CoTConfig, error) {
-	var c CoTConfig
-	if err := decodeGateway(g.CoT, &c); err != nil {
-		return nil, fmt.Errorf("gateways.cot: %w", err)
-	}
-	return &c, c.check()
-}
-
-// XMPPConfig returns the parsed gateways.xmpp section (zero when absent).
-func (g GatewaysConfig) XMPPConfig() (*XMPPConfig, error) {
-	var c XMPPConfig
-	if err := decodeGateway(g.XMPP, &c); err != nil {
-		return nil, fmt.Errorf("gateways.xmpp: %w", err)
-	}
-	return &c, c.check()
 }
 
 func checkAddr(errs *[]error, field, addr string) {

@@ -3,10 +3,12 @@ package node
 import (
 	"bytes"
 	"context"
+	"encoding/xml"
 	"fmt"
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"liaison/internal/audit"
 	"liaison/internal/gateway/cot"
@@ -48,10 +50,15 @@ func (c *cotLabeler) FromCoT(access, caveat string, releasableTo []string, chann
 	}
 	m := &cot.MappingLabeler{PolicyID: "urn:oid:" + p.ID(), PolicyName: p.Name(), Classifications: c.classes,
 		RelToTag: relToTag, CaveatTag: handlingTag}
-	raw, err := m.FromCoT(access, caveat, releasableTo, channel)
+	mapped, err := m.FromCoT(access, caveat, releasableTo, channel)
 	if err != nil {
 		return nil, err
 	}
+	pl, err := cot.ParseLabel(mapped)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", cot.ErrUnmapped, err)
+	}
+	raw := gatewayLabel(p, pl.Classification, pl.Categories[handlingTag], pl.Categories[relToTag], c.n.clock.Now())
 	l, err := label.ParseLabel(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", cot.ErrUnmapped, err)
@@ -60,6 +67,34 @@ func (c *cotLabeler) FromCoT(access, caveat string, releasableTo []string, chann
 		return nil, fmt.Errorf("%w: marking %q//%q//%q is not a valid label: %v", cot.ErrUnmapped, access, caveat, strings.Join(releasableTo, " "), err)
 	}
 	return raw, nil
+}
+
+// gatewayLabel writes an originator STANAG 4774 label under p; its
+// categories name their tag sets, which the policy resolves.
+func gatewayLabel(p *label.Policy, cls string, handling, relTo []string, now time.Time) []byte {
+	var b bytes.Buffer
+	esc := func(s string) string {
+		var e bytes.Buffer
+		xml.EscapeText(&e, []byte(s))
+		return e.String()
+	}
+	fmt.Fprintf(&b, `<originatorConfidentialityLabel xmlns="urn:nato:stanag:4774:confidentialitymetadatalabel:1:0" ReviewDateTime="%s">`, now.AddDate(10, 0, 0).UTC().Format(time.RFC3339))
+	fmt.Fprintf(&b, `<ConfidentialityInformation><PolicyIdentifier URI="urn:oid:%s">%s</PolicyIdentifier><Classification>%s</Classification>`, esc(p.ID()), esc(p.Name()), esc(cls))
+	for _, c := range []struct {
+		tag, typ string
+		vals     []string
+	}{{handlingTag, "RESTRICTIVE", handling}, {relToTag, "PERMISSIVE", relTo}} {
+		if len(c.vals) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, `<Category TagName="%s" Type="%s">`, c.tag, c.typ)
+		for _, v := range c.vals {
+			fmt.Fprintf(&b, `<GenericValue>%s</GenericValue>`, esc(v))
+		}
+		b.WriteString(`</Category>`)
+	}
+	fmt.Fprintf(&b, `</ConfidentialityInformation><CreationDateTime>%s</CreationDateTime></originatorConfidentialityLabel>`, now.UTC().Format(time.RFC3339))
+	return b.Bytes()
 }
 
 // ToCoT implements cot.Labeler: the label's classification (mapped back

@@ -1,0 +1,236 @@
+package node_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"liaison/internal/api"
+	"liaison/internal/gateway/cot"
+	"liaison/internal/node"
+)
+
+// takPeer is one node-tak (or TAK Protocol v1) client from interop/takpeer.
+type takPeer struct {
+	t     *testing.T
+	name  string
+	stdin io.WriteCloser
+	lines chan map[string]any
+}
+
+func takpeerDir(t *testing.T) string {
+	t.Helper()
+	dir, _ := filepath.Abs("../../interop/takpeer")
+	_, errNode := exec.LookPath("node")
+	_, errMods := os.Stat(filepath.Join(dir, "node_modules", "@tak-ps", "node-tak"))
+	if errNode != nil || errMods != nil {
+		requirePeer(t, "TAK peer unavailable: need node and `npm ci` in interop/takpeer")
+	}
+	return dir
+}
+
+func startTAK(t *testing.T, dir, mode string, addr net.Addr, ca *gwCA, cn string) *takPeer {
+	t.Helper()
+	certFile, keyFile := ca.issue(t, cn, false)
+	cmd := exec.Command("node", "peer.mjs", mode, addr.String(), certFile, keyFile, ca.caFile)
+	cmd.Dir = dir
+	cmd.Stderr = io.Discard
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close(); cmd.Process.Kill(); cmd.Wait() })
+	p := &takPeer{t: t, name: cn, stdin: stdin, lines: make(chan map[string]any, 100)}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				p.lines <- m
+			}
+		}
+		close(p.lines)
+	}()
+	return p
+}
+
+// await returns the next line with key, failing after 20 s.
+func (p *takPeer) await(key string) map[string]any {
+	p.t.Helper()
+	timeout := time.NewTimer(20 * time.Second)
+	defer timeout.Stop()
+	for {
+		select {
+		case m, ok := <-p.lines:
+			if !ok {
+				p.t.Fatalf("%s exited while waiting for %q", p.name, key)
+			}
+			if e, ok := m["error"]; ok {
+				p.t.Fatalf("%s: %v", p.name, e)
+			}
+			if _, ok := m[key]; ok {
+				return m
+			}
+		case <-timeout.C:
+			p.t.Fatalf("%s: timed out waiting for %q", p.name, key)
+		}
+	}
+}
+
+// event returns the next CoT event the client receives.
+func (p *takPeer) event() *cot.Event {
+	p.t.Helper()
+	raw := p.await("cot")["cot"].(string)
+	e, err := cot.ParseEvent([]byte(raw))
+	if err != nil {
+		p.t.Fatalf("%s got an unparsable event: %v: %s", p.name, err, raw)
+	}
+	return e
+}
+
+func (p *takPeer) send(xml string) {
+	b, _ := json.Marshal(map[string]string{"send": xml})
+	if _, err := p.stdin.Write(append(b, '\n')); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func takEvent(uid, marks string) string {
+	now := time.Now().UTC()
+	return fmt.Sprintf(`<event version="2.0" uid="%s" type="a-f-G-U-C" how="m-g" time="%s" start="%s" stale="%s" %s><point lat="33.7" lon="73.1" hae="500" ce="10" le="9999999"/><detail><contact callsign="%s" endpoint="*:-1:stcp"/><__group name="Cyan" role="Team Member"/><liaison_probe answer="42">kept</liaison_probe></detail></event>`,
+		uid, cot.FormatTime(now), cot.FormatTime(now), cot.FormatTime(now.Add(2*time.Minute)), marks, uid)
+}
+
+func cotSection(t *testing.T, party string, ca *gwCA) string {
+	cert, key := ca.issue(t, strings.ToLower(party)+"-tak-server", true)
+	lp := strings.ToLower(party)
+	return fmt.Sprintf(`gateways:
+  cot:
+    enabled: true
+    tls: 127.0.0.1:0
+    tls_cert: %s
+    tls_key: %s
+    client_ca: %s
+    users:
+      %s-xml: {name: %s-xml, groups: [Cyan]}
+      %s-v1: {name: %s-v1, groups: [Cyan]}
+    channels: {Cyan: %s}
+    classifications: {Unclassified: UNCLASSIFIED, Restricted: RESTRICTED, Confidential: CONFIDENTIAL, Secret: SECRET}
+`, cert, key, ca.caFile, lp, lp, lp, lp, chanSA)
+}
+
+// history returns a channel's messages at n whose body names uid.
+func history(t *testing.T, n *node.Node, channel string) []api.Entry {
+	t.Helper()
+	es, err := n.History(context.Background(), channel, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return es
+}
+
+func withUID(es []api.Entry, uid string) []api.Entry {
+	var out []api.Entry
+	for _, e := range es {
+		if bytes.Contains(e.Message.Body, []byte(`uid="`+uid+`"`)) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func TestGatewaysTAKAcrossNodes(t *testing.T) {
+	dir := takpeerDir(t)
+	p := newGWPair(t, cotSection)
+	p.dumpOnFailure(t)
+	ctx := context.Background()
+	_, usaAddr, _ := p.usa.node.CoTGateway().Addrs()
+	_, pakAddr, _ := p.pak.node.CoTGateway().Addrs()
+
+	a := startTAK(t, dir, "tak", usaAddr, p.ca, "usa-xml")
+	b := startTAK(t, dir, "tak", pakAddr, p.ca, "pak-xml")
+	v := startTAK(t, dir, "v1", pakAddr, p.ca, "pak-v1")
+	a.await("pong") // node-tak pings on connect: answered by its own gateway
+	b.await("pong")
+	v.await("ready")
+
+	a.send(takEvent("usa-only", `access="Confidential" releasableTo="USA"`))
+	a.send(takEvent("usa-1", `access="Confidential" releasableTo="USA PAK"`))
+	for _, c := range []*takPeer{b, v} {
+		e := c.event()
+		if e.UID != "usa-1" {
+			t.Fatalf("%s got %q first; the USA-only event and pings must not cross", c.name, e.UID)
+		}
+		for _, want := range []string{`callsign="usa-1"`, `<liaison_probe answer="42">kept</liaison_probe>`, `name="Cyan"`} {
+			if !strings.Contains(string(e.Detail), want) {
+				t.Errorf("%s: detail lacks %s: %s", c.name, want, e.Detail)
+			}
+		}
+		if c == b {
+			rel := strings.Fields(e.ReleasableTo)
+			slices.Sort(rel)
+			if e.Access != "Confidential" || !slices.Equal(rel, []string{"PAK", "USA"}) {
+				t.Errorf("PAK client got access %q releasableTo %q, want Confidential and PAK USA", e.Access, e.ReleasableTo)
+			}
+		}
+	}
+	// The marking written back is PAK's label for the message.
+	es := withUID(history(t, p.pak.node, chanSA), "usa-1")
+	if len(es) != 1 {
+		t.Fatalf("PAK history holds %d copies of usa-1", len(es))
+	}
+	if l := p.pak.node.LocalLabel(es[0].Message); l == nil || l.PolicyID() != gwPolicies["PAK"].id {
+		t.Errorf("PAK's local label of usa-1 is not under PAK's policy: %+v", l)
+	}
+
+	// TAK Protocol v1 at PAK to the XML client at USA. node-cot's to_proto
+	// keeps access but drops releasableTo: UNCLASSIFIED, valid and releasable.
+	v.send(takEvent("pak-v1", `access="Unclassified"`))
+	if e := a.event(); e.UID != "pak-v1" || !strings.Contains(string(e.Detail), "liaison_probe") || e.Access != "Unclassified" {
+		t.Fatalf("USA XML client got %q access %q detail %s, want pak-v1", e.UID, e.Access, e.Detail)
+	}
+	if e := b.event(); e.UID != "pak-v1" {
+		t.Fatalf("PAK XML client got %q, want the local v1 event pak-v1", e.UID)
+	}
+
+	// The USA-only event stayed home, denied to PAK and audited at USA.
+	only := withUID(history(t, p.usa.node, chanSA), "usa-only")
+	if len(only) != 1 {
+		t.Fatalf("USA history holds %d copies of usa-only", len(only))
+	}
+	waitUntil(t, 10*time.Second, "USA audits usa-only as denied to PAK", func() bool {
+		av, err := p.usa.node.Audit(ctx, only[0].Message.ID.String(), 50)
+		if err != nil {
+			return false
+		}
+		return slices.ContainsFunc(av.Entries, func(e api.AuditEntry) bool { return e.Kind == "denied" && e.Peer == "PAK" })
+	})
+	waitUntil(t, 10*time.Second, "USA audits the gateway's labelling", func() bool {
+		av, err := p.usa.node.Audit(ctx, "", 200)
+		return err == nil && slices.ContainsFunc(av.Entries, func(e api.AuditEntry) bool { return e.Kind == "cot.label" && e.Channel == chanSA })
+	})
+	for _, n := range []*gwNode{p.usa, p.pak} {
+		for _, e := range history(t, n.node, chanSA) {
+			ev, err := cot.ParseEvent(e.Message.Body)
+			if err != nil || strings.HasPrefix(ev.Type, "t-x-") {
+				t.Errorf("%s history holds control traffic or junk: %v %s", n.party, err, e.Message.Body)
+			}
+		}
+	}
+	if n := len(withUID(history(t, p.pak.node, chanSA), "usa-only")); n != 0 {
+		t.Errorf("usa-only reached PAK (%d copies)", n)
+	}
+}
