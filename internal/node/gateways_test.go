@@ -234,3 +234,102 @@ func TestGatewaysTAKAcrossNodes(t *testing.T) {
 		t.Errorf("usa-only reached PAK (%d copies)", n)
 	}
 }
+
+func slixmppPython(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"/usr/bin/python3", "python3"} {
+		if path, err := exec.LookPath(p); err == nil && exec.Command(path, "-c", "import slixmpp").Run() == nil {
+			return path
+		}
+	}
+	requirePeer(t, "python3 with slixmpp not found (apt-get install python3-slixmpp)")
+	return ""
+}
+
+func xmppSection(t *testing.T, party string, ca *gwCA) string {
+	domain := strings.ToLower(party) + ".test"
+	cert, key := ca.issue(t, domain, true, domain, "conference."+domain)
+	return fmt.Sprintf(`gateways:
+  xmpp:
+    enabled: true
+    domain: %s
+    c2s: 127.0.0.1:0
+    tls_cert: %s
+    tls_key: %s
+    users:
+      - {name: alice, password: alicepw, classification: CONFIDENTIAL, releasable_to: [%s]}
+      - {name: bob, password: bobpw, classification: CONFIDENTIAL, releasable_to: [%s]}
+    rooms:
+      - {name: ops, channel: %s, description: coalition operations}
+`, domain, cert, key, party, party, chanChat)
+}
+
+func TestGatewaysXMPPAcrossNodes(t *testing.T) {
+	py := slixmppPython(t)
+	p := newGWPair(t, xmppSection)
+	p.dumpOnFailure(t)
+	ctx := context.Background()
+	port := func(n *gwNode) string {
+		_, port, _ := net.SplitHostPort(n.node.XMPPAddr("c2s").String())
+		return port
+	}
+	usaPol := p.usa.node.Policy(gwPolicies["USA"].id)
+	label := node.BuildLabel(usaPol, "CONFIDENTIAL", []string{"USA", "PAK"}, time.Now())
+	above := node.BuildLabel(usaPol, "SECRET", []string{"USA", "PAK"}, time.Now())
+
+	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, py, "../../interop/xmpppeer/crossnode.py",
+		"--domain-a", "usa.test", "--port-a", port(p.usa), "--domain-b", "pak.test", "--port-b", port(p.pak),
+		"--ca", p.ca.caFile, "--room", "ops", "--label", string(label), "--above", string(above),
+		"--want-class", "CONFIDENTIAL", "--want-policy", "urn:oid:"+gwPolicies["PAK"].id)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	res := map[string]bool{}
+	marking := ""
+	for line := range strings.Lines(out.String()) {
+		line = strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "PASS "):
+			res[strings.TrimPrefix(line, "PASS ")] = true
+		case strings.HasPrefix(line, "MARKING "):
+			marking = strings.TrimPrefix(line, "MARKING ")
+		}
+	}
+	for _, want := range []string{"login-both-nodes", "muc-join", "crossed-with-label", "display-marking",
+		"from-room-of-receiving-node", "above-ceiling-refused", "above-ceiling-not-delivered"} {
+		if !res[want] {
+			t.Errorf("check %s did not pass (script: %v)\n%s%s", want, err, out.String(), errb.String())
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	// The marking bob saw is PAK's marking of the message, as PAK's
+	// history shows it; the refused message never entered either node.
+	var found bool
+	for _, e := range history(t, p.pak.node, chanChat) {
+		switch string(e.Message.Body) {
+		case "position report across the boundary":
+			found = true
+			if e.Marking != marking {
+				t.Errorf("bob saw marking %q, PAK's history marks the message %q", marking, e.Marking)
+			}
+		case "above the ceiling":
+			t.Errorf("the message above the ceiling reached PAK")
+		}
+	}
+	if !found {
+		t.Errorf("PAK's history lacks the crossed message")
+	}
+	for _, e := range history(t, p.usa.node, chanChat) {
+		if string(e.Message.Body) == "above the ceiling" {
+			t.Errorf("the message above the ceiling was accepted at USA")
+		}
+	}
+	waitUntil(t, 10*time.Second, "USA audits the bounce", func() bool {
+		av, err := p.usa.node.Audit(ctx, "", 200)
+		return err == nil && slices.ContainsFunc(av.Entries, func(e api.AuditEntry) bool { return e.Kind == "xmpp.bounced" })
+	})
+}

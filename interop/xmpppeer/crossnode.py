@@ -46,6 +46,7 @@ class Client(slixmpp.ClientXMPP):
         self.register_plugin("xep_0045")
         self.add_event_handler("session_start", self._start)
         self.add_event_handler("message", self._msg)
+        self.add_event_handler("message_error", self._msg)
         self.add_event_handler("failed_auth", lambda *_: self.ready.done() or self.ready.set_exception(RuntimeError("auth failed")))
 
     async def _start(self, _):
