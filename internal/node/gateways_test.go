@@ -168,11 +168,13 @@ func TestGatewaysTAKAcrossNodes(t *testing.T) {
 	v.await("ready")
 
 	a.send(takEvent("usa-only", `access="Confidential" releasableTo="USA"`))
+	a.send(takEvent("usa-bad", `access="Confidential" caveat="BOGUS" releasableTo="USA PAK"`))
+	a.send(takEvent("usa-unmarked", ``))
 	a.send(takEvent("usa-1", `access="Confidential" releasableTo="USA PAK"`))
 	for _, c := range []*takPeer{b, v} {
 		e := c.event()
 		if e.UID != "usa-1" {
-			t.Fatalf("%s got %q first; the USA-only event and pings must not cross", c.name, e.UID)
+			t.Fatalf("%s got %q first; the USA-only, invalid and unmarked events and pings must not cross", c.name, e.UID)
 		}
 		for _, want := range []string{`callsign="usa-1"`, `<liaison_probe answer="42">kept</liaison_probe>`, `name="Cyan"`} {
 			if !strings.Contains(string(e.Detail), want) {
@@ -230,8 +232,18 @@ func TestGatewaysTAKAcrossNodes(t *testing.T) {
 			}
 		}
 	}
-	if n := len(withUID(history(t, p.pak.node, chanSA), "usa-only")); n != 0 {
-		t.Errorf("usa-only reached PAK (%d copies)", n)
+	for _, uid := range []string{"usa-only", "usa-bad", "usa-unmarked"} {
+		if n := len(withUID(history(t, p.pak.node, chanSA), uid)); n != 0 {
+			t.Errorf("%s reached PAK (%d copies)", uid, n)
+		}
+	}
+	// An invalid marking (Handling has no BOGUS) and no marking at all both
+	// get the agreement channel's default label: fail closed.
+	for _, uid := range []string{"usa-bad", "usa-unmarked"} {
+		es := withUID(history(t, p.usa.node, chanSA), uid)
+		if len(es) != 1 || !strings.Contains(string(es[0].Message.Label), "NOFORN") || !strings.Contains(es[0].Marking, "NOFORN") {
+			t.Errorf("%s at USA: %d copies, want one with the channel default (NOFORN)", uid, len(es))
+		}
 	}
 }
 
