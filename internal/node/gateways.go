@@ -116,6 +116,8 @@ func (n *Node) startCoT(ctx context.Context, cc *CoTConfig) error {
 		return err
 	}
 	n.gw.cot = g
+	tcp, tl, udp := g.Addrs()
+	n.log.Info("cot gateway up", slog.Any("tls", tl), slog.Any("tcp", tcp), slog.Any("udp", udp))
 	return nil
 }
 
@@ -235,6 +237,7 @@ func (n *Node) startXMPP(ctx context.Context, xc *XMPPConfig) error {
 			return fmt.Errorf("listen %s %q: %w", role, addr, err)
 		}
 		n.gw.lns[role] = ln
+		n.log.Info("xmpp gateway listening", slog.String("role", role), slog.String("addr", ln.Addr().String()), slog.String("domain", xc.Domain))
 		fn := serve[role]
 		n.wg.Go(func() {
 			if err := fn(ln); err != nil && !errors.Is(err, net.ErrClosed) {
