@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -344,4 +346,75 @@ func TestGatewaysXMPPAcrossNodes(t *testing.T) {
 		av, err := p.usa.node.Audit(ctx, "", 200)
 		return err == nil && slices.ContainsFunc(av.Entries, func(e api.AuditEntry) bool { return e.Kind == "xmpp.bounced" })
 	})
+}
+
+// takClient is a minimal TAK streaming client over mutual TLS in Go, so
+// that the node's CoT wiring is tested even where node-tak is absent.
+type takClient struct {
+	t    *testing.T
+	conn *tls.Conn
+	sp   *cot.Splitter
+}
+
+func dialTAK(t *testing.T, addr net.Addr, ca *gwCA, cn string) *takClient {
+	t.Helper()
+	certFile, keyFile := ca.issue(t, cn, false)
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.cert)
+	c, err := tls.Dial("tcp", addr.String(), &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots, ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &takClient{t: t, conn: c, sp: cot.NewSplitter(bufio.NewReader(c), cot.DefaultMaxEvent)}
+}
+
+// next returns the next event that is not control traffic.
+func (c *takClient) next() *cot.Event {
+	c.t.Helper()
+	c.conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+	for {
+		raw, err := c.sp.Next()
+		if err != nil {
+			c.t.Fatalf("reading events: %v", err)
+		}
+		e, err := cot.ParseEvent(raw)
+		if err != nil {
+			c.t.Fatalf("unparsable event: %v: %s", err, raw)
+		}
+		if !strings.HasPrefix(e.Type, "t-x-") {
+			return e
+		}
+	}
+}
+
+func TestGatewaysCoTWiring(t *testing.T) {
+	p := newGWPair(t, cotSection)
+	p.dumpOnFailure(t)
+	_, usaAddr, _ := p.usa.node.CoTGateway().Addrs()
+	_, pakAddr, _ := p.pak.node.CoTGateway().Addrs()
+	a := dialTAK(t, usaAddr, p.ca, "usa-xml")
+	b := dialTAK(t, pakAddr, p.ca, "pak-xml")
+	// A ping is answered at home; the USA-only event stays home.
+	now := time.Now().UTC()
+	ping := fmt.Sprintf(`<event version="2.0" uid="ping-1" type="t-x-c-t" how="h-g-i-g-o" time="%s" start="%s" stale="%s"><point lat="0" lon="0" hae="0" ce="9999999" le="9999999"/><detail/></event>`,
+		cot.FormatTime(now), cot.FormatTime(now), cot.FormatTime(now.Add(time.Minute)))
+	for _, ev := range []string{ping, takEvent("usa-only", `access="Confidential" releasableTo="USA"`), takEvent("usa-1", `access="Confidential" caveat="" releasableTo="USA PAK"`)} {
+		if _, err := a.conn.Write([]byte(ev)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := b.next()
+	rel := strings.Fields(e.ReleasableTo)
+	slices.Sort(rel)
+	if e.UID != "usa-1" || e.Access != "Confidential" || !slices.Equal(rel, []string{"PAK", "USA"}) || !strings.Contains(string(e.Detail), `<liaison_probe answer="42">kept</liaison_probe>`) {
+		t.Fatalf("PAK got %q access %q releasableTo %q detail %s; want usa-1 marked Confidential, PAK USA", e.UID, e.Access, e.ReleasableTo, e.Detail)
+	}
+	if n := len(withUID(history(t, p.pak.node, chanSA), "ping-1")) + len(withUID(history(t, p.usa.node, chanSA), "ping-1")); n != 0 {
+		t.Errorf("the ping was submitted (%d copies)", n)
+	}
 }
