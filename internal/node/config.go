@@ -89,11 +89,11 @@ type TokenConfig struct {
 	Roles  []string `yaml:"roles"`
 }
 
-// GatewaysConfig holds each gateway's settings as raw YAML, decoded by the
-// gateway's own config type when the node starts it.
+// GatewaysConfig holds the protocol gateways' settings (gwconfig.go);
+// an absent section means that gateway is off.
 type GatewaysConfig struct {
-	CoT  *yaml.Node `yaml:"cot"`
-	XMPP *yaml.Node `yaml:"xmpp"`
+	CoT  *CoTConfig  `yaml:"cot"`
+	XMPP *XMPPConfig `yaml:"xmpp"`
 }
 
 // Duration is a time.Duration written as "5s", "10m", "24h".
@@ -228,6 +228,12 @@ func (c *Config) check() error {
 				bad("api.cert_roles[%q]: %v", cn, err)
 			}
 		}
+	}
+	if c.Gateways.CoT != nil {
+		errs = append(errs, c.Gateways.CoT.check())
+	}
+	if c.Gateways.XMPP != nil {
+		errs = append(errs, c.Gateways.XMPP.check())
 	}
 	if c.KeyRotation != nil && *c.KeyRotation < 0 {
 		bad("key_rotation: must not be negative")

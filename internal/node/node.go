@@ -95,6 +95,7 @@ type Node struct {
 	outWork chan struct{}
 	control *controlMux
 	opts    Options
+	gw      gateways
 
 	mu         sync.RWMutex // guards the fields below
 	agreements *agreement.Set
@@ -360,6 +361,9 @@ func (n *Node) start(ctx context.Context) error {
 			}
 		}()
 	}
+	if err := n.startGateways(ctx); err != nil {
+		return err
+	}
 	n.reconcileLinks(ctx)
 	n.wg.Add(2)
 	go func() { defer n.wg.Done(); n.watch(ctx) }()
@@ -394,6 +398,7 @@ func (n *Node) Close() error {
 			errs = append(errs, n.httpSrv.Shutdown(ctx))
 			cancel()
 		}
+		n.closeGateways()
 		errs = append(errs, n.fed.Close())
 		n.wg.Wait()
 		errs = append(errs, n.audit.Close(context.Background()))

@@ -14,6 +14,7 @@ func configYAML(dir string, opts InitOptions) string {
 	}
 	r := strings.NewReplacer(
 		"{{party}}", opts.Party,
+		"{{lparty}}", strings.ToLower(opts.Party),
 		"{{node}}", NodeName(opts.Party),
 		"{{addr}}", opts.Addr,
 		"{{api}}", opts.APIAddr,
@@ -85,13 +86,44 @@ kem: {{kem}}
 #     endpoint: gbr.example:7443
 peers:{{peers}}
 
+# Protocol gateways (docs/GATEWAYS.md). Every message they accept goes through
+# the node's guard under the agreements; an absent or disabled section is off.
 gateways:
+  # TAK / Cursor-on-Target: TAK clients over mutual TLS (XML or TAK Protocol v1).
   cot:
     enabled: false
-    # listen: 127.0.0.1:8087
+    # tls: 0.0.0.0:8089       # mutual TLS streaming (TAK's default port)
+    # tcp: 127.0.0.1:8088     # plain streaming, anonymous_groups only
+    # udp: 127.0.0.1:8087     # UDP input, anonymous_groups only
+    # tls_cert: tak.crt       # server certificate; default this node's tls.crt
+    # tls_key: tak.key
+    # client_ca: tak-ca.crt   # CA(s) of the TAK client certificates (required with tls)
+    # users:                  # client certificate common name (or "sha256:<hex of DER>")
+    #   alpha-1: {name: alpha-1, groups: [Cyan]}
+    # channels: {Cyan: exercise}   # TAK group -> agreement channel
+    # classifications:        # CoT access value -> classification of this party's policy
+    #   Unclassified: UNCLASSIFIED
+    #   Confidential: CONFIDENTIAL
+    # precedence: ROUTINE
+    # An event's label is built from access (classification), caveat (Handling values)
+    # and releasableTo (Releasable To values) and validated by the policy; an unmarked
+    # or invalid marking gets the channel's default_label from the agreement.
+  # XMPP with XEP-0258 security labels; rooms are agreement channels.
   xmpp:
     enabled: false
-    # component: liaison.example
+    # domain: {{lparty}}.example
+    # muc_domain: conference.{{lparty}}.example
+    # c2s: 0.0.0.0:5222       # STARTTLS (mandatory); c2s_tls: direct TLS; s2s: partner servers
+    # tls_cert: xmpp.crt      # certificate for domain; default this node's tls.crt
+    # tls_key: xmpp.key
+    # users:                  # password (only SCRAM-SHA-256 keys are kept in memory) or
+    #                         # scram: "SCRAM-SHA-256$4096:<salt>$<StoredKey>:<ServerKey>"
+    #   - {name: alice, scram: "...", classification: CONFIDENTIAL, releasable_to: [{{party}}]}
+    #   - {name: bob, password: "...", clearance: "<ConfidentialityClearance ...>"}
+    # rooms:
+    #   - {name: ops, channel: exercise, description: Exercise operations}
+    # partners:               # S2S; the partner CA is the one its pinned card names
+    #   - {domain: gbr.example, party: GBR, address: gbr.example:5269, channel: xmpp-gbr}
 `
 
 // flowList writes strings as a YAML flow sequence, each quoted.
