@@ -431,4 +431,3 @@ func runReview(approve bool) func(args []string, stdout, stderr io.Writer) error
 		return nil
 	}
 }
-

@@ -186,4 +186,3 @@ func waitFor(ctx context.Context, d time.Duration, cond func() bool) bool {
 		}
 	}
 }
-
