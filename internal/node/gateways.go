@@ -100,12 +100,10 @@ func (n *Node) startCoT(ctx context.Context, cc *CoTConfig) error {
 		cfg.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert},
 			ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
 	}
-	// Unmarked events get the agreement channel's default label; history
-	// is not replayed to clients.
+	// Unmarked events get the default label of the agreement channel in
+	// force at that moment; history is not replayed to clients.
+	cfg.DefaultLabel = n.channelDefault
 	for _, ch := range cc.Channels {
-		if d := n.channelDefault(ch); d != nil {
-			cfg.DefaultLabels[ch] = d
-		}
 		cfg.StartAfter[ch] = n.historyHead(ctx, ch)
 	}
 	g, err := cot.New(cfg, cotCore{n}, &cotLabeler{n: n, classes: cc.Classifications})

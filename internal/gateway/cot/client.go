@@ -302,7 +302,11 @@ func (g *Gateway) submit(from *client, who, user string, channels []string, e *E
 		label, err := g.labeler.FromCoT(e.Access, e.Caveat, strings.Fields(e.ReleasableTo), ch)
 		detail := "marking mapped"
 		if err != nil {
-			label = g.cfg.DefaultLabels[ch]
+			if g.cfg.DefaultLabel != nil {
+				label = g.cfg.DefaultLabel(ch)
+			} else {
+				label = g.cfg.DefaultLabels[ch]
+			}
 			detail = "default label: " + err.Error()
 			if label == nil {
 				g.audit(Record{Kind: "refused", Client: who, Channel: ch, UID: e.UID, Original: original, Detail: "no default label: " + err.Error()})

@@ -105,6 +105,11 @@ type Config struct {
 	// DefaultLabels gives each channel's label for unmarked or
 	// unmappable events. A channel without one refuses such events.
 	DefaultLabels map[string][]byte
+	// DefaultLabel, if set, is asked for a channel's default label at the
+	// moment an event needs one, so that a newly installed agreement's
+	// default applies without a restart; it takes precedence over
+	// DefaultLabels. Nil from it means no default (the event is refused).
+	DefaultLabel func(channel string) []byte
 	// Precedence of submitted messages by name ("" = ROUTINE).
 	Precedence string
 	// MaxEvent bounds one event in bytes (DefaultMaxEvent if zero, at most
