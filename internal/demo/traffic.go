@@ -240,6 +240,9 @@ func (s *story) auditStep(ctx context.Context) error {
 		rep, err := node.VerifyAudit(ctx, p.home)
 		s.n.Check(err == nil && rep.OK(), "%s's audit log verifies end to end: %d entries, %d signed checkpoints, %d partner cosignatures checked", p.id, rep.Entries, rep.Checkpoints, rep.Cosignatures)
 	}
+	epoch, _ := usa.node.Identity().Current()
+	s.n.Check(epoch > 1 && waitFor(ctx, 10*time.Second, func() bool { return pak.node.PinnedEpoch("USA") == epoch && ind.node.PinnedEpoch("USA") == epoch }),
+		"USA's HPKE key rotated on schedule to epoch %d over the years; PAK and IND learned each new card over the link", epoch)
 	s.n.Say("What crossed, what did not, and why:")
 	rows := make([][]string, 0, len(s.ledger))
 	for _, r := range s.ledger {

@@ -69,6 +69,10 @@ func (c *controlMux) send(party, kind string, p ctlPayload) error {
 // receive is the federation's Control callback. It must not block, so the
 // work runs in its own goroutine.
 func (c *controlMux) receive(party, kind string, data []byte) {
+	if kind == ctlCard { // a signed CBOR card, not JSON
+		go c.n.receiveCard(party, append([]byte(nil), data...))
+		return
+	}
 	var p ctlPayload
 	if err := json.Unmarshal(data, &p); err != nil {
 		c.n.log.Warn("malformed control message", slog.String("from", party), slog.String("kind", kind), slog.Any("error", err))
@@ -143,9 +147,14 @@ func (c *controlMux) fetch(ctx context.Context, party, path string) ([]byte, err
 	}
 }
 
-// hello runs when a link comes up: send our witness key and offer our
-// checkpoint.
+// hello runs when a link comes up: send our current card (the partner may
+// have missed a key rotation), our witness key, and offer our checkpoint.
 func (c *controlMux) hello(party string) {
+	if card, err := c.n.Card(); err == nil {
+		if err := c.n.fed.SendControl(party, ctlCard, card); err != nil {
+			c.n.log.Debug("sending card", slog.String("peer", party), slog.Any("error", err))
+		}
+	}
 	if err := c.send(party, ctlVKey, ctlPayload{VKey: c.n.witness.VerifierKey()}); err != nil {
 		c.n.log.Debug("sending witness key", slog.String("peer", party), slog.Any("error", err))
 	}

@@ -209,6 +209,14 @@ var _ federation.Inbox = (*inbox)(nil)
 func (in *inbox) Accept(ctx context.Context, from string, wire []byte) error {
 	n := in.n
 	m, _, err := n.opener.Open(wire)
+	if errors.Is(err, envelope.ErrUnknownEpoch) {
+		// Sealed to a key epoch we no longer (or do not yet) hold: the
+		// sender has a stale card. Not a refusal: the link closes, the
+		// partner receives our current card when it reconnects, and the
+		// message is sealed again.
+		n.log.Warn("envelope sealed to an unknown key epoch; partner will reseal", slog.String("from", from), slog.Any("error", err))
+		return fmt.Errorf("from %s: %w", from, err)
+	}
 	if err != nil {
 		code := "bad-envelope"
 		switch {
@@ -320,6 +328,7 @@ func (n *Node) watch(ctx context.Context) {
 		case <-tick.C:
 		}
 		n.reconcileLinks(ctx)
+		n.rotateIfDue(ctx)
 	}
 }
 
@@ -364,6 +373,7 @@ func (n *Node) reconcileLinks(ctx context.Context) {
 		names = append(names, p)
 	}
 	sort.Strings(names)
+	lost := false // a partner link became disallowed in this pass
 	for _, peer := range names {
 		ok := slices.Contains(partners, peer)
 		n.mu.Lock()
@@ -387,9 +397,13 @@ func (n *Node) reconcileLinks(ctx context.Context) {
 			n.reevaluate(ctx, peer)
 		} else {
 			n.setLink(peer, "held", reason)
+			lost = lost || decided
 		}
 		if decided {
 			n.log.Info("partner link", slog.String("peer", peer), slog.Bool("allowed", ok), slog.String("reason", reason))
 		}
+	}
+	if lost && len(partners) == 0 {
+		n.zeroiseIdle(ctx)
 	}
 }
