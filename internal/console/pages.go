@@ -84,7 +84,8 @@ func timeline(a api.Agreement, now time.Time) int {
 	if a.Effective.IsZero() || a.Expiry.IsZero() || !a.Expiry.After(a.Effective) {
 		return 0
 	}
-	p := int(100 * now.Sub(a.Effective) / a.Expiry.Sub(a.Effective))
+	// In float: 100 times a term of years in nanoseconds overflows int64.
+	p := int(100 * float64(now.Sub(a.Effective)) / float64(a.Expiry.Sub(a.Effective)))
 	return min(max(p, 0), 100)
 }
 
