@@ -203,7 +203,7 @@ func (c *Console) send(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	body := r.FormValue("body")
 	pm := api.PostMessage{Channel: ch, Precedence: r.FormValue("precedence"), Label: choice.Label, Body: &body}
-	m, err := pm.Message(c.cfg.Backend.Party(), s.principal, time.Now())
+	m, err := pm.Message(c.cfg.Backend.Party(), s.principal, c.cfg.Now())
 	if err != nil {
 		code, msg := apiError(err)
 		c.errorPage(w, r, s, code, msg)

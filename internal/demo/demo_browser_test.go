@@ -105,6 +105,10 @@ func TestConsoleRealNodes(t *testing.T) {
 	if got := po.Text("#traffic li.msg .badge"); got != "FLASH" {
 		t.Errorf("precedence on PAK = %q, want FLASH", got)
 	}
+	// Sent from the console, it is created at the node's (simulated) time.
+	if got := strings.TrimSpace(po.Text("#traffic li.msg .muted")); !strings.HasPrefix(got, "2019-03-01 ") {
+		t.Errorf("created on PAK's page = %q, want the nodes' date 2019-03-01", got)
+	}
 	po.CheckA11y("channel-live")
 
 	// A dirty word holds the next message at USA for two reviewers.
