@@ -46,7 +46,8 @@ type Config struct {
 	Logger  *slog.Logger
 	// SessionTTL bounds a login. Default 8h.
 	SessionTTL time.Duration
-	// Now is the clock for session expiry. Default time.Now.
+	// Now is the node's clock: for session expiry and the creation time
+	// of messages sent from the console. Default time.Now.
 	Now func() time.Time
 }
 

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"liaison/internal/api"
 	"liaison/internal/api/apitest"
@@ -207,5 +208,30 @@ func TestNotFound(t *testing.T) {
 	}
 	if code, _, h := get(t, browser(t, ts), ts.URL+"/console/no/such/page"); code != http.StatusSeeOther || h.Get("Location") != "/console/login" {
 		t.Errorf("unknown page without a session = %d to %q, want the login page", code, h.Get("Location"))
+	}
+}
+
+// TestTimeline places now on terms as long as real agreements', where 100
+// times the term in nanoseconds does not fit in an int64.
+func TestTimeline(t *testing.T) {
+	day := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
+	cis := api.Agreement{Effective: day(2005, time.October, 3), Expiry: day(2020, time.October, 3)}
+	for _, tc := range []struct {
+		a    api.Agreement
+		now  time.Time
+		want int
+	}{
+		{cis, day(2005, time.October, 3), 0},
+		{cis, day(2013, time.April, 4), 50},
+		{cis, day(2019, time.March, 1), 89},
+		{cis, day(2020, time.October, 3), 100},
+		{cis, day(2001, time.January, 1), 0},
+		{cis, day(2030, time.January, 1), 100},
+		{api.Agreement{Effective: day(2000, time.January, 1), Expiry: day(2100, time.January, 1)}, day(2075, time.January, 1), 75},
+		{api.Agreement{}, day(2019, time.March, 1), 0},
+	} {
+		if got := timeline(tc.a, tc.now); got != tc.want {
+			t.Errorf("timeline(%s to %s, %s) = %d, want %d", tc.a.Effective.Format(time.DateOnly), tc.a.Expiry.Format(time.DateOnly), tc.now.Format(time.DateOnly), got, tc.want)
+		}
 	}
 }

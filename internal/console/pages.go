@@ -84,7 +84,8 @@ func timeline(a api.Agreement, now time.Time) int {
 	if a.Effective.IsZero() || a.Expiry.IsZero() || !a.Expiry.After(a.Effective) {
 		return 0
 	}
-	p := int(100 * now.Sub(a.Effective) / a.Expiry.Sub(a.Effective))
+	// In float: 100 times a term of years in nanoseconds overflows int64.
+	p := int(100 * float64(now.Sub(a.Effective)) / float64(a.Expiry.Sub(a.Effective)))
 	return min(max(p, 0), 100)
 }
 
@@ -202,7 +203,7 @@ func (c *Console) send(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	body := r.FormValue("body")
 	pm := api.PostMessage{Channel: ch, Precedence: r.FormValue("precedence"), Label: choice.Label, Body: &body}
-	m, err := pm.Message(c.cfg.Backend.Party(), s.principal, time.Now())
+	m, err := pm.Message(c.cfg.Backend.Party(), s.principal, c.cfg.Now())
 	if err != nil {
 		code, msg := apiError(err)
 		c.errorPage(w, r, s, code, msg)

@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -100,6 +101,9 @@ func Run(ctx context.Context, opts Options) (err error) {
 			os.RemoveAll(s.dir)
 		}
 	}()
+	// The story has three minutes; with Keep, the nodes then stay up
+	// until the caller's ctx is done (Ctrl-C), not until those run out.
+	untilInterrupt := ctx
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 
@@ -127,7 +131,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		}
 	}
 	if opts.Keep {
-		s.keep(ctx)
+		s.keep(untilInterrupt)
 	}
 	s.n.Done()
 	return nil
@@ -151,7 +155,7 @@ func (s *story) keep(ctx context.Context) {
 		p := s.parties[id]
 		s.n.Say("%s home %s", id, p.home)
 		if a := p.node.APIAddr(); a != nil {
-			s.n.Say("  console https://%s/console/  (operator token in %s; reviewer tokens: %s)", a, filepath.Join(p.home, "operator.token"), s.tokenList(p))
+			s.n.Say("  console https://%s/console/  (operator token in %s; tokens: %s)", a, filepath.Join(p.home, "operator.token"), s.tokenList(p))
 		}
 	}
 	<-ctx.Done()
@@ -162,6 +166,7 @@ func (s *story) tokenList(p *party) string {
 	for u, t := range p.tokens {
 		parts = append(parts, u+"="+t)
 	}
+	sort.Strings(parts)
 	return strings.Join(parts, ", ")
 }
 

@@ -1,9 +1,19 @@
-package console_test
+// Package consoletest drives the web console in Debian's headless
+// Chromium with chromedp, for tests: against the in-memory fakes of the
+// console's own tests and against real nodes.
+//
+// [NewBrowser] starts one browser per test (skipping the test where
+// Chromium is absent, failing it instead when LIAISON_REQUIRE_PEERS=1);
+// [Browser.Tab] opens a tab in a browser context of its own, one per
+// user, so users do not share cookies. Every step is bounded by
+// [ActionTimeout] and fails the test with a screenshot when it does not
+// complete. Screenshots go to $LIAISON_ARTIFACTS/console, or
+// artifacts/console at the repository root.
+package consoletest
 
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,38 +22,34 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-
-	"liaison/internal/api"
-	"liaison/internal/api/apitest"
-	"liaison/internal/console"
 )
 
-// chromiumPath is where Debian's chromium package installs the browser.
-const chromiumPath = "/usr/bin/chromium"
+// ChromiumPath is where Debian's chromium package installs the browser.
+const ChromiumPath = "/usr/bin/chromium"
 
-// actionTimeout bounds every browser action; a step that needs longer is
+// ActionTimeout bounds every browser action; a step that needs longer is
 // a failure, not a slow test.
-const actionTimeout = 10 * time.Second
+const ActionTimeout = 10 * time.Second
 
-// browser is one Chromium process shared by the tabs of a test.
-type browser struct {
+// Browser is one Chromium process shared by the tabs of a test.
+type Browser struct {
 	t   *testing.T
 	ctx context.Context // the browser's first tab; parent of every browserT
 	dir string          // where screenshots go
 }
 
-// newBrowser starts headless Chromium, or skips the test when it is not
+// NewBrowser starts headless Chromium, or skips the test when it is not
 // installed (fails instead when LIAISON_REQUIRE_PEERS=1).
-func newBrowser(t *testing.T) *browser {
+func NewBrowser(t *testing.T) *Browser {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
+	if _, err := os.Stat(ChromiumPath); err != nil {
 		if os.Getenv("LIAISON_REQUIRE_PEERS") == "1" {
-			t.Fatalf("chromium is required (LIAISON_REQUIRE_PEERS=1) but %s is absent: %v", chromiumPath, err)
+			t.Fatalf("chromium is required (LIAISON_REQUIRE_PEERS=1) but %s is absent: %v", ChromiumPath, err)
 		}
-		t.Skipf("skipping browser test: %s is absent (apt-get install chromium, or run .ci/run)", chromiumPath)
+		t.Skipf("skipping browser test: %s is absent (apt-get install chromium, or run .ci/run)", ChromiumPath)
 	}
 	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath),
+		chromedp.ExecPath(ChromiumPath),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.Headless,
 		chromedp.NoSandbox,
@@ -71,11 +77,11 @@ func newBrowser(t *testing.T) *browser {
 	watchdog := time.AfterFunc(20*time.Second, cancel)
 	err := chromedp.Do(ctx)
 	if !watchdog.Stop() || err != nil {
-		t.Fatalf("starting %s: %v", chromiumPath, err)
+		t.Fatalf("starting %s: %v", ChromiumPath, err)
 	}
 	dir := os.Getenv("LIAISON_ARTIFACTS")
 	if dir == "" {
-		dir = filepath.Join(repoRoot(t), "artifacts")
+		dir = filepath.Join(RepoRoot(t), "artifacts")
 	}
 	dir = filepath.Join(dir, "console")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -86,10 +92,11 @@ func newBrowser(t *testing.T) *browser {
 	for _, f := range old {
 		os.Remove(f)
 	}
-	return &browser{t: t, ctx: ctx, dir: dir}
+	return &Browser{t: t, ctx: ctx, dir: dir}
 }
 
-func repoRoot(t *testing.T) string {
+// RepoRoot is the directory above the working directory that holds go.mod.
+func RepoRoot(t *testing.T) string {
 	dir, err := os.Getwd()
 	if err != nil {
 		t.Fatal(err)
@@ -104,104 +111,113 @@ func repoRoot(t *testing.T) string {
 	}
 }
 
-// browserT is one user at one console: a tab in a browser context of its
+// Tab is one user at one console: a tab in a browser context of its
 // own, so that users do not share cookies.
-type browserT struct {
+type Tab struct {
 	t    *testing.T
 	ctx  context.Context
 	base string // the console's origin, https://127.0.0.1:port
 	who  string // prefix of screenshot names
 }
 
-func (b *browser) tab(base, who string) *browserT {
+// Tab opens a tab for the user who (a prefix of screenshot names) at the
+// console whose origin is base (https://127.0.0.1:port).
+func (b *Browser) Tab(base, who string) *Tab {
 	b.t.Helper()
 	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext())
 	b.t.Cleanup(cancel)
-	watchdog := time.AfterFunc(actionTimeout, cancel)
+	watchdog := time.AfterFunc(ActionTimeout, cancel)
 	if err := chromedp.Do(ctx); !watchdog.Stop() || err != nil {
 		b.t.Fatalf("opening a tab for %s: %v", who, err)
 	}
-	return &browserT{t: b.t, ctx: ctx, base: base, who: who}
+	return &Tab{t: b.t, ctx: ctx, base: base, who: who}
 }
 
-// do runs actions under actionTimeout, failing the test with what on error.
-func (bt *browserT) do(what string, actions ...chromedp.Action[chromedp.Void]) {
+// Do runs actions under ActionTimeout, failing the test with what on error.
+func (bt *Tab) Do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	bt.t.Helper()
-	ctx, cancel := context.WithTimeout(bt.ctx, actionTimeout)
+	ctx, cancel := context.WithTimeout(bt.ctx, ActionTimeout)
 	defer cancel()
 	if err := chromedp.Do(ctx, actions...); err != nil {
-		bt.screenshot("failed")
+		bt.Screenshot("failed")
 		bt.t.Fatalf("%s: %s: %v", bt.who, what, err)
 	}
 }
 
-func run[T any](bt *browserT, what string, a chromedp.Action[T]) T {
+// Run runs an action that yields a value under ActionTimeout, failing the
+// test with what on error.
+func Run[T any](bt *Tab, what string, a chromedp.Action[T]) T {
 	bt.t.Helper()
-	ctx, cancel := context.WithTimeout(bt.ctx, actionTimeout)
+	ctx, cancel := context.WithTimeout(bt.ctx, ActionTimeout)
 	defer cancel()
 	v, err := chromedp.Run(ctx, a)
 	if err != nil {
-		bt.screenshot("failed")
+		bt.Screenshot("failed")
 		bt.t.Fatalf("%s: %s: %v", bt.who, what, err)
 	}
 	return v
 }
 
-func (bt *browserT) open(path string) {
+// Open navigates to path on the console and waits for its heading.
+func (bt *Tab) Open(path string) {
 	bt.t.Helper()
-	bt.do("open "+path, chromedp.Navigate(bt.base+path), chromedp.WaitVisible(chromedp.CSS("h1")))
+	bt.Do("open "+path, chromedp.Navigate(bt.base+path), chromedp.WaitVisible(chromedp.CSS("h1")))
 }
 
-func (bt *browserT) login(token string) {
+// Login logs in at the login page with a bearer token.
+func (bt *Tab) Login(token string) {
 	bt.t.Helper()
-	bt.open("/console/login")
-	bt.fill("#token", token)
-	bt.click("main form button[type=submit]")
-	bt.waitVisible(`nav[aria-label="Console"]`)
+	bt.Open("/console/login")
+	bt.Fill("#token", token)
+	bt.Click("main form button[type=submit]")
+	bt.WaitVisible(`nav[aria-label="Console"]`)
 }
 
-func (bt *browserT) click(sel string) {
+// Click clicks the element sel selects.
+func (bt *Tab) Click(sel string) {
 	bt.t.Helper()
-	bt.do("click "+sel, chromedp.Click(chromedp.CSS(sel)))
+	bt.Do("click "+sel, chromedp.Click(chromedp.CSS(sel)))
 }
 
-// fill types value into an input or textarea, or picks a select's option
+// Fill types value into an input or textarea, or picks a select's option
 // by value.
-func (bt *browserT) fill(sel, value string) {
+func (bt *Tab) Fill(sel, value string) {
 	bt.t.Helper()
-	bt.waitVisible(sel) // a click before may still be navigating
-	if run(bt, "tag of "+sel, chromedp.Evaluate[bool](fmt.Sprintf(`document.querySelector(%q) instanceof HTMLSelectElement`, sel))) {
-		bt.do("choose "+value+" in "+sel, chromedp.SetValue(chromedp.CSS(sel), value))
+	bt.WaitVisible(sel) // a click before may still be navigating
+	if Run(bt, "tag of "+sel, chromedp.Evaluate[bool](fmt.Sprintf(`document.querySelector(%q) instanceof HTMLSelectElement`, sel))) {
+		bt.Do("choose "+value+" in "+sel, chromedp.SetValue(chromedp.CSS(sel), value))
 		return
 	}
-	run(bt, "clear "+sel, chromedp.Evaluate[string](fmt.Sprintf(`document.querySelector(%q).value = ""`, sel)))
-	bt.do("type into "+sel, chromedp.SendKeys(chromedp.CSS(sel), value))
+	Run(bt, "clear "+sel, chromedp.Evaluate[string](fmt.Sprintf(`document.querySelector(%q).value = ""`, sel)))
+	bt.Do("type into "+sel, chromedp.SendKeys(chromedp.CSS(sel), value))
 }
 
-func (bt *browserT) waitVisible(sel string) {
+// WaitVisible waits until the element sel selects is visible.
+func (bt *Tab) WaitVisible(sel string) {
 	bt.t.Helper()
-	bt.do("wait for "+sel, chromedp.WaitVisible(chromedp.CSS(sel)))
+	bt.Do("wait for "+sel, chromedp.WaitVisible(chromedp.CSS(sel)))
 }
 
-func (bt *browserT) text(sel string) string {
+// Text is the text of the element sel selects.
+func (bt *Tab) Text(sel string) string {
 	bt.t.Helper()
-	return run(bt, "text of "+sel, chromedp.Text(chromedp.CSS(sel)))
+	return Run(bt, "text of "+sel, chromedp.Text(chromedp.CSS(sel)))
 }
 
-// waitFor polls a JavaScript predicate until it is true.
-func (bt *browserT) waitFor(what, predicate string) {
+// WaitFor polls a JavaScript predicate until it is true.
+func (bt *Tab) WaitFor(what, predicate string) {
 	bt.t.Helper()
-	run(bt, "wait until "+what, chromedp.Poll[chromedp.Void](predicate, chromedp.WithPollingTimeout(actionTimeout), chromedp.WithPollingMutation()))
+	Run(bt, "wait until "+what, chromedp.Poll[chromedp.Void](predicate, chromedp.WithPollingTimeout(ActionTimeout), chromedp.WithPollingMutation()))
 }
 
 var nameRE = regexp.MustCompile(`[^a-z0-9-]+`)
 
 func artefactName(s string) string { return nameRE.ReplaceAllString(strings.ToLower(s), "-") }
 
-// screenshot saves the whole page as a PNG artefact.
-func (bt *browserT) screenshot(name string) {
+// Screenshot saves the whole page as a PNG artefact.
+func (bt *Tab) Screenshot(name string) {
 	bt.t.Helper()
-	ctx, cancel := context.WithTimeout(bt.ctx, actionTimeout)
+	ctx, cancel := context.WithTimeout(bt.ctx, ActionTimeout)
 	defer cancel()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
@@ -211,18 +227,18 @@ func (bt *browserT) screenshot(name string) {
 	file := artefactName(bt.t.Name()+"-"+bt.who+"-"+name) + ".png"
 	dir := os.Getenv("LIAISON_ARTIFACTS")
 	if dir == "" {
-		dir = filepath.Join(repoRoot(bt.t), "artifacts")
+		dir = filepath.Join(RepoRoot(bt.t), "artifacts")
 	}
 	if err := os.WriteFile(filepath.Join(dir, "console", file), png, 0o644); err != nil {
 		bt.t.Errorf("saving screenshot: %v", err)
 	}
 }
 
-// a11yJS lists what the page gets wrong for assistive technology: form
+// A11yJS lists what the page gets wrong for assistive technology: form
 // controls without a label, images without a text alternative, not exactly
 // one h1, unnamed buttons and links, no document language, no main, and
 // text below WCAG AA contrast.
-const a11yJS = `(() => {
+const A11yJS = `(() => {
   const p = [];
   const shown = el => el.type !== "hidden" && el.getClientRects().length > 0;
   for (const el of document.querySelectorAll("input, select, textarea")) {
@@ -271,41 +287,12 @@ const a11yJS = `(() => {
   return p;
 })()`
 
-// checkA11y fails the test for each accessibility problem on the page,
+// CheckA11y fails the test for each accessibility problem on the page,
 // then saves a screenshot of it.
-func (bt *browserT) checkA11y(page string) {
+func (bt *Tab) CheckA11y(page string) {
 	bt.t.Helper()
-	for _, p := range run(bt, "accessibility check", chromedp.Evaluate[[]string](a11yJS)) {
+	for _, p := range Run(bt, "accessibility check", chromedp.Evaluate[[]string](A11yJS)) {
 		bt.t.Errorf("%s: page %s: %s", bt.who, page, p)
 	}
-	bt.screenshot(page)
-}
-
-// twoConsoles runs consoles for XAA and XBB on two linked fakes. XAA holds
-// messages containing "ZULU" for review.
-func twoConsoles(t *testing.T) (a, b *httptest.Server, fa *apitest.Fake) {
-	t.Helper()
-	fa, fb := apitest.NewFake("XAA"), apitest.NewFake("XBB")
-	fa.QuarantineWord = "ZULU"
-	apitest.Link(fa, fb)
-	serve := func(f *apitest.Fake) *httptest.Server {
-		srv, err := api.New(api.Config{Backend: f, Tokens: []api.Token{
-			{Name: "sam", SHA256: api.HashToken("s3nder"), Roles: []api.Role{api.RoleSender}},
-			{Name: "rita", SHA256: api.HashToken("rev-one"), Roles: []api.Role{api.RoleReviewer}},
-			{Name: "raj", SHA256: api.HashToken("rev-two"), Roles: []api.Role{api.RoleReviewer}},
-			{Name: "olga", SHA256: api.HashToken("all-roles"), Roles: []api.Role{api.RoleOperator, api.RoleReviewer, api.RoleAuditor, api.RoleSender}},
-		}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := console.New(console.Config{Backend: f, Auth: srv})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv.Handle("/console/", c)
-		ts := httptest.NewTLSServer(srv)
-		t.Cleanup(ts.Close)
-		return ts
-	}
-	return serve(fa), serve(fb), fa
+	bt.Screenshot(page)
 }
