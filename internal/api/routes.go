@@ -43,6 +43,7 @@ var routes = []route{
 	{pattern: "GET /v1/quarantine", roles: []Role{RoleReviewer, RoleAuditor}, handle: (*Server).quarantine},
 	{pattern: "POST /v1/quarantine/{id}/{recipient}/release", roles: []Role{RoleReviewer}, maxBody: maxReviewBody, handle: (*Server).release},
 	{pattern: "POST /v1/quarantine/{id}/{recipient}/deny", roles: []Role{RoleReviewer}, maxBody: maxReviewBody, handle: (*Server).deny},
+	{pattern: "POST /v1/keys/rotate", roles: []Role{RoleOperator}, handle: (*Server).rotateKey},
 	{pattern: "GET /v1/status", roles: []Role{RoleSender, RoleAuditor, RoleReviewer}, handle: (*Server).status},
 }
 
@@ -329,5 +330,14 @@ func (s *Server) catalog(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"labels": cat})
+	return nil
+}
+
+func (s *Server) rotateKey(w http.ResponseWriter, r *http.Request) error {
+	epoch, err := s.cfg.Backend.RotateKey(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"epoch": epoch})
 	return nil
 }

@@ -37,6 +37,9 @@ type Backend interface {
 	// Audit returns recent audit entries (all, or those of one message),
 	// newest first, and what partners witnessed.
 	Audit(ctx context.Context, messageID string, limit int) (*AuditView, error)
+	// RotateKey makes a new HPKE key epoch now and sends the new card to
+	// connected partners; it returns the new epoch.
+	RotateKey(ctx context.Context) (uint32, error)
 	// Ready reports nil once the node can accept messages.
 	Ready(ctx context.Context) error
 }

@@ -29,8 +29,16 @@ const (
 )
 
 // RotateKey makes a new HPKE key epoch now, tells connected partners and
-// zeroises epochs older than the last keepEpochs.
-func (n *Node) RotateKey(ctx context.Context) error {
+// zeroises epochs older than the last keepEpochs. It returns the new epoch.
+func (n *Node) RotateKey(ctx context.Context) (uint32, error) {
+	if err := n.rotate(ctx); err != nil {
+		return 0, err
+	}
+	epoch, _ := n.id.Current()
+	return epoch, nil
+}
+
+func (n *Node) rotate(ctx context.Context) error {
 	if err := n.id.Rotate(n.clock.Now()); err != nil {
 		return fmt.Errorf("rotate hpke key: %w", err)
 	}
@@ -91,7 +99,7 @@ func (n *Node) rotateIfDue(ctx context.Context) {
 	}
 	last := time.Unix(0, int64(binary.BigEndian.Uint64(b)))
 	if now.Sub(last) >= every {
-		if err := n.RotateKey(ctx); err != nil {
+		if err := n.rotate(ctx); err != nil {
 			n.log.Error("scheduled key rotation", slog.Any("error", err))
 		}
 	}

@@ -45,6 +45,7 @@ type Fake struct {
 
 	mu       sync.Mutex
 	party    string
+	epoch    uint32
 	Msgs     []*message.Message // guarded by mu once the fake is shared
 	seen     map[message.ID]uint64
 	recips   map[message.ID][]api.Recipient
@@ -326,6 +327,14 @@ func (f *Fake) Audit(ctx context.Context, id string, limit int) (*api.AuditView,
 		}
 	}
 	return av, nil
+}
+
+// RotateKey pretends to rotate and returns the next epoch.
+func (f *Fake) RotateKey(ctx context.Context) (uint32, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.epoch++
+	return f.epoch, nil
 }
 
 func (f *Fake) Ready(ctx context.Context) error { return nil }
