@@ -179,7 +179,10 @@ func Open(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 	if n.store, err = store.Open(ctx, url, store.Config{Logger: n.log}); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	closers = append(closers, func() { n.store.Close() })
+	// Closers capture the values: a failed Open returns n == nil before
+	// they run.
+	st := n.store
+	closers = append(closers, func() { st.Close() })
 
 	if n.audit, err = audit.Open(ctx, cfg.Path(cfg.Audit.Dir), audit.Config{
 		Origin: AuditOrigin(cfg.Party), Signer: id.SigningKey, Logger: n.log,
@@ -188,7 +191,8 @@ func Open(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 	}); err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
-	closers = append(closers, func() { n.audit.Close(context.Background()) })
+	al := n.audit
+	closers = append(closers, func() { al.Close(context.Background()) })
 	if n.witness, err = audit.NewWitness(audit.WitnessConfig{
 		Dir: cfg.Path(filepath.Join(cfg.Audit.Dir + "-witness")), Name: WitnessName(cfg.Party),
 		Signer: id.SigningKey, Log: n.audit, Logger: n.log, Registerer: n.reg,
