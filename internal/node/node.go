@@ -107,6 +107,12 @@ type Node struct {
 	alarms     []string
 	rates      *rates
 
+	// quit is closed when Close begins: live streams end and new API
+	// connections are closed at once.
+	quit     chan struct{}
+	connMu   sync.Mutex
+	newConns map[net.Conn]bool // API connections that have sent no request yet
+
 	startOnce sync.Once
 	closeOnce sync.Once
 	cancel    context.CancelCauseFunc
@@ -152,6 +158,8 @@ func Open(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 		links:    map[string]api.Link{},
 		phases:   map[string]string{},
 		rates:    newRates(),
+		quit:     make(chan struct{}),
+		newConns: map[net.Conn]bool{},
 	}
 	var closers []func()
 	defer func() {
@@ -354,6 +362,7 @@ func (n *Node) start(ctx context.Context) error {
 			Handler:           n.api,
 			ReadHeaderTimeout: 10 * time.Second,
 			TLSConfig:         n.apiTLS(),
+			ConnState:         n.trackConn,
 			ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
 		}
 		n.wg.Add(1)
@@ -393,6 +402,12 @@ func (n *Node) Close() error {
 		if n.cancel != nil {
 			n.cancel(errors.New("node closing"))
 		}
+		close(n.quit)
+		n.connMu.Lock()
+		for c := range n.newConns {
+			c.Close()
+		}
+		n.connMu.Unlock()
 		if n.httpSrv != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			errs = append(errs, n.httpSrv.Shutdown(ctx))
@@ -404,6 +419,25 @@ func (n *Node) Close() error {
 		errs = append(errs, n.store.Close())
 	})
 	return errors.Join(errs...)
+}
+
+// trackConn remembers API connections that have sent no request yet, so
+// that Close can close them: http.Server.Shutdown counts such a connection
+// (a client's spare pooled one, say) as busy for 5s, and Close would then
+// time out. No request on it was acknowledged, so closing it loses nothing.
+func (n *Node) trackConn(c net.Conn, st http.ConnState) {
+	n.connMu.Lock()
+	defer n.connMu.Unlock()
+	if st != http.StateNew {
+		delete(n.newConns, c)
+		return
+	}
+	select {
+	case <-n.quit:
+		c.Close()
+	default:
+		n.newConns[c] = true
+	}
 }
 
 // Party is the party this node serves.
