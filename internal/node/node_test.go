@@ -1,8 +1,10 @@
 package node_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -450,4 +452,39 @@ func TestOpenFailsCleanly(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.Close()
+}
+
+// Close must not wait for API clients that hold a connection without a
+// request in flight, nor for live streams: it once waited 5s for them and
+// then failed with "context deadline exceeded", so 'liaison up' exited 1
+// on SIGTERM.
+func TestCloseDoesNotWaitForIdleClients(t *testing.T) {
+	f := newFixture(t)
+	addr := f.n.APIAddr().String()
+	raw, err := net.Dial("tcp", addr) // connected, never sends a request
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	req, _ := http.NewRequest("GET", "https://"+addr+"/v1/channels/exercise/stream", nil)
+	req.Header.Set("Authorization", "Bearer "+f.usa.Tokens["auditor"])
+	resp, err := f.usa.Client(t).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("stream: %s", resp.Status)
+	}
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, ":") {
+		t.Fatalf("stream's first line %q, %v", line, err)
+	}
+	start := time.Now()
+	if err := f.n.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("Close took %v with an idle connection and a live stream open", d)
+	}
 }

@@ -20,9 +20,12 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -161,6 +164,23 @@ func Start(t testing.TB, h *Home, opts node.Options) *node.Node {
 		t.Fatalf("start %s node: %v", h.Party, err)
 	}
 	return n
+}
+
+// Client returns an HTTPS client for the API of h's node: it trusts the
+// home's CA and checks the certificate for 127.0.0.1. Send a token from
+// h.Tokens as "Authorization: Bearer".
+func (h *Home) Client(t testing.TB) *http.Client {
+	t.Helper()
+	ca, err := os.ReadFile(filepath.Join(h.Dir, "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		t.Fatalf("%s/ca.crt holds no certificate", h.Dir)
+	}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}, MaxIdleConnsPerHost: 16}}
 }
 
 // Policy returns the demo policy of party.
