@@ -129,7 +129,7 @@ func newClient(dir, token, addr string) (*client, error) {
 	return &client{
 		base:  "https://" + addr,
 		token: token,
-		http: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: serverName(host, cfg.Node)}}},
+		http:  &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: serverName(host, cfg.Node)}}},
 	}, nil
 }
 
