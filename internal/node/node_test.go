@@ -26,13 +26,48 @@ type fixture struct {
 	rel      []byte // CONFIDENTIAL // REL TO USA, PAK
 }
 
-func newFixture(t *testing.T) *fixture {
+// newFixture starts the fixture on store ("" for the home's SQLite).
+func newFixture(t *testing.T, store string) *fixture {
 	t.Helper()
 	f := &fixture{usa: nodetest.NewHome(t, "USA", nodetest.Config{}), pak: nodetest.NewHome(t, "PAK", nodetest.Config{})}
-	f.n = nodetest.Start(t, f.usa, node.Options{})
+	f.n = nodetest.Start(t, f.usa, node.Options{StoreURL: store})
 	nodetest.Install(t, f.n, nodetest.Agreement(t, time.Now(), f.usa, f.pak))
 	f.rel = nodetest.Label(t, "USA", "CONFIDENTIAL", "USA", "PAK")
 	return f
+}
+
+// fixtureTests run on a fixture node, once on SQLite (TestXxx) and once
+// on PostgreSQL (TestPostgresNode).
+var fixtureTests = []struct {
+	name string
+	test func(*testing.T, *fixture)
+}{
+	{"SubmitEveryPrecedence", testSubmitEveryPrecedence},
+	{"SubmitDuplicate", testSubmitDuplicate},
+	{"QuarantineTwoPersonRule", testQuarantineTwoPersonRule},
+	{"QuarantineDeny", testQuarantineDeny},
+	{"SubmitRefusals", testSubmitRefusals},
+	{"SubscribeLive", testSubscribeLive},
+	{"StatusCatalogMay", testStatusCatalogMay},
+	{"CloseDoesNotWaitForIdleClients", testCloseDoesNotWaitForIdleClients},
+}
+
+func TestSubmitEveryPrecedence(t *testing.T)   { testSubmitEveryPrecedence(t, newFixture(t, "")) }
+func TestSubmitDuplicate(t *testing.T)         { testSubmitDuplicate(t, newFixture(t, "")) }
+func TestQuarantineTwoPersonRule(t *testing.T) { testQuarantineTwoPersonRule(t, newFixture(t, "")) }
+func TestQuarantineDeny(t *testing.T)          { testQuarantineDeny(t, newFixture(t, "")) }
+func TestSubmitRefusals(t *testing.T)          { testSubmitRefusals(t, newFixture(t, "")) }
+func TestSubscribeLive(t *testing.T)           { testSubscribeLive(t, newFixture(t, "")) }
+func TestStatusCatalogMay(t *testing.T)        { testStatusCatalogMay(t, newFixture(t, "")) }
+func TestCloseDoesNotWaitForIdleClients(t *testing.T) {
+	testCloseDoesNotWaitForIdleClients(t, newFixture(t, ""))
+}
+
+func TestPostgresNode(t *testing.T) {
+	nodetest.PostgresDSN(t) // skips or fails early when PostgreSQL is not configured
+	for _, ft := range fixtureTests {
+		t.Run(ft.name, func(t *testing.T) { ft.test(t, newFixture(t, nodetest.PostgresDSN(t))) })
+	}
 }
 
 func msg(channel string, prec message.Precedence, lbl []byte, body string) *message.Message {
@@ -60,8 +95,7 @@ func apiError(t *testing.T, err error, status int, code string) {
 	}
 }
 
-func TestSubmitEveryPrecedence(t *testing.T) {
-	f := newFixture(t)
+func testSubmitEveryPrecedence(t *testing.T, f *fixture) {
 	ctx := context.Background()
 	order := []message.Precedence{message.Routine, message.Priority, message.Immediate, message.Flash}
 	var ids []message.ID
@@ -113,8 +147,7 @@ func TestSubmitEveryPrecedence(t *testing.T) {
 	}
 }
 
-func TestSubmitDuplicate(t *testing.T) {
-	f := newFixture(t)
+func testSubmitDuplicate(t *testing.T, f *fixture) {
 	ctx := context.Background()
 	m := msg("exercise", message.Priority, f.rel, "once")
 	rc1, err := f.n.Submit(ctx, m)
@@ -143,8 +176,7 @@ func TestSubmitDuplicate(t *testing.T) {
 	}
 }
 
-func TestQuarantineTwoPersonRule(t *testing.T) {
-	f := newFixture(t)
+func testQuarantineTwoPersonRule(t *testing.T, f *fixture) {
 	ctx := context.Background()
 	rc, err := f.n.Submit(ctx, msg("exercise", message.Immediate, f.rel, "Move to phase line "+nodetest.DirtyWords[0]+" at 0600"))
 	if err != nil {
@@ -203,8 +235,7 @@ func TestQuarantineTwoPersonRule(t *testing.T) {
 	waitAudit(t, f.n, rc.ID, audit.KindReviewed, audit.KindReleased)
 }
 
-func TestQuarantineDeny(t *testing.T) {
-	f := newFixture(t)
+func testQuarantineDeny(t *testing.T, f *fixture) {
 	ctx := context.Background()
 	rc, err := f.n.Submit(ctx, msg("exercise", message.Routine, f.rel, "nightjar sighted"))
 	if err != nil {
@@ -251,8 +282,7 @@ func waitAudit(t *testing.T, n *node.Node, id message.ID, kinds ...string) {
 	}
 }
 
-func TestSubmitRefusals(t *testing.T) {
-	f := newFixture(t)
+func testSubmitRefusals(t *testing.T, f *fixture) {
 	ctx := context.Background()
 
 	// Releasable to USA only: stored, denied for PAK, audited.
@@ -341,8 +371,7 @@ func TestInstallAgreementRefused(t *testing.T) {
 	}
 }
 
-func TestSubscribeLive(t *testing.T) {
-	f := newFixture(t)
+func testSubscribeLive(t *testing.T, f *fixture) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	first, err := f.n.Submit(ctx, msg("exercise", message.Routine, f.rel, "before"))
@@ -387,8 +416,7 @@ func TestSubscribeLive(t *testing.T) {
 	}
 }
 
-func TestStatusCatalogMay(t *testing.T) {
-	f := newFixture(t)
+func testStatusCatalogMay(t *testing.T, f *fixture) {
 	ctx := context.Background()
 	st, err := f.n.Status(ctx)
 	if err != nil {
@@ -458,8 +486,7 @@ func TestOpenFailsCleanly(t *testing.T) {
 // request in flight, nor for live streams: it once waited 5s for them and
 // then failed with "context deadline exceeded", so 'liaison up' exited 1
 // on SIGTERM.
-func TestCloseDoesNotWaitForIdleClients(t *testing.T) {
-	f := newFixture(t)
+func testCloseDoesNotWaitForIdleClients(t *testing.T, f *fixture) {
 	addr := f.n.APIAddr().String()
 	raw, err := net.Dial("tcp", addr) // connected, never sends a request
 	if err != nil {
