@@ -24,12 +24,14 @@ type fixture struct {
 	usa, pak *nodetest.Home
 	n        *node.Node
 	rel      []byte // CONFIDENTIAL // REL TO USA, PAK
+	store    string
 }
 
 // newFixture starts the fixture on store ("" for the home's SQLite).
 func newFixture(t *testing.T, store string) *fixture {
 	t.Helper()
 	f := &fixture{usa: nodetest.NewHome(t, "USA", nodetest.Config{}), pak: nodetest.NewHome(t, "PAK", nodetest.Config{})}
+	f.store = store
 	f.n = nodetest.Start(t, f.usa, node.Options{StoreURL: store})
 	nodetest.Install(t, f.n, nodetest.Agreement(t, time.Now(), f.usa, f.pak))
 	f.rel = nodetest.Label(t, "USA", "CONFIDENTIAL", "USA", "PAK")
@@ -50,6 +52,8 @@ var fixtureTests = []struct {
 	{"SubscribeLive", testSubscribeLive},
 	{"StatusCatalogMay", testStatusCatalogMay},
 	{"CloseDoesNotWaitForIdleClients", testCloseDoesNotWaitForIdleClients},
+	{"ConcurrentDuplicates", testConcurrentDuplicates},
+	{"RestartKeepsState", testRestartKeepsState},
 }
 
 func TestSubmitEveryPrecedence(t *testing.T)   { testSubmitEveryPrecedence(t, newFixture(t, "")) }
@@ -59,6 +63,8 @@ func TestQuarantineDeny(t *testing.T)          { testQuarantineDeny(t, newFixtur
 func TestSubmitRefusals(t *testing.T)          { testSubmitRefusals(t, newFixture(t, "")) }
 func TestSubscribeLive(t *testing.T)           { testSubscribeLive(t, newFixture(t, "")) }
 func TestStatusCatalogMay(t *testing.T)        { testStatusCatalogMay(t, newFixture(t, "")) }
+func TestConcurrentDuplicates(t *testing.T)    { testConcurrentDuplicates(t, newFixture(t, "")) }
+func TestRestartKeepsState(t *testing.T)       { testRestartKeepsState(t, newFixture(t, "")) }
 func TestCloseDoesNotWaitForIdleClients(t *testing.T) {
 	testCloseDoesNotWaitForIdleClients(t, newFixture(t, ""))
 }
