@@ -469,7 +469,33 @@ func testUp(t *testing.T, store string) {
 	h.checkAcked(acked)
 	t.Logf("restarted, %d acknowledged messages all there once, after %v", len(acked), time.Since(t0))
 
-	// SIGTERM mid-load: a graceful exit 0, nothing acknowledged lost.
+	// SIGTERM mid-load, with 'tail --follow' attached: a graceful exit
+	// 0, the stream ends, nothing acknowledged lost.
+	hist := h.history("exercise")
+	follow := exec.Command(h.bin, "tail", "--dir", h.home.Dir, "--token", h.home.Tokens["auditor"], "--channel", "exercise", "--follow", "--json",
+		"--after", fmt.Sprint(hist[len(hist)-1].Seq))
+	followOut, err := follow.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	followed := make(chan map[message.ID]int, 1)
+	go func() {
+		seen := map[message.ID]int{}
+		sc := bufio.NewScanner(followOut)
+		for sc.Scan() {
+			var e api.Entry
+			if json.Unmarshal(sc.Bytes(), &e) == nil {
+				if e.Seq <= hist[len(hist)-1].Seq {
+					t.Errorf("tail --follow --after %d printed seq %d", hist[len(hist)-1].Seq, e.Seq)
+				}
+				seen[e.Message.ID]++
+			}
+		}
+		followed <- seen
+	}()
 	ch = make(chan message.ID, 64)
 	stop = make(chan struct{})
 	go h.load(8, 1000, lbl, stop, ch)
@@ -483,6 +509,23 @@ func testUp(t *testing.T, store string) {
 			}
 			close(stop)
 		}
+	}
+	select {
+	case seen := <-followed:
+		if err := follow.Wait(); err != nil {
+			t.Errorf("tail --follow after the node stopped: %v", err)
+		}
+		if len(seen) == 0 {
+			t.Error("tail --follow printed nothing while the load ran")
+		}
+		for id, k := range seen {
+			if k != 1 {
+				t.Errorf("tail --follow printed %s %d times", id, k)
+			}
+		}
+	case <-time.After(20 * time.Second):
+		follow.Process.Kill()
+		t.Fatal("tail --follow did not end when the node stopped")
 	}
 	h.start()
 	h.waitHTTP("/readyz", http.StatusOK)
