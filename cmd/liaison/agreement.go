@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"liaison/internal/agreement"
+	"liaison/internal/api"
 )
 
 func init() {
@@ -39,6 +41,7 @@ var agreementCommands = map[string]command{
 	"suspend":   {summary: "add a signed suspension notice (in place)", run: noticeCommand(agreement.NoticeSuspend)},
 	"resume":    {summary: "add a signed resumption notice (in place)", run: noticeCommand(agreement.NoticeResume)},
 	"show":      {summary: "print a readable summary", run: agreementShow},
+	"install":   {summary: "install a signed agreement on a running node", run: agreementInstall},
 }
 
 // parseFileFlags parses flags that may come before or after the one FILE
@@ -413,4 +416,32 @@ func noticeCommand(kind string) func(args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stdout, "%s: %s notice by %s dated %s added\n", d.Key(), kind, *party, *on)
 		return nil
 	}
+}
+
+func agreementInstall(args []string, stdout, _ io.Writer) error {
+	fs := newFlagSet("agreement install", "agreement install FILE [--dir DIR] [--token T] [--api HOST:PORT]", `
+Install a signed agreement on the running node whose home is DIR (POST
+/v1/agreements with the operator token). The node refuses it unless every
+party signed, it names the node's party, and the node's loaded policies
+have the digests the agreement pins.`, stdout)
+	var dir, token, addr string
+	addClientFlags(&dir, &token, &addr, fs)
+	file, err := parseFileFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	b, err := readBounded(file, agreement.MaxSize)
+	if err != nil {
+		return err
+	}
+	c, err := newClient(dir, token, addr)
+	if err != nil {
+		return err
+	}
+	var a api.Agreement
+	if err := c.do(context.Background(), "POST", "/v1/agreements", b, &a); err != nil {
+		return fmt.Errorf("install %s: %w", file, err)
+	}
+	fmt.Fprintf(stdout, "installed %s v%d on the node: %s (%s)\n", a.ID, a.Version, a.Status, a.Digest)
+	return nil
 }

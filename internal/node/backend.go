@@ -82,7 +82,8 @@ func recipients(ds []store.Delivery) []api.Recipient {
 	return out
 }
 
-// Subscribe streams a channel from after, then live, until ctx is done.
+// Subscribe streams a channel from after, then live, until ctx is done or
+// the node closes.
 func (n *Node) Subscribe(ctx context.Context, channel string, after uint64) (<-chan api.Entry, error) {
 	out := make(chan api.Entry, 16)
 	go func() {
@@ -107,6 +108,8 @@ func (n *Node) Subscribe(ctx context.Context, channel string, after uint64) (<-c
 			select {
 			case <-wake:
 			case <-ctx.Done():
+				return
+			case <-n.quit: // the node is closing: end the stream
 				return
 			}
 		}

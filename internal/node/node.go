@@ -108,6 +108,12 @@ type Node struct {
 	alarms     []string
 	rates      *rates
 
+	// quit is closed when Close begins: live streams end and new API
+	// connections are closed at once.
+	quit     chan struct{}
+	connMu   sync.Mutex
+	newConns map[net.Conn]bool // API connections that have sent no request yet
+
 	startOnce sync.Once
 	closeOnce sync.Once
 	cancel    context.CancelCauseFunc
@@ -153,6 +159,8 @@ func Open(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 		links:    map[string]api.Link{},
 		phases:   map[string]string{},
 		rates:    newRates(),
+		quit:     make(chan struct{}),
+		newConns: map[net.Conn]bool{},
 	}
 	var closers []func()
 	defer func() {
@@ -180,7 +188,10 @@ func Open(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 	if n.store, err = store.Open(ctx, url, store.Config{Logger: n.log}); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	closers = append(closers, func() { n.store.Close() })
+	// Closers capture the values: a failed Open returns n == nil before
+	// they run.
+	st := n.store
+	closers = append(closers, func() { st.Close() })
 
 	if n.audit, err = audit.Open(ctx, cfg.Path(cfg.Audit.Dir), audit.Config{
 		Origin: AuditOrigin(cfg.Party), Signer: id.SigningKey, Logger: n.log,
@@ -189,7 +200,8 @@ func Open(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 	}); err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
-	closers = append(closers, func() { n.audit.Close(context.Background()) })
+	al := n.audit
+	closers = append(closers, func() { al.Close(context.Background()) })
 	if n.witness, err = audit.NewWitness(audit.WitnessConfig{
 		Dir: cfg.Path(filepath.Join(cfg.Audit.Dir + "-witness")), Name: WitnessName(cfg.Party),
 		Signer: id.SigningKey, Log: n.audit, Logger: n.log, Registerer: n.reg,
@@ -351,6 +363,7 @@ func (n *Node) start(ctx context.Context) error {
 			Handler:           n.api,
 			ReadHeaderTimeout: 10 * time.Second,
 			TLSConfig:         n.apiTLS(),
+			ConnState:         n.trackConn,
 			ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
 		}
 		n.wg.Add(1)
@@ -393,6 +406,12 @@ func (n *Node) Close() error {
 		if n.cancel != nil {
 			n.cancel(errors.New("node closing"))
 		}
+		close(n.quit)
+		n.connMu.Lock()
+		for c := range n.newConns {
+			c.Close()
+		}
+		n.connMu.Unlock()
 		if n.httpSrv != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			errs = append(errs, n.httpSrv.Shutdown(ctx))
@@ -405,6 +424,25 @@ func (n *Node) Close() error {
 		errs = append(errs, n.store.Close())
 	})
 	return errors.Join(errs...)
+}
+
+// trackConn remembers API connections that have sent no request yet, so
+// that Close can close them: http.Server.Shutdown counts such a connection
+// (a client's spare pooled one, say) as busy for 5s, and Close would then
+// time out. No request on it was acknowledged, so closing it loses nothing.
+func (n *Node) trackConn(c net.Conn, st http.ConnState) {
+	n.connMu.Lock()
+	defer n.connMu.Unlock()
+	if st != http.StateNew {
+		delete(n.newConns, c)
+		return
+	}
+	select {
+	case <-n.quit:
+		c.Close()
+	default:
+		n.newConns[c] = true
+	}
 }
 
 // Party is the party this node serves.

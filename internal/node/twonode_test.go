@@ -1,0 +1,114 @@
+package node_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"liaison/internal/message"
+	"liaison/internal/node"
+	"liaison/internal/node/nodetest"
+)
+
+// pair starts USA and PAK nodes that pin each other's cards, with USA
+// dialling PAK, and installs the test agreement on both.
+func pair(t *testing.T) (usa, pak *node.Node) {
+	t.Helper()
+	ctx := context.Background()
+	hu, hp := nodetest.NewHome(t, "USA", nodetest.Config{}), nodetest.NewHome(t, "PAK", nodetest.Config{})
+	tune := node.Options{Federation: node.FederationTuning{Heartbeat: time.Second, BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, Poll: 50 * time.Millisecond}}
+	usa, pak = nodetest.Start(t, hu, tune), nodetest.Start(t, hp, tune)
+	for _, p := range [][2]*node.Node{{usa, pak}, {pak, usa}} {
+		card, err := p[0].Card()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p[1].ImportCard(ctx, card); err != nil {
+			t.Fatal(err)
+		}
+	}
+	doc := nodetest.Agreement(t, time.Now(), hu, hp)
+	nodetest.Install(t, usa, doc)
+	nodetest.Install(t, pak, doc)
+	if err := usa.AddPeer("PAK", pak.FederationAddr().String()); err != nil {
+		t.Fatal(err)
+	}
+	return usa, pak
+}
+
+// poll calls cond until it is true or the deadline passes.
+func poll(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond) // polling with a deadline
+	}
+}
+
+func TestTwoNodesDeliverOnce(t *testing.T) {
+	usa, pak := pair(t)
+	ctx := context.Background()
+	rel := nodetest.Label(t, "USA", "CONFIDENTIAL", "USA", "PAK")
+	var ids []message.ID
+	for _, p := range message.Precedences {
+		rc, err := usa.Submit(ctx, msg("exercise", p, rel, p.String()+" across"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, rc.ID)
+	}
+	noforn, err := usa.Submit(ctx, msg("exercise", message.Flash, nodetest.Label(t, "USA", "CONFIDENTIAL"), "stays home"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Resubmitting an accepted id must not send it twice.
+	again := msg("exercise", message.Routine, rel, "again")
+	again.ID = ids[0]
+	if rc, err := usa.Submit(ctx, again); err != nil || !rc.Duplicate {
+		t.Fatalf("resubmit: %+v, %v; want a duplicate receipt", rc, err)
+	}
+
+	poll(t, 15*time.Second, "USA never saw PAK take custody of every message", func() bool {
+		for _, id := range ids {
+			st, err := usa.MessageStatus(ctx, id)
+			if err != nil || len(st.Recipients) != 1 || st.Recipients[0].State != "delivered" {
+				return false
+			}
+		}
+		return true
+	})
+	es, err := pak.History(ctx, "exercise", 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[message.ID]int{}
+	for _, e := range es {
+		seen[e.Message.ID]++
+		if e.Message.ID == noforn.ID {
+			t.Errorf("PAK received the NOFORN message %s", noforn.ID)
+		}
+		if e.Marking != "CONFIDENTIAL // REL TO PAK, USA" {
+			t.Errorf("PAK marks %s %q, want its own policy's CONFIDENTIAL // REL TO PAK, USA", e.Message.ID, e.Marking)
+		}
+		if l := pak.LocalLabel(e.Message); l == nil || l.PolicyID() != nodetest.Policy(t, "PAK").ID() {
+			t.Errorf("PAK's label for %s is not under PAK's policy", e.Message.ID)
+		}
+		if e.Message.Origin != "USA" {
+			t.Errorf("origin %q", e.Message.Origin)
+		}
+	}
+	for _, id := range ids {
+		if seen[id] != 1 {
+			t.Errorf("PAK holds %s %d times, want exactly once", id, seen[id])
+		}
+	}
+	if len(es) != len(ids) {
+		t.Errorf("PAK history has %d entries, want %d", len(es), len(ids))
+	}
+	if st, _ := usa.Status(ctx); len(st.Links) == 0 || st.Links[0].State != "up" {
+		t.Errorf("USA links %+v, want PAK up", st.Links)
+	}
+}
