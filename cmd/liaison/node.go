@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -141,6 +142,31 @@ func serverName(host, nodeName string) string {
 	return host
 }
 
+// startWait is how long a client command waits for a node that is still
+// starting (connection refused) before giving up.
+const startWait = 15 * time.Second
+
+// send sends req, retrying while the node refuses connections because it
+// is still starting: "liaison up … &" followed at once by a command works.
+func (c *client) send(req *http.Request, body []byte) (*http.Response, error) {
+	deadline := time.Now().Add(startWait)
+	for {
+		resp, err := c.http.Do(req)
+		if err == nil || !errors.Is(err, syscall.ECONNREFUSED) || time.Now().After(deadline) {
+			return resp, err
+		}
+		select {
+		case <-req.Context().Done():
+			return nil, err
+		case <-time.After(100 * time.Millisecond):
+		}
+		req = req.Clone(req.Context())
+		if body != nil {
+			req.Body = io.NopCloser(bytes.NewReader(body))
+		}
+	}
+}
+
 func (c *client) do(ctx context.Context, method, path string, body []byte, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
 	if err != nil {
@@ -150,7 +176,7 @@ func (c *client) do(ctx context.Context, method, path string, body []byte, out a
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.http.Do(req)
+	resp, err := c.send(req, body)
 	if err != nil {
 		return fmt.Errorf("node API: %w", err)
 	}
@@ -260,6 +286,7 @@ keep printing new ones as they arrive (server-sent events).`, stdout)
 	channel := fs.String("channel", "", "channel (required)")
 	after := fs.Uint64("after", 0, "start after this sequence number")
 	follow := fs.Bool("follow", false, "keep following new messages")
+	count := fs.Int("count", 0, "with --follow, stop after printing this many messages (0: never)")
 	asJSON := fs.Bool("json", false, "print JSON lines")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -305,7 +332,7 @@ keep printing new ones as they arrive (server-sent events).`, stdout)
 	}
 	req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/v1/channels/%s/stream?after=%d", c.base, url.PathEscape(*channel), *after), nil)
 	req.Header.Set("Authorization", "Bearer "+c.token)
-	resp, err := c.http.Do(req)
+	resp, err := c.send(req, nil)
 	if err != nil {
 		return fmt.Errorf("node API: %w", err)
 	}
@@ -315,11 +342,15 @@ keep printing new ones as they arrive (server-sent events).`, stdout)
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 96<<20)
+	printed := 0
 	for sc.Scan() {
 		if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
 			var e api.Entry
 			if err := json.Unmarshal([]byte(data), &e); err == nil {
 				print(e)
+				if printed++; *count > 0 && printed >= *count {
+					return nil
+				}
 			}
 		}
 	}

@@ -71,7 +71,7 @@ policies: {{policies}}
 #   dirty_words: {default: [codeword, "@words.txt"]}
 
 # Durable state: "sqlite:<path>" (embedded) or "postgres://..." (scale-out).
-store: "sqlite:{{store}}"
+store: "{{store}}"
 
 audit:
   # Tamper-evident audit log (Tessera, POSIX driver).
