@@ -359,6 +359,12 @@ func testUp(t *testing.T, store string) {
 	}
 	h.start()
 	h.waitHTTP("/readyz", http.StatusServiceUnavailable) // no agreement yet
+	half := filepath.Join(t.TempDir(), "half-signed.yaml")
+	if err := os.WriteFile(half, nodetest.Sign(t, nodetest.Document(t, time.Now(), h.home, pak), h.home), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.cli(1, "agreement", "install", half, "--dir", h.home.Dir) // PAK has not signed
+	h.waitHTTP("/readyz", http.StatusServiceUnavailable)
 	out := h.cli(0, "agreement", "install", docFile, "--dir", h.home.Dir)
 	if !strings.Contains(out, "in force") {
 		t.Fatalf("agreement install: %q", out)

@@ -12,7 +12,12 @@
 //	lbl := nodetest.Label(t, "USA", "CONFIDENTIAL", "USA", "PAK")
 //
 // The agreement has two channels: "exercise" (CONFIDENTIAL ceiling, the
-// dirty-word list [DirtyWords]) and "sitrep" (SECRET ceiling).
+// dirty-word list [DirtyWords]) and "sitrep" (SECRET ceiling). Use
+// [Document] and [Sign] to vary it (dates, a missing signature, a wrong
+// policy digest), [Home.Client] to call a node's HTTPS API with a token
+// from [Home.Tokens], [Configure] to finish a home made by 'liaison init',
+// and [PostgresDSN] for a fresh PostgreSQL schema (node.Options.StoreURL
+// or [Config.Store]).
 package nodetest
 
 import (
