@@ -245,12 +245,16 @@ func (in *inbox) Accept(ctx context.Context, from string, wire []byte) error {
 	if len(d.Alternative) > 0 && !containsBytes(m.Alternatives, d.Alternative) {
 		m.Alternatives = append(m.Alternatives, d.Alternative)
 	}
-	_, dup, err := n.store.Accept(ctx, m, nil)
+	records, err := n.auditRecords([]audit.Entry{{Kind: audit.KindReceived, MessageID: m.ID.String(), Digest: digest(m.Label, m.Body), Peer: from, Channel: m.Channel, Decision: "accepted", Reason: d.Code}}, n.clock.Now())
+	if err != nil {
+		return err
+	}
+	_, dup, err := n.store.Accept(ctx, m, nil, records...)
 	if err != nil {
 		return err // not acknowledged: the sender retries
 	}
 	if !dup {
-		n.record(ctx, audit.Entry{Kind: audit.KindReceived, MessageID: m.ID.String(), Digest: digest(m.Label, m.Body), Peer: from, Channel: m.Channel, Decision: "accepted", Reason: d.Code})
+		n.pumpAudit()
 		n.metrics.received.WithLabelValues(from, "accepted").Inc()
 		n.history.fire()
 	}

@@ -93,9 +93,11 @@ type Node struct {
 	words   map[string][]string
 	history *signal // fired when any channel's history grows
 	outWork chan struct{}
-	control *controlMux
-	opts    Options
-	gw      gateways
+	// auditWork wakes the audit pump (auditpump.go).
+	auditWork chan struct{}
+	control   *controlMux
+	opts      Options
+	gw        gateways
 
 	mu         sync.RWMutex // guards the fields below
 	agreements *agreement.Set
@@ -378,7 +380,8 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	n.reconcileLinks(ctx)
-	n.wg.Add(2)
+	n.wg.Add(3)
+	go func() { defer n.wg.Done(); n.auditPump(ctx) }()
 	go func() { defer n.wg.Done(); n.watch(ctx) }()
 	go func() { defer n.wg.Done(); n.witnessLoop(ctx) }()
 	n.log.Info("node started", slog.String("federation", n.fedAddr.String()), slog.Any("api", n.apiAddr))

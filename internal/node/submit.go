@@ -63,20 +63,13 @@ func (n *Node) Submit(ctx context.Context, m *message.Message) (*api.Receipt, er
 		}
 	}
 	m.Alternatives = alts
-	seq, dup, err := n.store.Accept(ctx, m, routes)
-	if err != nil {
-		return nil, fmt.Errorf("store message %s: %w", m.ID, err)
-	}
-	if dup {
-		st, err := n.MessageStatus(ctx, m.ID)
-		if err != nil {
-			return nil, err
-		}
-		return &api.Receipt{ID: m.ID, Seq: seq, Duplicate: true, Recipients: st.Recipients}, nil
-	}
 
+	// The audit entries of this acceptance are written in the same store
+	// transaction as the message, then appended to the log by the audit
+	// pump: an acknowledged message never lacks its audit trail, even if
+	// the node dies right after acknowledging.
 	dg := digest(m.Label, m.Body)
-	n.record(ctx, audit.Entry{Kind: audit.KindAccepted, MessageID: m.ID.String(), Digest: dg, Channel: m.Channel, Actor: m.Originator, Decision: "accepted", Detail: map[string]string{"precedence": m.Precedence.String()}})
+	entries := []audit.Entry{{Kind: audit.KindAccepted, MessageID: m.ID.String(), Digest: dg, Channel: m.Channel, Actor: m.Originator, Decision: "accepted", Detail: map[string]string{"precedence": m.Precedence.String()}}}
 	denied := false
 	for _, r := range routes {
 		kind := audit.KindReleased
@@ -88,7 +81,25 @@ func (n *Node) Submit(ctx context.Context, m *message.Message) (*api.Receipt, er
 		case store.Held:
 			kind = audit.KindDenied // not released now; held for a renewal
 		}
-		n.record(ctx, audit.Entry{Kind: kind, MessageID: m.ID.String(), Digest: dg, Peer: r.Peer, Channel: m.Channel, Decision: string(r.State), Reason: r.Code})
+		entries = append(entries, audit.Entry{Kind: kind, MessageID: m.ID.String(), Digest: dg, Peer: r.Peer, Channel: m.Channel, Decision: string(r.State), Reason: r.Code})
+	}
+	records, err := n.auditRecords(entries, now)
+	if err != nil {
+		return nil, err
+	}
+	seq, dup, err := n.store.Accept(ctx, m, routes, records...)
+	if err != nil {
+		return nil, fmt.Errorf("store message %s: %w", m.ID, err)
+	}
+	if dup {
+		st, err := n.MessageStatus(ctx, m.ID)
+		if err != nil {
+			return nil, err
+		}
+		return &api.Receipt{ID: m.ID, Seq: seq, Duplicate: true, Recipients: st.Recipients}, nil
+	}
+	n.pumpAudit()
+	for _, r := range routes {
 		n.metrics.decisions.WithLabelValues(r.Peer, string(r.State), r.Code).Inc()
 	}
 	n.rates.add(now, 1, boolInt(denied))

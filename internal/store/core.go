@@ -31,7 +31,7 @@ func validState(s DeliveryState) bool {
 	return false
 }
 
-func (c *core) Accept(ctx context.Context, m *message.Message, routes []Route) (uint64, bool, error) {
+func (c *core) Accept(ctx context.Context, m *message.Message, routes []Route, audit ...[]byte) (uint64, bool, error) {
 	if m == nil {
 		return 0, false, fmt.Errorf("accept: nil message")
 	}
@@ -76,6 +76,9 @@ func (c *core) Accept(ctx context.Context, m *message.Message, routes []Route) (
 			if r.State == Queued || r.State == Held {
 				st = append(st, queueStmt(m.ID, r.Peer, seq, int64(m.Precedence), r.State == Held))
 			}
+		}
+		for i, rec := range audit {
+			st = append(st, stmt{`INSERT INTO audit_pending (seq, n, record) VALUES (?, ?, ?)`, []any{seq, int64(i), nonNil(rec)}})
 		}
 		return q.execAll(ctx, st)
 	})
@@ -281,6 +284,53 @@ func (c *core) Hold(ctx context.Context, peer string, held bool, reason string) 
 	})
 	if err != nil {
 		return fmt.Errorf("hold %q: %w", peer, err)
+	}
+	return nil
+}
+
+// PendingAudit implements Store. The record id is seq<<16 | n: records
+// come out in acceptance order.
+func (c *core) PendingAudit(ctx context.Context, n int) ([]PendingAudit, error) {
+	if n <= 0 {
+		n = 256
+	}
+	var out []PendingAudit
+	err := c.read(ctx, func(ctx context.Context, q querier) error {
+		rs, err := q.query(ctx, `SELECT seq, n, record FROM audit_pending ORDER BY seq, n LIMIT ?`, int64(n))
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		for rs.Next() {
+			var seq, k int64
+			var rec []byte
+			if err := rs.Scan(&seq, &k, &rec); err != nil {
+				return err
+			}
+			out = append(out, PendingAudit{ID: seq<<16 | k, Record: rec})
+		}
+		return rs.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pending audit: %w", err)
+	}
+	return out, nil
+}
+
+// DoneAudit implements Store.
+func (c *core) DoneAudit(ctx context.Context, ids ...int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	err := c.write(ctx, func(ctx context.Context, q querier) error {
+		st := make([]stmt, 0, len(ids))
+		for _, id := range ids {
+			st = append(st, stmt{`DELETE FROM audit_pending WHERE seq = ? AND n = ?`, []any{id >> 16, id & 0xffff}})
+		}
+		return q.execAll(ctx, st)
+	})
+	if err != nil {
+		return fmt.Errorf("done audit: %w", err)
 	}
 	return nil
 }

@@ -99,6 +99,15 @@ var migrations = [][]string{
 			key TEXT PRIMARY KEY,
 			val {{blob}} NOT NULL)`,
 	},
+	{
+		// Audit records written in the accepting transaction, until the
+		// node has appended them to its audit log.
+		`CREATE TABLE IF NOT EXISTS audit_pending (
+			seq {{bigint}} NOT NULL,
+			n INTEGER NOT NULL,
+			record {{blob}} NOT NULL,
+			PRIMARY KEY (seq, n))`,
+	},
 }
 
 // schemaVersion is the schema version this package writes.

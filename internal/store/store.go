@@ -44,6 +44,13 @@ type Route struct {
 	Reason string // human-readable text
 }
 
+// PendingAudit is an audit record written with an accepted message and not
+// yet appended to the audit log. Record is opaque to the store.
+type PendingAudit struct {
+	ID     int64
+	Record []byte
+}
+
 // Entry is one message in a channel's history.
 type Entry struct {
 	Seq uint64
@@ -118,7 +125,14 @@ type Store interface {
 	// row for each Queued (leasable) or Held (not leasable) route. If the id
 	// was accepted before, nothing changes and Accept returns the original
 	// seq with dup=true.
-	Accept(ctx context.Context, m *message.Message, routes []Route) (seq uint64, dup bool, err error)
+	Accept(ctx context.Context, m *message.Message, routes []Route, audit ...[]byte) (seq uint64, dup bool, err error)
+	// PendingAudit returns up to n audit records that accepted messages
+	// wrote (the audit arguments of Accept), oldest first. They stay
+	// pending until DoneAudit, so a crash between accepting a message and
+	// appending its audit entries to the log loses none of them.
+	PendingAudit(ctx context.Context, n int) ([]PendingAudit, error)
+	// DoneAudit removes pending audit records once they are in the log.
+	DoneAudit(ctx context.Context, ids ...int64) error
 	// Lease returns up to n queued messages for peer that are not leased
 	// (or whose lease expired), not held, for a peer not on hold, most
 	// urgent precedence first and FIFO within a precedence, and leases them

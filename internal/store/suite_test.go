@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -142,6 +143,36 @@ func runSuite(t *testing.T, open func(t *testing.T, clk *fakeClock) Store) {
 		sameMsg(t, got, m)
 		if _, _, err := s.Get(ctx, message.NewID()); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("Get unknown: %v, want ErrNotFound", err)
+		}
+	})
+	t.Run("audit pending", func(t *testing.T) {
+		s := open(t, newClock())
+		m1, m2 := newMsg("chat", message.Routine), newMsg("chat", message.Flash)
+		if _, _, err := s.Accept(ctx, m1, queued("XBB"), []byte("a1"), []byte("a2")); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.Accept(ctx, m2, nil, []byte("b1")); err != nil {
+			t.Fatal(err)
+		}
+		if _, dup, err := s.Accept(ctx, m1, queued("XBB"), []byte("again")); err != nil || !dup {
+			t.Fatalf("duplicate Accept: dup=%v err=%v", dup, err)
+		}
+		got, err := s.PendingAudit(ctx, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var recs []string
+		for _, p := range got {
+			recs = append(recs, string(p.Record))
+		}
+		if strings.Join(recs, ",") != "a1,a2,b1" {
+			t.Fatalf("PendingAudit = %v, want a1,a2,b1 in acceptance order and nothing from the duplicate", recs)
+		}
+		if err := s.DoneAudit(ctx, got[0].ID, got[1].ID); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.PendingAudit(ctx, 10); len(got) != 1 || string(got[0].Record) != "b1" {
+			t.Fatalf("after DoneAudit, pending = %v, want b1 only", got)
 		}
 	})
 	t.Run("precedence", func(t *testing.T) {
