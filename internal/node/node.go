@@ -118,7 +118,7 @@ type Node struct {
 
 // Open reads the node home dir and opens the node's store, audit log and
 // identity. It starts nothing: call Start.
-func Open(ctx context.Context, dir string, opts Options) (n *Node, err error) {
+func Open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 	silenceKlog()
 	cfg, err := LoadConfig(dir)
 	if err != nil {
@@ -140,7 +140,7 @@ func Open(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 	if opts.WitnessInterval == 0 {
 		opts.WitnessInterval = 10 * time.Second
 	}
-	n = &Node{
+	n := &Node{
 		cfg: cfg, party: cfg.Party, id: id, clock: opts.Clock, opts: opts,
 		log:      opts.Logger.With(slog.String("party", cfg.Party)),
 		reg:      prometheus.NewRegistry(),

@@ -30,15 +30,17 @@ const (
 	ctlRecordsAns = "audit.recs"
 )
 
-const (
+// Bounds of reconciliation; variables so that tests can force chunking.
+var (
 	// recordsScan bounds the log entries the partner reads for one request.
-	recordsScan = 4096
+	recordsScan uint64 = 4096
 	// recordsBudget bounds the JSON of the records in one answer: half a
 	// control frame, leaving room for the envelope.
 	recordsBudget = (linkproto.MaxFramePayload - linkproto.MaxKindLen - 8) / 2
-	// maxReconcileRounds bounds the requests of one reconciliation.
-	maxReconcileRounds = 1 << 16
 )
+
+// maxReconcileRounds bounds the requests of one reconciliation.
+const maxReconcileRounds = 1 << 16
 
 var _ api.AuditReconciler = (*Node)(nil)
 
