@@ -106,7 +106,7 @@ func TestAuditReconcileOverLink(t *testing.T) {
 		t.Fatalf("GET /v1/audit/reconcile = %d %+v", code, ad)
 	}
 	for path, want := range map[string]int{
-		"/v1/audit/reconcile":           http.StatusBadRequest,
+		"/v1/audit/reconcile":          http.StatusBadRequest,
 		"/v1/audit/reconcile?peer=XZZ": http.StatusNotFound,
 	} {
 		if code := get(t, usa, path, nil); code != want {
@@ -164,10 +164,10 @@ func TestAuditForkAlarm(t *testing.T) {
 	}
 	pak.Start(t)
 	pr.WaitLinked(t) // the link coming up offers PAK's checkpoint
-	nodetest.Eventually(t, 15*time.Second, "USA witnesses PAK's log after the restart", func() bool {
+	nodetest.Eventually(t, 15*time.Second, "USA witnesses PAK's log after the restart", offering(pak, func() bool {
 		_, at := witnessed()
 		return at.After(before)
-	})
+	}))
 	st, err := usa.Node.Status(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +181,7 @@ func TestAuditForkAlarm(t *testing.T) {
 	pak.RewriteAudit(t, int(size)+5)
 	pr.WaitLinked(t)
 	var alarm string
-	nodetest.Eventually(t, 15*time.Second, "USA raises a fork alarm", func() bool {
+	nodetest.Eventually(t, 15*time.Second, "USA raises a fork alarm", offering(pak, func() bool {
 		st, err := usa.Node.Status(t.Context())
 		if err != nil {
 			t.Fatal(err)
@@ -192,7 +192,7 @@ func TestAuditForkAlarm(t *testing.T) {
 			}
 		}
 		return alarm != "" && len(st.Audit.Forks) > 0
-	})
+	}))
 
 	// The evidence: both signed checkpoints, kept on disk.
 	_, dir, ok := strings.Cut(alarm, "evidence kept in ")
@@ -226,6 +226,20 @@ func TestAuditForkAlarm(t *testing.T) {
 		}
 		return slices.ContainsFunc(av.Entries, func(e api.AuditEntry) bool { return e.Kind == audit.KindWitnessFork })
 	})
+}
+
+// offering wraps cond so that, while it is polled, p offers its
+// checkpoint to its partners every quarter second: the offer made when a
+// link comes up may reach a session the partner is replacing.
+func offering(p *nodetest.Party, cond func() bool) func() bool {
+	var last time.Time
+	return func() bool {
+		if time.Since(last) > 250*time.Millisecond {
+			p.Node.Witness(context.Background())
+			last = time.Now()
+		}
+		return cond()
+	}
 }
 
 // forksMetric sums liaison_audit_forks_total on p's /metrics.

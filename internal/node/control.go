@@ -167,6 +167,22 @@ func (c *controlMux) request(ctx context.Context, party, kind string, p ctlPaylo
 	}
 }
 
+// linkDown fails the requests waiting on party's answers: they went out
+// on a session that ended, so no answer will come. Without this a witness
+// would wait out the request timeout, holding up every later offer.
+func (c *controlMux) linkDown(party string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for key, ch := range c.pending {
+		if strings.HasPrefix(key, party+"/") {
+			select {
+			case ch <- ctlPayload{Err: "link to " + party + " went down"}:
+			default:
+			}
+		}
+	}
+}
+
 // hello runs when a link comes up: send our witness key and offer our
 // checkpoint.
 func (c *controlMux) hello(party string) {

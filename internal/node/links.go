@@ -266,6 +266,7 @@ func (n *Node) onLinkEvent(e federation.Event) {
 			state = "held"
 		}
 		n.setLink(e.Party, state, e.Reason)
+		n.control.linkDown(e.Party)
 		n.record(ctx, audit.Entry{Kind: audit.KindLinkDown, Peer: e.Party, Decision: state, Reason: shortReason(e.Reason)})
 		n.log.Info("link down", slog.String("peer", e.Party), slog.String("reason", e.Reason))
 	case federation.LinkRefused:

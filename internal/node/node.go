@@ -304,6 +304,10 @@ func (n *Node) loadState(ctx context.Context) error {
 			return fmt.Errorf("stored card of %s: %w", party, err)
 		}
 		n.cards[c.Party] = c
+		// The partner's audit checkpoints are signed by its node key.
+		if err := n.witness.Pin(AuditOrigin(c.Party), c.SigningKey); err != nil {
+			return err
+		}
 	}
 	// Cards imported with 'liaison card import' before the node first ran.
 	files, err := pki.LoadCards(n.cfg.Home())
