@@ -164,7 +164,7 @@ func TestAuditForkAlarm(t *testing.T) {
 	}
 	pak.Start(t)
 	pr.WaitLinked(t) // the link coming up offers PAK's checkpoint
-	nodetest.Eventually(t, 15*time.Second, "USA witnesses PAK's log after the restart", offering(pak, func() bool {
+	nodetest.Eventually(t, 15*time.Second, "USA witnesses PAK's log after the restart", nodetest.Offering(pak, func() bool {
 		_, at := witnessed()
 		return at.After(before)
 	}))
@@ -181,7 +181,7 @@ func TestAuditForkAlarm(t *testing.T) {
 	pak.RewriteAudit(t, int(size)+5)
 	pr.WaitLinked(t)
 	var alarm string
-	nodetest.Eventually(t, 15*time.Second, "USA raises a fork alarm", offering(pak, func() bool {
+	nodetest.Eventually(t, 15*time.Second, "USA raises a fork alarm", nodetest.Offering(pak, func() bool {
 		st, err := usa.Node.Status(t.Context())
 		if err != nil {
 			t.Fatal(err)
@@ -226,20 +226,6 @@ func TestAuditForkAlarm(t *testing.T) {
 		}
 		return slices.ContainsFunc(av.Entries, func(e api.AuditEntry) bool { return e.Kind == audit.KindWitnessFork })
 	})
-}
-
-// offering wraps cond so that, while it is polled, p offers its
-// checkpoint to its partners every quarter second: the offer made when a
-// link comes up may reach a session the partner is replacing.
-func offering(p *nodetest.Party, cond func() bool) func() bool {
-	var last time.Time
-	return func() bool {
-		if time.Since(last) > 250*time.Millisecond {
-			p.Node.Witness(context.Background())
-			last = time.Now()
-		}
-		return cond()
-	}
 }
 
 // forksMetric sums liaison_audit_forks_total on p's /metrics.

@@ -334,3 +334,17 @@ func (p *Party) RewriteAudit(t testing.TB, n int) {
 	}
 	p.Start(t)
 }
+
+// Offering wraps cond so that, while it is polled, p offers its audit
+// checkpoint to its partners every quarter second: the offer made when a
+// link comes up may go out on a session the partner is replacing.
+func Offering(p *Party, cond func() bool) func() bool {
+	var last time.Time
+	return func() bool {
+		if time.Since(last) > 250*time.Millisecond {
+			p.Node.Witness(context.Background())
+			last = time.Now()
+		}
+		return cond()
+	}
+}
