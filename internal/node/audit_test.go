@@ -90,11 +90,7 @@ func TestAuditReconcileOverLink(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d.Matched == len(ids) && d.Empty() {
-			return true
-		}
-		t.Logf("not yet: %+v", d)
-		return false
+		return d.Matched == len(ids) && d.Empty()
 	})
 	// And from the other side.
 	if d, err := pak.Node.Reconcile(t.Context(), "USA"); err != nil || d.Matched != len(ids) || !d.Empty() {
@@ -113,6 +109,14 @@ func TestAuditReconcileOverLink(t *testing.T) {
 			t.Errorf("GET %s = %d, want %d", path, code, want)
 		}
 	}
+
+	// With the link down, the route says so.
+	defer func() {
+		pak.Stop(t)
+		nodetest.Eventually(t, 10*time.Second, "reconcile answers 409 with the link down", func() bool {
+			return get(t, usa, "/v1/audit/reconcile?peer=PAK", nil) == http.StatusConflict
+		})
+	}()
 
 	// A partner that hid one delivery: its list lacks one crossing.
 	mine, theirs := crossings(t, usa, "PAK"), crossings(t, pak, "USA")

@@ -265,8 +265,13 @@ func (n *Node) onLinkEvent(e federation.Event) {
 		if held {
 			state = "held"
 		}
-		n.setLink(e.Party, state, e.Reason)
 		n.control.linkDown(e.Party)
+		if n.sessionUp(e.Party) {
+			// A newer session replaced the one that ended: the link is up.
+			n.log.Debug("replaced link session ended", slog.String("peer", e.Party), slog.String("reason", e.Reason))
+			return
+		}
+		n.setLink(e.Party, state, e.Reason)
 		n.record(ctx, audit.Entry{Kind: audit.KindLinkDown, Peer: e.Party, Decision: state, Reason: shortReason(e.Reason)})
 		n.log.Info("link down", slog.String("peer", e.Party), slog.String("reason", e.Reason))
 	case federation.LinkRefused:
@@ -276,6 +281,16 @@ func (n *Node) onLinkEvent(e federation.Event) {
 		n.record(ctx, audit.Entry{Kind: audit.KindLinkRefused, Peer: e.Party, Decision: audit.DecisionRefused, Reason: shortReason(e.Reason), Detail: map[string]string{"remote": e.Remote}})
 		n.log.Warn("link refused", slog.String("peer", e.Party), slog.String("remote", e.Remote), slog.String("reason", e.Reason))
 	}
+}
+
+// sessionUp reports whether the federation has a session with party now.
+func (n *Node) sessionUp(party string) bool {
+	for _, ls := range n.fed.Status() {
+		if ls.Party == party {
+			return ls.Up
+		}
+	}
+	return false
 }
 
 // shortReason bounds free text kept in the audit log.
