@@ -104,14 +104,9 @@ func (c *controlMux) partnerRecords(ctx context.Context, party string) ([]audit.
 			return nil, fmt.Errorf("%s answered records %d..%d of %d, asked for %d..%d", party, from, ans.Next, ans.Size, from, to)
 		}
 		for _, raw := range ans.Records {
-			var r audit.Record
-			dec := json.NewDecoder(bytes.NewReader(raw))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&r); err != nil {
+			r, err := decodeRecord(raw)
+			if err != nil {
 				return nil, fmt.Errorf("record from %s: %v", party, err)
-			}
-			if err := r.Entry.Validate(); err != nil {
-				return nil, fmt.Errorf("record %d from %s: %v", r.Index, party, err)
 			}
 			if r.Index < from || r.Index >= ans.Next {
 				return nil, fmt.Errorf("record %d from %s is outside %d..%d", r.Index, party, from, ans.Next)
@@ -124,6 +119,27 @@ func (c *controlMux) partnerRecords(ctx context.Context, party string) ([]audit.
 		}
 	}
 	return nil, fmt.Errorf("reconciling with %s: more than %d requests", party, maxReconcileRounds)
+}
+
+// decodeRecord reads one record of a partner's answer: strict JSON, at
+// most one control frame, and an entry that passes [audit.Entry.Validate].
+func decodeRecord(raw []byte) (audit.Record, error) {
+	var r audit.Record
+	if len(raw) > linkproto.MaxFramePayload {
+		return r, fmt.Errorf("record of %d bytes exceeds %d", len(raw), linkproto.MaxFramePayload)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return audit.Record{}, err
+	}
+	if dec.More() {
+		return audit.Record{}, errors.New("trailing data after the record")
+	}
+	if err := r.Entry.Validate(); err != nil {
+		return audit.Record{}, fmt.Errorf("record %d: %v", r.Index, err)
+	}
+	return r, nil
 }
 
 // Reconcile compares the messages that crossed between this node and
