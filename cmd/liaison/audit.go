@@ -10,13 +10,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
 
+	"liaison/internal/api"
 	"liaison/internal/audit"
+	"liaison/internal/node"
+	"liaison/internal/pki"
 )
 
 func init() {
@@ -36,23 +40,53 @@ var auditCommands = map[string]command{
 	"reconcile": {summary: "list crossings one log has and the other lacks", run: auditReconcile},
 }
 
-// logFlags are the flags that locate and authenticate a log directory.
+// logFlags are the flags that locate and authenticate a log directory:
+// --log, --pub and --origin, or --dir, a node home.
 type logFlags struct {
 	dir, origin, pub string
+	home             string
 	json             bool
 }
 
 func (f *logFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.dir, "log", "", "audit log `directory` (required)")
+	fs.StringVar(&f.dir, "log", "", "audit log `directory` (or give --dir)")
 	fs.StringVar(&f.origin, "origin", "", "log origin, e.g. liaison.xaa.example/audit (required unless --pub is a note verifier key)")
-	fs.StringVar(&f.pub, "pub", "", "node public `key`: base64, a note verifier key (name+hash+base64), or a file holding either (required)")
+	fs.StringVar(&f.pub, "pub", "", "node public `key`: base64, a note verifier key (name+hash+base64), or a file holding either (required with --log)")
+	fs.StringVar(&f.home, "dir", "", "node `home` (or $LIAISON_HOME when --log is not given): its audit log, origin and public key")
 	fs.BoolVar(&f.json, "json", false, "print JSON instead of text")
 }
 
-// verifier resolves --origin and --pub into a checkpoint verifier.
+// fromHome locates the log of the node whose home is f.home: its audit
+// directory (audit.dir in liaison.yaml), origin and the public half of its
+// signing key.
+func (f *logFlags) fromHome() (note.Verifier, error) {
+	cfg, err := node.LoadConfig(f.home)
+	if err != nil {
+		return nil, err
+	}
+	id, err := pki.Load(f.home)
+	if err != nil {
+		return nil, err
+	}
+	f.dir = cfg.Path(cfg.Audit.Dir)
+	f.origin = node.AuditOrigin(cfg.Party)
+	return audit.NoteVerifier(f.origin, id.SigningKey.Public().(ed25519.PublicKey))
+}
+
+// verifier resolves --dir, or --log, --origin and --pub, into a
+// checkpoint verifier.
 func (f *logFlags) verifier() (note.Verifier, error) {
+	if f.home != "" && (f.dir != "" || f.pub != "" || f.origin != "") {
+		return nil, fmt.Errorf("%w: give --dir HOME, or --log DIR with --pub, not both", errUsage)
+	}
+	if f.home == "" && f.dir == "" && f.pub == "" {
+		f.home = os.Getenv("LIAISON_HOME")
+	}
+	if f.home != "" {
+		return f.fromHome()
+	}
 	if f.dir == "" || f.pub == "" {
-		return nil, fmt.Errorf("%w: --log and --pub are required", errUsage)
+		return nil, fmt.Errorf("%w: --dir HOME, or --log DIR and --pub KEY, are required", errUsage)
 	}
 	val := f.pub
 	if b, err := os.ReadFile(f.pub); err == nil {
@@ -120,7 +154,7 @@ func printRecord(w io.Writer, r audit.Record) {
 
 func auditTail(args []string, stdout, _ io.Writer) error {
 	var lf logFlags
-	fs := newFlagSet("audit tail", "audit tail --log DIR --pub KEY [--origin O] [-n N] [--json]",
+	fs := newFlagSet("audit tail", "audit tail (--dir HOME | --log DIR --pub KEY [--origin O]) [-n N] [--json]",
 		"Print the last N entries that the log's signed checkpoint covers.", stdout)
 	lf.register(fs)
 	n := fs.Uint64("n", 20, "number of entries")
@@ -151,7 +185,7 @@ func auditTail(args []string, stdout, _ io.Writer) error {
 
 func auditShow(args []string, stdout, _ io.Writer) error {
 	var lf logFlags
-	fs := newFlagSet("audit show", "audit show --log DIR --pub KEY [--origin O] [--json] INDEX",
+	fs := newFlagSet("audit show", "audit show (--dir HOME | --log DIR --pub KEY [--origin O]) [--json] INDEX",
 		"Print the entry at INDEX with its inclusion proof in the tree of the latest\nsigned checkpoint; the proof is verified before it is printed.", stdout)
 	lf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -187,7 +221,7 @@ func auditShow(args []string, stdout, _ io.Writer) error {
 
 func auditVerify(args []string, stdout, stderr io.Writer) error {
 	var lf logFlags
-	fs := newFlagSet("audit verify", "audit verify --log DIR --pub KEY [--origin O] [--json]",
+	fs := newFlagSet("audit verify", "audit verify (--dir HOME | --log DIR --pub KEY [--origin O]) [--json]",
 		`Check a log directory (a live node's or a copy) against every checkpoint
 its node signed: decode every entry, recompute the Merkle tree, compare each
 leaf with the hash tiles and each checkpoint's root with the tree. Finds an
@@ -228,7 +262,7 @@ Exits 1 if the log does not verify.`, stdout)
 
 func auditExport(args []string, stdout, _ io.Writer) error {
 	var lf logFlags
-	fs := newFlagSet("audit export", "audit export --log DIR --pub KEY [--origin O] [--peer P] [--from N] [--to N]",
+	fs := newFlagSet("audit export", "audit export (--dir HOME | --log DIR --pub KEY [--origin O]) [--peer P] [--from N] [--to N]",
 		"Write the log's entries as JSON lines, one {\"index\":..., \"entry\":{...}} per line.\nWith --peer, only the messages that crossed the link with that party.", stdout)
 	lf.register(fs)
 	peer := fs.String("peer", "", "only crossings with this `party`")
@@ -258,67 +292,113 @@ func auditExport(args []string, stdout, _ io.Writer) error {
 }
 
 func auditReconcile(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("audit reconcile", "audit reconcile --self S --peer P --mine FILE --theirs FILE [--json]",
-		`Compare the messages two partners' logs say crossed between them, from
-files written by 'liaison audit export' on each side. Lists crossings one
-side has and the other lacks, and those whose digest or decision differ.
-Exits 1 if the logs disagree.`, stdout)
-	self := fs.String("self", "", "the party this node acts for (required)")
+	fs := newFlagSet("audit reconcile", "audit reconcile --peer P [--dir HOME] [--json]\n       liaison audit reconcile --self S --peer P --mine FILE --theirs FILE [--json]",
+		`Compare the messages two partners' logs say crossed between them. Lists
+crossings one side has and the other lacks, and those whose digest or
+decision differ. Exits 1 if the logs disagree.
+
+With --peer alone, asks the running node (its API, as 'liaison status'
+does) to fetch the partner's records over the link and compare them with
+its own; the link to P must be up. With --mine and --theirs, compares two
+files written by 'liaison audit export' on each side.`, stdout)
+	var dir, token, addr string
+	addClientFlags(&dir, &token, &addr, fs)
+	self := fs.String("self", "", "the party this node acts for (with --mine)")
 	peer := fs.String("peer", "", "the partner party (required)")
-	mine := fs.String("mine", "", "this node's export `file` (required)")
-	theirs := fs.String("theirs", "", "the partner's export `file` (required)")
+	mine := fs.String("mine", "", "this node's export `file`")
+	theirs := fs.String("theirs", "", "the partner's export `file`")
 	asJSON := fs.Bool("json", false, "print JSON instead of text")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *self == "" || *peer == "" || *mine == "" || *theirs == "" {
-		return fmt.Errorf("%w: --self, --peer, --mine and --theirs are required", errUsage)
-	}
-	read := func(p string) ([]audit.Record, error) {
-		f, err := os.Open(p)
+	var d audit.Diff
+	switch {
+	case *peer == "":
+		return fmt.Errorf("%w: --peer is required", errUsage)
+	case *mine == "" && *theirs == "" && *self == "":
+		c, err := newClient(dir, token, addr)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		defer f.Close()
-		recs, err := audit.ReadRecords(f)
+		var ad api.AuditDiff
+		if err := c.do(context.Background(), "GET", "/v1/audit/reconcile?peer="+url.QueryEscape(*peer), nil, &ad); err != nil {
+			return err
+		}
+		d = fromAPIDiff(ad)
+	case *self == "" || *mine == "" || *theirs == "":
+		return fmt.Errorf("%w: to compare files, --self, --peer, --mine and --theirs are required", errUsage)
+	default:
+		m, err := readRecordFile(*mine)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p, err)
+			return err
 		}
-		return recs, nil
+		t, err := readRecordFile(*theirs)
+		if err != nil {
+			return err
+		}
+		d = audit.Reconcile(m, t, *self, *peer)
 	}
-	m, err := read(*mine)
-	if err != nil {
-		return err
-	}
-	t, err := read(*theirs)
-	if err != nil {
-		return err
-	}
-	d := audit.Reconcile(m, t, *self, *peer)
 	if *asJSON {
 		if err := printJSON(stdout, d); err != nil {
 			return err
 		}
 	} else {
-		fmt.Fprintf(stdout, "%d crossings with %s match\n", d.Matched, *peer)
-		for _, r := range d.OnlyMine {
-			fmt.Fprintf(stdout, "only in mine (%s lacks it): ", *peer)
-			printRecord(stdout, r)
-		}
-		for _, r := range d.OnlyTheirs {
-			fmt.Fprintf(stdout, "only in %s's: ", *peer)
-			printRecord(stdout, r)
-		}
-		for _, mm := range d.Mismatched {
-			fmt.Fprint(stdout, "differs, mine:   ")
-			printRecord(stdout, mm.Mine)
-			fmt.Fprintf(stdout, "differs, %s's: ", *peer)
-			printRecord(stdout, mm.Theirs)
-		}
+		printDiff(stdout, d)
 	}
 	if !d.Empty() {
 		fmt.Fprintf(stderr, "liaison audit reconcile: the logs disagree\n")
 		return errSilent
 	}
 	return nil
+}
+
+func readRecordFile(p string) ([]audit.Record, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	recs, err := audit.ReadRecords(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	return recs, nil
+}
+
+func printDiff(w io.Writer, d audit.Diff) {
+	fmt.Fprintf(w, "%d crossings with %s match\n", d.Matched, d.Peer)
+	for _, r := range d.OnlyMine {
+		fmt.Fprintf(w, "only in mine (%s lacks it): ", d.Peer)
+		printRecord(w, r)
+	}
+	for _, r := range d.OnlyTheirs {
+		fmt.Fprintf(w, "only in %s's: ", d.Peer)
+		printRecord(w, r)
+	}
+	for _, mm := range d.Mismatched {
+		fmt.Fprint(w, "differs, mine:   ")
+		printRecord(w, mm.Mine)
+		fmt.Fprintf(w, "differs, %s's: ", d.Peer)
+		printRecord(w, mm.Theirs)
+	}
+}
+
+// fromAPIDiff turns the API's answer back into the audit package's form,
+// so both modes print alike.
+func fromAPIDiff(ad api.AuditDiff) audit.Diff {
+	rec := func(e api.AuditEntry) audit.Record {
+		return audit.Record{Index: e.Index, Entry: audit.Entry{Kind: e.Kind, At: e.At, MessageID: e.MessageID, Digest: e.Digest,
+			Peer: e.Peer, Channel: e.Channel, Decision: e.Decision, Reason: e.Reason, Actor: e.Actor}}
+	}
+	d := audit.Diff{Peer: ad.Peer, Matched: ad.Matched}
+	for _, e := range ad.OnlyMine {
+		d.OnlyMine = append(d.OnlyMine, rec(e))
+	}
+	for _, e := range ad.OnlyTheirs {
+		d.OnlyTheirs = append(d.OnlyTheirs, rec(e))
+	}
+	for _, m := range ad.Mismatched {
+		d.Mismatched = append(d.Mismatched, audit.Mismatch{Mine: rec(m.Mine), Theirs: rec(m.Theirs)})
+	}
+	return d
 }

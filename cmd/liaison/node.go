@@ -395,7 +395,14 @@ per partner and precedence, audit log state and alarms.`, stdout)
 	if st.Audit != nil {
 		fmt.Fprintf(stdout, "\nAudit log: %d entries\n", st.Audit.Size)
 		for _, p := range st.Audit.Partners {
-			fmt.Fprintf(stdout, "  %s: verified their log to %d, they cosigned ours to %d\n", p.Party, p.TheirSize, p.OurCosignedSize)
+			fmt.Fprintf(stdout, "  %s: verified their log to %d, they cosigned ours to %d", p.Party, p.TheirSize, p.OurCosignedSize)
+			if !p.LastWitnessed.IsZero() {
+				fmt.Fprintf(stdout, " (witnessed %s)", p.LastWitnessed.UTC().Format(time.RFC3339))
+			}
+			fmt.Fprintln(stdout)
+		}
+		for _, f := range st.Audit.Forks {
+			fmt.Fprintf(stdout, "  ! FORK %s\n", f)
 		}
 	}
 	if len(st.Alarms) > 0 {

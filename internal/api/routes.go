@@ -45,6 +45,7 @@ var routes = []route{
 	{pattern: "POST /v1/quarantine/{id}/{recipient}/deny", roles: []Role{RoleReviewer}, maxBody: maxReviewBody, handle: (*Server).deny},
 	{pattern: "POST /v1/keys/rotate", roles: []Role{RoleOperator}, handle: (*Server).rotateKey},
 	{pattern: "GET /v1/status", roles: []Role{RoleSender, RoleAuditor, RoleReviewer}, handle: (*Server).status},
+	{pattern: "GET /v1/audit/reconcile", roles: []Role{RoleAuditor}, handle: (*Server).reconcileAudit},
 }
 
 // Patterns returns every route pattern the API serves (for docs checks).
@@ -339,5 +340,22 @@ func (s *Server) rotateKey(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"epoch": epoch})
+	return nil
+}
+
+func (s *Server) reconcileAudit(w http.ResponseWriter, r *http.Request) error {
+	peer := r.URL.Query().Get("peer")
+	if peer == "" {
+		return Errorf(http.StatusBadRequest, "bad-query", "peer is required, e.g. ?peer=XBB")
+	}
+	rec, ok := s.cfg.Backend.(AuditReconciler)
+	if !ok {
+		return Errorf(http.StatusNotImplemented, "not-implemented", "this node cannot reconcile audit logs")
+	}
+	d, err := rec.ReconcileAudit(r.Context(), peer)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, d)
 	return nil
 }

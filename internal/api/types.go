@@ -96,11 +96,42 @@ type AuditEntry struct {
 	Kind      string    `json:"kind"`
 	At        time.Time `json:"at"`
 	MessageID string    `json:"message_id,omitempty"`
+	Digest    string    `json:"digest,omitempty"`
 	Peer      string    `json:"peer,omitempty"`
 	Channel   string    `json:"channel,omitempty"`
 	Decision  string    `json:"decision,omitempty"`
 	Reason    string    `json:"reason,omitempty"`
 	Actor     string    `json:"actor,omitempty"`
+}
+
+// AuditReconciler is implemented by backends that can compare their audit
+// log with a partner's (GET /v1/audit/reconcile); the route answers 501
+// for a backend that does not.
+type AuditReconciler interface {
+	// ReconcileAudit lists, for the messages that crossed between this
+	// node and peer, what one side's log records and the other's lacks.
+	ReconcileAudit(ctx context.Context, peer string) (*AuditDiff, error)
+}
+
+// AuditDiff is what this node's and a partner's audit logs disagree on
+// about the messages that crossed between them.
+type AuditDiff struct {
+	Peer       string          `json:"peer"`
+	Matched    int             `json:"matched"`
+	OnlyMine   []AuditEntry    `json:"only_mine,omitempty"`   // crossings the partner's log lacks
+	OnlyTheirs []AuditEntry    `json:"only_theirs,omitempty"` // crossings this log lacks
+	Mismatched []AuditMismatch `json:"mismatched,omitempty"`  // same message, different digest or decision
+}
+
+// Empty reports whether the two logs agree.
+func (d *AuditDiff) Empty() bool {
+	return len(d.OnlyMine) == 0 && len(d.OnlyTheirs) == 0 && len(d.Mismatched) == 0
+}
+
+// AuditMismatch pairs two entries about one message that disagree.
+type AuditMismatch struct {
+	Mine   AuditEntry `json:"mine"`
+	Theirs AuditEntry `json:"theirs"`
 }
 
 // MessageStatus is the delivery status of one message.

@@ -390,8 +390,7 @@ func (n *Node) Audit(ctx context.Context, messageID string, limit int) (*api.Aud
 		if messageID != "" && e.MessageID != messageID {
 			continue
 		}
-		av.Entries = append(av.Entries, api.AuditEntry{Index: recs[i].Index, Kind: e.Kind, At: e.At, MessageID: e.MessageID, Peer: e.Peer,
-			Channel: e.Channel, Decision: e.Decision, Reason: e.Reason, Actor: e.Actor})
+		av.Entries = append(av.Entries, auditEntry(recs[i]))
 		if len(av.Entries) >= limit {
 			break
 		}

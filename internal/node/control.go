@@ -24,6 +24,8 @@ import (
 //	audit.get         a request for a checkpoint or hash tile of our log
 //	audit.file        the answer to audit.get
 //	audit.cosig       the partner's cosignature on one of our checkpoints
+//	audit.records     a request for the partner's records of crossings with us
+//	audit.recs        the answer to audit.records (see reconcile.go)
 //
 // Every payload is JSON and bounded by the link's control frame limit.
 // The link is mutually authenticated, so the sending party is known; the
@@ -43,6 +45,12 @@ type ctlPayload struct {
 	Err        string `json:"err,omitempty"`
 	Checkpoint []byte `json:"checkpoint,omitempty"`
 	VKey       string `json:"vkey,omitempty"`
+	// audit.records and its answer (see reconcile.go)
+	From    uint64            `json:"from,omitempty"`
+	To      uint64            `json:"to,omitempty"`
+	Next    uint64            `json:"next,omitempty"`
+	Size    uint64            `json:"size,omitempty"`
+	Records []json.RawMessage `json:"records,omitempty"`
 }
 
 // controlMux sends control messages and matches answers to requests.
@@ -79,7 +87,7 @@ func (c *controlMux) receive(party, kind string, data []byte) {
 		return
 	}
 	switch kind {
-	case ctlFile:
+	case ctlFile, ctlRecordsAns:
 		c.mu.Lock()
 		ch := c.pending[party+"/"+strconv.FormatUint(p.ID, 10)]
 		c.mu.Unlock()
@@ -97,6 +105,12 @@ func (c *controlMux) receive(party, kind string, data []byte) {
 				ans.Err = err.Error()
 			}
 			c.send(party, ctlFile, ans)
+		}()
+	case ctlRecords:
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			c.send(party, ctlRecordsAns, c.serveRecords(ctx, party, p))
 		}()
 	case ctlVKey:
 		if err := c.n.audit.TrustWitness(party, p.VKey); err != nil {
@@ -120,8 +134,18 @@ func (c *controlMux) receive(party, kind string, data []byte) {
 
 // fetch asks party for a file of its audit log and waits for the answer.
 func (c *controlMux) fetch(ctx context.Context, party, path string) ([]byte, error) {
-	id := c.nextID.Add(1)
-	key := party + "/" + strconv.FormatUint(id, 10)
+	p, err := c.request(ctx, party, ctlGet, ctlPayload{Path: path})
+	if err != nil {
+		return nil, fmt.Errorf("fetching %s from %s: %w", path, party, err)
+	}
+	return p.Data, nil
+}
+
+// request sends a control message of kind to party with a fresh id and
+// waits for the answer carrying that id.
+func (c *controlMux) request(ctx context.Context, party, kind string, p ctlPayload) (ctlPayload, error) {
+	p.ID = c.nextID.Add(1)
+	key := party + "/" + strconv.FormatUint(p.ID, 10)
 	ch := make(chan ctlPayload, 1)
 	c.mu.Lock()
 	c.pending[key] = ch
@@ -131,19 +155,35 @@ func (c *controlMux) fetch(ctx context.Context, party, path string) ([]byte, err
 		delete(c.pending, key)
 		c.mu.Unlock()
 	}()
-	if err := c.send(party, ctlGet, ctlPayload{ID: id, Path: path}); err != nil {
-		return nil, err
+	if err := c.send(party, kind, p); err != nil {
+		return ctlPayload{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	select {
-	case p := <-ch:
-		if p.Err != "" {
-			return nil, errors.New(p.Err)
+	case ans := <-ch:
+		if ans.Err != "" {
+			return ctlPayload{}, errors.New(ans.Err)
 		}
-		return p.Data, nil
+		return ans, nil
 	case <-ctx.Done():
-		return nil, fmt.Errorf("fetching %s from %s: %w", path, party, ctx.Err())
+		return ctlPayload{}, fmt.Errorf("%s to %s: %w", kind, party, ctx.Err())
+	}
+}
+
+// linkDown fails the requests waiting on party's answers: they went out
+// on a session that ended, so no answer will come. Without this a witness
+// would wait out the request timeout, holding up every later offer.
+func (c *controlMux) linkDown(party string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for key, ch := range c.pending {
+		if strings.HasPrefix(key, party+"/") {
+			select {
+			case ch <- ctlPayload{Err: "link to " + party + " went down"}:
+			default:
+			}
+		}
 	}
 }
 

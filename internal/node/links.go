@@ -227,17 +227,17 @@ func (in *inbox) Accept(ctx context.Context, from string, wire []byte) error {
 		case errors.Is(err, envelope.ErrUnknownEpoch):
 			code = "unknown-key-epoch"
 		}
-		n.record(ctx, audit.Entry{Kind: audit.KindRejected, Peer: from, Decision: "refused", Reason: code})
+		n.record(ctx, audit.Entry{Kind: audit.KindRejected, Peer: from, Decision: audit.DecisionRefused, Reason: code})
 		n.metrics.received.WithLabelValues(from, "refused").Inc()
 		return &federation.RefusalError{Code: code, Reason: err.Error()}
 	}
 	if m.Origin != from {
-		n.record(ctx, audit.Entry{Kind: audit.KindRejected, MessageID: m.ID.String(), Peer: from, Decision: "refused", Reason: "origin-mismatch"})
+		n.record(ctx, audit.Entry{Kind: audit.KindRejected, MessageID: m.ID.String(), Peer: from, Decision: audit.DecisionRefused, Reason: "origin-mismatch"})
 		return &federation.RefusalError{Code: "origin-mismatch", Reason: fmt.Sprintf("message from %s claims origin %s", from, m.Origin)}
 	}
 	d := guard.Decide(m, n.party, n.clock.Now(), n.rules())
 	if d.Verdict == guard.Deny {
-		n.record(ctx, audit.Entry{Kind: audit.KindRejected, MessageID: m.ID.String(), Digest: digest(m.Label, m.Body), Peer: from, Channel: m.Channel, Decision: "refused", Reason: d.Code})
+		n.record(ctx, audit.Entry{Kind: audit.KindRejected, MessageID: m.ID.String(), Digest: digest(m.Label, m.Body), Peer: from, Channel: m.Channel, Decision: audit.DecisionRefused, Reason: d.Code})
 		n.metrics.received.WithLabelValues(from, "refused").Inc()
 		n.log.Warn("refused a message from a partner", slog.String("from", from), slog.String("id", m.ID.String()), slog.String("code", d.Code), slog.String("reason", d.Reason))
 		return &federation.RefusalError{Code: d.Code, Reason: d.Reason}
@@ -277,6 +277,12 @@ func (n *Node) onLinkEvent(e federation.Event) {
 		if held {
 			state = "held"
 		}
+		n.control.linkDown(e.Party)
+		if n.sessionUp(e.Party) {
+			// A newer session replaced the one that ended: the link is up.
+			n.log.Debug("replaced link session ended", slog.String("peer", e.Party), slog.String("reason", e.Reason))
+			return
+		}
 		n.setLink(e.Party, state, e.Reason)
 		n.record(ctx, audit.Entry{Kind: audit.KindLinkDown, Peer: e.Party, Decision: state, Reason: shortReason(e.Reason)})
 		n.log.Info("link down", slog.String("peer", e.Party), slog.String("reason", e.Reason))
@@ -284,9 +290,19 @@ func (n *Node) onLinkEvent(e federation.Event) {
 		if e.Party != "" {
 			n.setLink(e.Party, "refused", e.Reason)
 		}
-		n.record(ctx, audit.Entry{Kind: audit.KindLinkRefused, Peer: e.Party, Decision: "refused", Reason: shortReason(e.Reason), Detail: map[string]string{"remote": e.Remote}})
+		n.record(ctx, audit.Entry{Kind: audit.KindLinkRefused, Peer: e.Party, Decision: audit.DecisionRefused, Reason: shortReason(e.Reason), Detail: map[string]string{"remote": e.Remote}})
 		n.log.Warn("link refused", slog.String("peer", e.Party), slog.String("remote", e.Remote), slog.String("reason", e.Reason))
 	}
+}
+
+// sessionUp reports whether the federation has a session with party now.
+func (n *Node) sessionUp(party string) bool {
+	for _, ls := range n.fed.Status() {
+		if ls.Party == party {
+			return ls.Up
+		}
+	}
+	return false
 }
 
 // shortReason bounds free text kept in the audit log.
@@ -299,12 +315,21 @@ func shortReason(s string) string {
 
 func (n *Node) onDelivery(d federation.Delivery) {
 	ctx := context.Background()
+	// The sender's entry carries the digest, channel and decision the
+	// receiver records too, so that the two logs reconcile (audit.Crossed).
+	crossed := func(kind, decision, reason string) audit.Entry {
+		e := audit.Entry{Kind: kind, MessageID: d.ID.String(), Peer: d.Party, Decision: decision, Reason: reason}
+		if m, _, err := n.store.Get(ctx, d.ID); err == nil {
+			e.Digest, e.Channel = digest(m.Label, m.Body), m.Channel
+		}
+		return e
+	}
 	switch d.Kind {
 	case federation.Delivered:
-		n.record(ctx, audit.Entry{Kind: audit.KindDelivered, MessageID: d.ID.String(), Peer: d.Party, Decision: "delivered"})
+		n.record(ctx, crossed(audit.KindDelivered, audit.DecisionAccepted, ""))
 		n.metrics.delivered.WithLabelValues(d.Party, "delivered").Inc()
 	case federation.Refused:
-		n.record(ctx, audit.Entry{Kind: audit.KindRefused, MessageID: d.ID.String(), Peer: d.Party, Decision: "refused", Reason: d.Code})
+		n.record(ctx, crossed(audit.KindRefused, audit.DecisionRefused, d.Code))
 		n.metrics.delivered.WithLabelValues(d.Party, "refused").Inc()
 	case federation.Sent:
 		if err := n.store.MarkSent(ctx, d.ID, d.Party); err != nil {

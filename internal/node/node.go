@@ -127,7 +127,7 @@ type Node struct {
 
 // Open reads the node home dir and opens the node's store, audit log and
 // identity. It starts nothing: call Start.
-func Open(ctx context.Context, dir string, opts Options) (n *Node, err error) {
+func Open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 	silenceKlog()
 	cfg, err := LoadConfig(dir)
 	if err != nil {
@@ -149,7 +149,7 @@ func Open(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 	if opts.WitnessInterval == 0 {
 		opts.WitnessInterval = 10 * time.Second
 	}
-	n = &Node{
+	n := &Node{
 		cfg: cfg, party: cfg.Party, id: id, clock: opts.Clock, opts: opts,
 		log:      opts.Logger.With(slog.String("party", cfg.Party)),
 		reg:      prometheus.NewRegistry(),
@@ -319,6 +319,10 @@ func (n *Node) loadState(ctx context.Context) error {
 			return fmt.Errorf("stored card of %s: %w", party, err)
 		}
 		n.cards[c.Party] = c
+		// The partner's audit checkpoints are signed by its node key.
+		if err := n.witness.Pin(AuditOrigin(c.Party), c.SigningKey); err != nil {
+			return err
+		}
 	}
 	// Cards imported with 'liaison card import' before the node first ran.
 	files, err := pki.LoadCards(n.cfg.Home())
