@@ -6,58 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"liaison/internal/clock"
 	"liaison/internal/federation/linksim"
 	"liaison/internal/message"
 )
-
-var t0 = time.Date(2030, time.January, 1, 0, 0, 0, 0, time.UTC)
-
-// cluster starts parties ids in-process on one simulated clock, exchanges
-// their cards, and has the first dial the others (through a link
-// simulator per partner when proxied).
-type cluster struct {
-	clock   *clock.Sim
-	parties map[string]*party
-	proxies map[string]*linksim.Proxy
-}
-
-func newCluster(t *testing.T, proxy linksim.Config, ids ...string) *cluster {
-	t.Helper()
-	c := &cluster{clock: clock.NewSim(t0), parties: map[string]*party{}, proxies: map[string]*linksim.Proxy{}}
-	dir := t.TempDir()
-	var ps []*party
-	for _, id := range ids {
-		p := makeHome(t, dir, id, "", "", nil)
-		p.open(t, c.clock, true)
-		c.parties[id] = p
-		ps = append(ps, p)
-	}
-	exchangeCards(t, ps...)
-	for _, p := range ps[1:] {
-		ep := p.n.FederationAddr().String()
-		pr, err := linksim.New(ep, proxy)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { pr.Close() })
-		c.proxies[p.id] = pr
-		if err := ps[0].n.AddPeer(p.id, pr.Addr()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return c
-}
-
-func (c *cluster) p(id string) *party { return c.parties[id] }
-
-func (c *cluster) all(ids ...string) []*party {
-	var ps []*party
-	for _, id := range ids {
-		ps = append(ps, c.parties[id])
-	}
-	return ps
-}
 
 func ids(ms []*message.Message) []message.ID {
 	out := make([]message.ID, len(ms))
@@ -68,10 +19,10 @@ func ids(ms []*message.Message) []message.ID {
 }
 
 func TestTwoNodes(t *testing.T) {
-	c := newCluster(t, linksim.Config{}, "USA", "PAK")
-	usa, pak := c.p("USA"), c.p("PAK")
-	deal{id: "us-pak", effective: t0.Add(-time.Hour), expiry: t0.AddDate(1, 0, 0), parties: c.all("USA", "PAK")}.install(t)
-	eventually(t, 10*time.Second, "USA–PAK link up", func() bool { return usa.linkState("PAK") == "up" })
+	c := NewCluster(t, linksim.Config{}, "USA", "PAK")
+	usa, pak := c.P("USA"), c.P("PAK")
+	Deal{ID: "us-pak", Effective: T0.Add(-time.Hour), Expiry: T0.AddDate(1, 0, 0), Parties: c.All("USA", "PAK")}.Install(t)
+	Eventually(t, 10*time.Second, "USA–PAK link up", func() bool { return usa.LinkState("PAK") == "up" })
 
 	var sent []message.ID
 	for i := range 20 {
@@ -80,37 +31,37 @@ func TestTwoNodes(t *testing.T) {
 			from, to = pak, usa
 			rel = []string{"PAK", "USA"}
 		}
-		m := from.msg(c.clock.Now(), message.Routine, fmt.Sprintf("msg %d", i), rel...)
-		rc := from.submit(t, m)
+		m := from.Msg(c.Clock.Now(), message.Routine, fmt.Sprintf("msg %d", i), rel...)
+		rc := from.Submit(t, m)
 		if st := rc.Recipients[0].State; st != "queued" && st != "released" {
-			t.Fatalf("message %d to %s: %+v", i, to.id, rc.Recipients)
+			t.Fatalf("message %d to %s: %+v", i, to.ID, rc.Recipients)
 		}
 		sent = append(sent, m.ID)
 	}
-	eventually(t, 10*time.Second, "20 messages delivered both ways", func() bool {
-		return len(pak.received(t, "USA")) == 10 && len(usa.received(t, "PAK")) == 10
+	Eventually(t, 10*time.Second, "20 messages delivered both ways", func() bool {
+		return len(pak.Received(t, "USA")) == 10 && len(usa.Received(t, "PAK")) == 10
 	})
-	got := append(ids(pak.received(t, "USA")), ids(usa.received(t, "PAK"))...)
+	got := append(ids(pak.Received(t, "USA")), ids(usa.Received(t, "PAK"))...)
 	for _, id := range sent {
 		if !slices.Contains(got, id) {
 			t.Errorf("message %s not delivered", id)
 		}
 	}
-	eventually(t, 10*time.Second, "delivered/received audited", func() bool {
-		return usa.auditHas("delivered", "") && pak.auditHas("received", "")
+	Eventually(t, 10*time.Second, "delivered/received audited", func() bool {
+		return usa.AuditHas("delivered", "") && pak.AuditHas("received", "")
 	})
 }
 
-// TestPerRecipientRelease: on a three-party channel a label releasable
+// TestPerRecipientRelease: on a three-Party channel a label releasable
 // to PAK only reaches PAK; IND is denied and never sees it.
 func TestPerRecipientRelease(t *testing.T) {
-	c := newCluster(t, linksim.Config{}, "USA", "PAK", "IND")
-	usa, pak, ind := c.p("USA"), c.p("PAK"), c.p("IND")
-	deal{id: "tri", effective: t0.Add(-time.Hour), expiry: t0.AddDate(1, 0, 0), parties: c.all("USA", "PAK", "IND")}.install(t)
-	eventually(t, 10*time.Second, "links up", func() bool { return usa.linkState("PAK") == "up" && usa.linkState("IND") == "up" })
+	c := NewCluster(t, linksim.Config{}, "USA", "PAK", "IND")
+	usa, pak, ind := c.P("USA"), c.P("PAK"), c.P("IND")
+	Deal{ID: "tri", Effective: T0.Add(-time.Hour), Expiry: T0.AddDate(1, 0, 0), Parties: c.All("USA", "PAK", "IND")}.Install(t)
+	Eventually(t, 10*time.Second, "links up", func() bool { return usa.LinkState("PAK") == "up" && usa.LinkState("IND") == "up" })
 
-	only := usa.msg(c.clock.Now(), message.Priority, "for PAK only", "USA", "PAK")
-	rc := usa.submit(t, only)
+	only := usa.Msg(c.Clock.Now(), message.Priority, "for PAK only", "USA", "PAK")
+	rc := usa.Submit(t, only)
 	states := map[string]string{}
 	for _, r := range rc.Recipients {
 		states[r.Party] = r.State
@@ -118,58 +69,58 @@ func TestPerRecipientRelease(t *testing.T) {
 	if states["IND"] != "denied" || states["PAK"] == "denied" || states["PAK"] == "" {
 		t.Fatalf("recipients: %+v", rc.Recipients)
 	}
-	both := usa.msg(c.clock.Now(), message.Routine, "for both", "USA", "PAK", "IND")
-	usa.submit(t, both)
-	eventually(t, 10*time.Second, "PAK gets both, IND the shared one", func() bool {
-		return len(pak.received(t, "USA")) == 2 && len(ind.received(t, "USA")) == 1
+	both := usa.Msg(c.Clock.Now(), message.Routine, "for both", "USA", "PAK", "IND")
+	usa.Submit(t, both)
+	Eventually(t, 10*time.Second, "PAK gets both, IND the shared one", func() bool {
+		return len(pak.Received(t, "USA")) == 2 && len(ind.Received(t, "USA")) == 1
 	})
-	if got := ids(ind.received(t, "USA")); !slices.Equal(got, []message.ID{both.ID}) {
+	if got := ids(ind.Received(t, "USA")); !slices.Equal(got, []message.ID{both.ID}) {
 		t.Fatalf("IND received %v, want only %s", got, both.ID)
 	}
-	eventually(t, 10*time.Second, "the denial to IND audited", func() bool { return usa.auditHas("denied", "") })
+	Eventually(t, 10*time.Second, "the denial to IND audited", func() bool { return usa.AuditHas("denied", "") })
 }
 
 // TestExpiryAndRenewal: traffic stops when the agreement expires; sent
 // messages are held; a renewal resumes the link and the held messages
 // arrive.
 func TestExpiryAndRenewal(t *testing.T) {
-	c := newCluster(t, linksim.Config{}, "USA", "PAK")
-	usa, pak := c.p("USA"), c.p("PAK")
-	expiry := t0.Add(24 * time.Hour)
-	v1 := deal{id: "us-pak", effective: t0.Add(-time.Hour), expiry: expiry, parties: c.all("USA", "PAK")}
-	v1digest := v1.install(t)
-	eventually(t, 10*time.Second, "link up", func() bool { return usa.linkState("PAK") == "up" })
+	c := NewCluster(t, linksim.Config{}, "USA", "PAK")
+	usa, pak := c.P("USA"), c.P("PAK")
+	expiry := T0.Add(24 * time.Hour)
+	v1 := Deal{ID: "us-pak", Effective: T0.Add(-time.Hour), Expiry: expiry, Parties: c.All("USA", "PAK")}
+	v1digest := v1.Install(t)
+	Eventually(t, 10*time.Second, "link up", func() bool { return usa.LinkState("PAK") == "up" })
 	for i := range 5 {
-		usa.submit(t, usa.msg(c.clock.Now(), message.Routine, fmt.Sprint("before ", i), "USA", "PAK"))
+		usa.Submit(t, usa.Msg(c.Clock.Now(), message.Routine, fmt.Sprint("before ", i), "USA", "PAK"))
 	}
-	eventually(t, 10*time.Second, "5 delivered", func() bool { return len(pak.received(t, "USA")) == 5 })
+	Eventually(t, 10*time.Second, "5 delivered", func() bool { return len(pak.Received(t, "USA")) == 5 })
 
 	// Mid-stream: queue more, then the term ends before they are all out.
 	for i := range 5 {
-		usa.submit(t, usa.msg(c.clock.Now(), message.Routine, fmt.Sprint("during ", i), "USA", "PAK"))
+		usa.Submit(t, usa.Msg(c.Clock.Now(), message.Routine, fmt.Sprint("during ", i), "USA", "PAK"))
 	}
-	c.clock.Set(expiry.Add(time.Minute))
-	eventually(t, 10*time.Second, "link held after expiry", func() bool { return usa.linkState("PAK") == "held" })
-	mid := len(pak.received(t, "USA"))
+	c.Clock.Set(expiry.Add(time.Minute))
+	Eventually(t, 10*time.Second, "link held after expiry", func() bool { return usa.LinkState("PAK") == "held" })
+	mid := len(pak.Received(t, "USA"))
 	var held []message.ID
 	for i := range 3 {
-		m := usa.msg(c.clock.Now(), message.Flash, fmt.Sprint("after ", i), "USA", "PAK")
-		if _, err := usa.n.Submit(t.Context(), m); err == nil {
+		m := usa.Msg(c.Clock.Now(), message.Flash, fmt.Sprint("after ", i), "USA", "PAK")
+		if _, err := usa.N.Submit(t.Context(), m); err == nil {
 			held = append(held, m.ID)
 		}
 	}
 	if len(held) == 0 {
 		t.Fatal("no message could be queued after expiry")
 	}
-	if n := len(pak.received(t, "USA")); n != mid {
+	if n := len(pak.Received(t, "USA")); n != mid {
 		t.Fatalf("PAK received %d messages after expiry (had %d)", n, mid)
 	}
 
-	renewal := deal{id: "us-pak", version: 2, supersedes: v1digest, effective: c.clock.Now().Add(-time.Minute), expiry: c.clock.Now().AddDate(1, 0, 0), parties: c.all("USA", "PAK")}
-	renewal.install(t)
-	eventually(t, 10*time.Second, "link up after renewal", func() bool { return usa.linkState("PAK") == "up" })
-	eventually(t, 10*time.Second, "every message delivered after renewal", func() bool { return len(pak.received(t, "USA")) == 10+len(held) })
-	got := ids(pak.received(t, "USA"))
+	renewal := Deal{ID: "us-pak", Version: 2, Supersedes: v1digest, Effective: c.Clock.Now().Add(-time.Minute), Expiry: c.Clock.Now().AddDate(1, 0, 0), Parties: c.All("USA", "PAK")}
+	renewal.Install(t)
+	Eventually(t, 10*time.Second, "link up after renewal", func() bool { return usa.LinkState("PAK") == "up" })
+	Eventually(t, 10*time.Second, "every message delivered after renewal", func() bool { return len(pak.Received(t, "USA")) == 10+len(held) })
+	got := ids(pak.Received(t, "USA"))
 	for _, id := range held {
 		if !slices.Contains(got, id) {
 			t.Errorf("held message %s not delivered", id)
@@ -180,32 +131,32 @@ func TestExpiryAndRenewal(t *testing.T) {
 // TestPartitionHealPrecedence: with the link partitioned, messages of
 // every precedence queue; after the heal all arrive, higher first.
 func TestPartitionHealPrecedence(t *testing.T) {
-	c := newCluster(t, linksim.Config{}, "USA", "PAK")
-	usa, pak := c.p("USA"), c.p("PAK")
-	deal{id: "us-pak", effective: t0.Add(-time.Hour), expiry: t0.AddDate(1, 0, 0), parties: c.all("USA", "PAK")}.install(t)
-	eventually(t, 10*time.Second, "link up", func() bool { return usa.linkState("PAK") == "up" })
-	pr := c.proxies["PAK"]
+	c := NewCluster(t, linksim.Config{}, "USA", "PAK")
+	usa, pak := c.P("USA"), c.P("PAK")
+	Deal{ID: "us-pak", Effective: T0.Add(-time.Hour), Expiry: T0.AddDate(1, 0, 0), Parties: c.All("USA", "PAK")}.Install(t)
+	Eventually(t, 10*time.Second, "link up", func() bool { return usa.LinkState("PAK") == "up" })
+	pr := c.Proxies["PAK"]
 	pr.Partition()
-	eventually(t, 10*time.Second, "link down", func() bool { return usa.linkState("PAK") != "up" })
+	Eventually(t, 10*time.Second, "link down", func() bool { return usa.LinkState("PAK") != "up" })
 
 	precs := []message.Precedence{message.Routine, message.Priority, message.Immediate, message.Flash}
 	want := map[message.ID]message.Precedence{}
 	for i := range 40 {
 		p := precs[i%len(precs)]
-		m := usa.msg(c.clock.Now(), p, fmt.Sprint("queued ", i), "USA", "PAK")
-		usa.submit(t, m)
+		m := usa.Msg(c.Clock.Now(), p, fmt.Sprint("queued ", i), "USA", "PAK")
+		usa.Submit(t, m)
 		want[m.ID] = p
 	}
-	if n := len(pak.received(t, "USA")); n != 0 {
+	if n := len(pak.Received(t, "USA")); n != 0 {
 		t.Fatalf("%d messages crossed a partition", n)
 	}
 	pr.Heal()
-	eventually(t, 15*time.Second, "all 40 delivered after heal", func() bool { return len(pak.received(t, "USA")) == 40 })
+	Eventually(t, 15*time.Second, "all 40 delivered after heal", func() bool { return len(pak.Received(t, "USA")) == 40 })
 	// The sender puts them on the wire most urgent first; the receiver
 	// stores with several accepters at once, so neighbours may swap. Every
 	// FLASH is stored before every ROUTINE, and each precedence's mean
 	// arrival position comes before the next lower one's.
-	got := pak.received(t, "USA")
+	got := pak.Received(t, "USA")
 	lastFlash, firstRoutine := -1, len(got)
 	sum := map[message.Precedence]float64{}
 	cnt := map[message.Precedence]float64{}
