@@ -48,6 +48,18 @@ type Party struct {
 // 127.0.0.1:0.
 func MakeHome(t testing.TB, dir, id, fedAddr, apiAddr string, peers map[string]string) *Party {
 	t.Helper()
+	return makeHome(t, dir, id, fedAddr, apiAddr, peers, time.Now().Add(-time.Hour))
+}
+
+// MakeHomeIssued is MakeHome with the identity (CA and TLS certificate)
+// issued at issued, e.g. long enough ago that the certificate expired.
+func MakeHomeIssued(t testing.TB, dir, id string, issued time.Time) *Party {
+	t.Helper()
+	return makeHome(t, dir, id, "", "", nil, issued)
+}
+
+func makeHome(t testing.TB, dir, id, fedAddr, apiAddr string, peers map[string]string, issued time.Time) *Party {
+	t.Helper()
 	if fedAddr == "" {
 		fedAddr = "127.0.0.1:0"
 	}
@@ -55,7 +67,7 @@ func MakeHome(t testing.TB, dir, id, fedAddr, apiAddr string, peers map[string]s
 		apiAddr = "127.0.0.1:0"
 	}
 	home := filepath.Join(dir, strings.ToLower(id))
-	if _, err := pki.Init(home, pki.InitOptions{Party: id, Addr: fedAddr, APIAddr: apiAddr, Now: time.Now().Add(-time.Hour)}); err != nil {
+	if _, err := pki.Init(home, pki.InitOptions{Party: id, Addr: fedAddr, APIAddr: apiAddr, Now: issued}); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.MkdirAll(filepath.Join(home, "policies"), 0o755); err != nil {
@@ -233,8 +245,14 @@ func (d Deal) Signed(t testing.TB) ([]byte, string) {
 // digest.
 func (d Deal) Install(t testing.TB) string {
 	t.Helper()
+	return d.InstallOn(t, d.Parties...)
+}
+
+// InstallOn installs the agreement on the nodes of ps only.
+func (d Deal) InstallOn(t testing.TB, ps ...*Party) string {
+	t.Helper()
 	raw, dg := d.Signed(t)
-	for _, p := range d.Parties {
+	for _, p := range ps {
 		if _, err := p.N.InstallAgreement(context.Background(), raw); err != nil {
 			t.Fatalf("install %s on %s: %v", d.ID, p.ID, err)
 		}
@@ -307,18 +325,41 @@ func (p *Party) LinkState(peer string) string {
 	return "none"
 }
 
-// AuditHas reports whether p's audit log holds an entry of kind with reason.
-func (p *Party) AuditHas(kind, reason string) bool {
-	av, err := p.N.Audit(context.Background(), "", 10000)
+// Audits returns p's audit entries of kind (newest first).
+func (p *Party) Audits(kind string) []api.AuditEntry {
+	av, err := p.N.Audit(context.Background(), "", 100000)
 	if err != nil {
-		return false
+		return nil
 	}
+	var out []api.AuditEntry
 	for _, e := range av.Entries {
-		if e.Kind == kind && (reason == "" || e.Reason == reason) {
+		if e.Kind == kind {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// AuditHas reports whether p's audit log holds an entry of kind with
+// reason ("" is any).
+func (p *Party) AuditHas(kind, reason string) bool {
+	for _, e := range p.Audits(kind) {
+		if reason == "" || e.Reason == reason {
 			return true
 		}
 	}
 	return false
+}
+
+// AuditCount counts p's audit entries of kind about peer ("" is any).
+func (p *Party) AuditCount(kind, peer string) int {
+	k := 0
+	for _, e := range p.Audits(kind) {
+		if peer == "" || e.Peer == peer {
+			k++
+		}
+	}
+	return k
 }
 
 // Cluster starts parties ids in-process on one simulated clock, exchanges
