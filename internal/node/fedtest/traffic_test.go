@@ -3,6 +3,7 @@ package fedtest
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,28 +81,30 @@ func TestPerRecipientRelease(t *testing.T) {
 	Eventually(t, 10*time.Second, "the denial to IND audited", func() bool { return usa.AuditHas("denied", "") })
 }
 
-// TestExpiryAndRenewal: traffic stops when the agreement expires; sent
-// messages are held; a renewal resumes the link and the held messages
-// arrive.
+// TestExpiryAndRenewal: the agreement expires while a stream of messages
+// crosses a slow link: traffic stops, what is left and what is sent after
+// is held, and a renewal resumes the link and delivers all of it.
 func TestExpiryAndRenewal(t *testing.T) {
-	c := NewCluster(t, linksim.Config{}, "USA", "PAK")
+	c := NewCluster(t, linksim.Config{Rate: 4_000_000}, "USA", "PAK")
 	usa, pak := c.P("USA"), c.P("PAK")
 	expiry := T0.Add(24 * time.Hour)
 	v1 := Deal{ID: "us-pak", Effective: T0.Add(-time.Hour), Expiry: expiry, Parties: c.All("USA", "PAK")}
 	v1digest := v1.Install(t)
 	Eventually(t, 10*time.Second, "link up", func() bool { return usa.LinkState("PAK") == "up" })
-	for i := range 5 {
-		usa.Submit(t, usa.Msg(c.Clock.Now(), message.Routine, fmt.Sprint("before ", i), "USA", "PAK"))
+	const stream = 40 // of 32 KiB: about 2.6 s on the link
+	pad := strings.Repeat("x", 32<<10)
+	for i := range stream {
+		usa.Submit(t, usa.Msg(c.Clock.Now(), message.Routine, fmt.Sprint(i, pad), "USA", "PAK"))
 	}
-	Eventually(t, 10*time.Second, "5 delivered", func() bool { return len(pak.Received(t, "USA")) == 5 })
-
-	// Mid-stream: queue more, then the term ends before they are all out.
-	for i := range 5 {
-		usa.Submit(t, usa.Msg(c.Clock.Now(), message.Routine, fmt.Sprint("during ", i), "USA", "PAK"))
-	}
+	Eventually(t, 10*time.Second, "the stream under way", func() bool { return len(pak.Received(t, "USA")) >= 3 })
 	c.Clock.Set(expiry.Add(time.Minute))
-	Eventually(t, 10*time.Second, "link held after expiry", func() bool { return usa.LinkState("PAK") == "held" })
+	Eventually(t, 10*time.Second, "link held on both sides after expiry", func() bool {
+		return usa.LinkState("PAK") == "held" && pak.LinkState("USA") == "held"
+	})
 	mid := len(pak.Received(t, "USA"))
+	if mid >= stream {
+		t.Fatalf("the whole stream crossed before the expiry took effect (%d)", mid)
+	}
 	var held []message.ID
 	for i := range 3 {
 		m := usa.Msg(c.Clock.Now(), message.Flash, fmt.Sprint("after ", i), "USA", "PAK")
@@ -113,13 +116,14 @@ func TestExpiryAndRenewal(t *testing.T) {
 		t.Fatal("no message could be queued after expiry")
 	}
 	if n := len(pak.Received(t, "USA")); n != mid {
-		t.Fatalf("PAK received %d messages after expiry (had %d)", n, mid)
+		t.Fatalf("PAK received %d messages after the link was held (had %d)", n, mid)
 	}
+	t.Logf("%d of %d crossed before the expiry", mid, stream)
 
 	renewal := Deal{ID: "us-pak", Version: 2, Supersedes: v1digest, Effective: c.Clock.Now().Add(-time.Minute), Expiry: c.Clock.Now().AddDate(1, 0, 0), Parties: c.All("USA", "PAK")}
 	renewal.Install(t)
 	Eventually(t, 10*time.Second, "link up after renewal", func() bool { return usa.LinkState("PAK") == "up" })
-	Eventually(t, 10*time.Second, "every message delivered after renewal", func() bool { return len(pak.Received(t, "USA")) == 10+len(held) })
+	Eventually(t, 20*time.Second, "every message delivered after renewal", func() bool { return len(pak.Received(t, "USA")) == stream+len(held) })
 	got := ids(pak.Received(t, "USA"))
 	for _, id := range held {
 		if !slices.Contains(got, id) {
