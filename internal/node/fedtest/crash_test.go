@@ -78,7 +78,7 @@ func newProc(t *testing.T, bin string, p *Party) *proc {
 // start runs the node and waits until its API answers.
 func (pr *proc) start() {
 	t := pr.t
-	pr.cmd = exec.Command(pr.bin, "up", "--dir", pr.p.Home, "--log-level", "debug")
+	pr.cmd = exec.Command(pr.bin, "up", "--dir", pr.p.Home, "--log-level", "info")
 	pr.cmd.Stdout, pr.cmd.Stderr = pr.log, pr.log
 	if err := pr.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -110,7 +110,7 @@ policies: [%s]
 	if err := os.WriteFile(filepath.Join(home, node.ConfigFile), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(home, "operator.Token"), []byte(token+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(home, "operator.token"), []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	_, sk, _ := ed25519.GenerateKey(rand.Reader)
