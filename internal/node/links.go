@@ -89,9 +89,8 @@ func (n *Node) verifyOrigin(origin string) (ed25519.PublicKey, error) {
 
 // outbox is the federation's view of the store: lease, seal, acknowledge.
 type outbox struct {
-	n       *Node
-	wires   wireCache
-	journal leaseJournal
+	n     *Node
+	wires wireCache
 }
 
 // maxCachedWires bounds the bytes of sealed envelopes an outbox keeps.
@@ -191,16 +190,10 @@ func (o *outbox) Lease(ctx context.Context, peer string, k int) ([]federation.Ou
 	// until its TTL because the session went away mid-call.
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	o.journal.recover(lctx, n, peer)
 	msgs, err := n.store.Lease(lctx, peer, k, leaseTTL)
 	if err != nil || len(msgs) == 0 {
 		return nil, err
 	}
-	ids := make([]message.ID, len(msgs))
-	for i, m := range msgs {
-		ids[i] = m.ID
-	}
-	o.journal.leased(lctx, n, peer, ids)
 	if ctx.Err() != nil {
 		n.releaseAll(lctx, peer, msgs)
 		return nil, context.Cause(ctx)
@@ -294,18 +287,15 @@ func alternativesFor(alts [][]byte, policy string) [][]byte {
 
 func (o *outbox) Ack(ctx context.Context, peer string, ids ...message.ID) error {
 	o.wires.drop(peer, ids...)
-	o.journal.settled(peer, ids...)
 	return o.n.store.Ack(ctx, peer, ids...)
 }
 
 func (o *outbox) Release(ctx context.Context, peer string, ids ...message.ID) error {
-	o.journal.settled(peer, ids...)
 	return o.n.store.Release(ctx, peer, ids...)
 }
 
 func (o *outbox) Refused(ctx context.Context, peer string, id message.ID, code, reason string) error {
 	o.wires.drop(peer, id)
-	o.journal.settled(peer, id)
 	return o.n.store.SetRoute(ctx, id, peer, store.Refused, code, reason)
 }
 
