@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +29,27 @@ import (
 // other links (and other instances sharing a PostgreSQL store) if the link
 // dies without releasing it.
 const leaseTTL = 2 * time.Minute
+
+// localLeaseTTL is the lease of a SQLite store, which one process owns:
+// no other instance competes for its queue, so a lease only has to outlive
+// the gap between a link's Lease calls. What it bounds is the time a
+// message leased when the process was killed waits before the next run
+// can send it (with leaseTTL, two minutes even for a FLASH). A link that
+// still holds a message when its lease runs out leases it again and
+// skips it, which renews the lease.
+const localLeaseTTL = 10 * time.Second
+
+// leaseFor is the lease this node's store takes.
+func (n *Node) leaseFor() time.Duration {
+	url := n.cfg.Store
+	if n.opts.StoreURL != "" {
+		url = n.opts.StoreURL
+	}
+	if strings.HasPrefix(url, "sqlite:") {
+		return localLeaseTTL
+	}
+	return leaseTTL
+}
 
 // tlsFor returns the TLS configuration for a link to party ("" for the
 // listener): the node certificate, and the partners' pinned CAs.
@@ -190,7 +212,7 @@ func (o *outbox) Lease(ctx context.Context, peer string, k int) ([]federation.Ou
 	// until its TTL because the session went away mid-call.
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	msgs, err := n.store.Lease(lctx, peer, k, leaseTTL)
+	msgs, err := n.store.Lease(lctx, peer, k, n.leaseFor())
 	if err != nil || len(msgs) == 0 {
 		return nil, err
 	}

@@ -309,7 +309,7 @@ func TestCrashNoLossNoDuplicate(t *testing.T) {
 	t.Logf("%d acknowledged (%d failed posts retried) in %v", len(acked), failed.Load(), loadDone.Sub(start).Round(time.Millisecond))
 
 	var counts map[string]int
-	deadline := time.Now().Add(3 * time.Minute) // > the 2-minute lease TTL a sender kill can strand messages for
+	deadline := time.Now().Add(2*time.Minute + time.Duration(total)*10*time.Millisecond)
 	for {
 		var err error
 		counts, err = receiver.history("USA")
