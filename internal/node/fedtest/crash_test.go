@@ -281,14 +281,19 @@ func TestCrashNoLossNoDuplicate(t *testing.T) {
 		}()
 	}
 
-	// Kills: one in each of rounds equal slices of the transfer, at a
-	// random point of the slice, on a random side.
-	for k := range rounds {
-		at := int64(float64(total) * (float64(k) + rng.Float64()) / float64(rounds+1))
-		victim, name := sender, "sender"
+	// Kills: half while the load is posted, one at a random point of each
+	// equal slice of it, the rest while delivery runs on after the load,
+	// likewise over what is left to deliver; each on a random side.
+	victim := func() (*proc, string) {
 		if rng.IntN(2) == 1 {
-			victim, name = receiver, "receiver"
+			return receiver, "receiver"
 		}
+		return sender, "sender"
+	}
+	during := (rounds + 1) / 2
+	for k := range during {
+		at := int64(float64(total) * (float64(k) + rng.Float64()) / float64(during+1))
+		v, name := victim()
 		for ackN.Load() < at {
 			select {
 			case <-ctx.Done():
@@ -297,8 +302,8 @@ func TestCrashNoLossNoDuplicate(t *testing.T) {
 			}
 		}
 		t.Logf("kill %d: SIGKILL %s at %d acknowledged", k+1, name, ackN.Load())
-		victim.kill()
-		victim.start()
+		v.kill()
+		v.start()
 	}
 	wg.Wait()
 	close(stop)
@@ -307,6 +312,31 @@ func TestCrashNoLossNoDuplicate(t *testing.T) {
 	}
 	loadDone := time.Now()
 	t.Logf("%d acknowledged (%d failed posts retried) in %v", len(acked), failed.Load(), loadDone.Sub(start).Round(time.Millisecond))
+	delivered := func() int {
+		for ctx.Err() == nil {
+			if c, err := receiver.history("USA"); err == nil {
+				return len(c)
+			}
+		}
+		return 0
+	}
+	base := delivered()
+	for k := during; k < rounds; k++ {
+		at := base + int(float64(total-base)*(float64(k-during)+rng.Float64())/float64(rounds-during+1))
+		v, name := victim()
+		n := delivered()
+		for n < at && n < total {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("delivery stalled at %d", n)
+			case <-time.After(100 * time.Millisecond): // polling the delivery's progress
+			}
+			n = delivered()
+		}
+		t.Logf("kill %d: SIGKILL %s at %d delivered", k+1, name, n)
+		v.kill()
+		v.start()
+	}
 
 	var counts map[string]int
 	deadline := time.Now().Add(2*time.Minute + time.Duration(total)*10*time.Millisecond)
