@@ -313,17 +313,7 @@ func (m *Manager) serveConn(c net.Conn) {
 		m.event(Event{Kind: LinkRefused, Remote: c.RemoteAddr().String(), Reason: "server tls config pins no partner CA (ClientCAs is nil)"})
 		return
 	}
-	cfg := hardenTLS(base)
-	cfg.ClientAuth = tls.RequireAndVerifyClientCert
-	// Session tickets would cost ~900 bytes per connection and save ~300
-	// on a resumed one (the ticket carries the client's chain, and TLS 1.3
-	// still exchanges ML-KEM shares): measured, not worth it on DIL links.
-	cfg.SessionTicketsDisabled = true
-	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-		_, err := m.authorize("", cs.PeerCertificates)
-		return err
-	}
-	tc := tls.Server(c, cfg)
+	tc := tls.Server(c, m.serverTLS(base))
 	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.DialTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
@@ -333,6 +323,43 @@ func (m *Manager) serveConn(c net.Conn) {
 	}
 	party, _ := m.cfg.PartyOf(tc.ConnectionState().PeerCertificates[0])
 	m.runSession(ctx, tc, party, party)
+}
+
+// serverTLS hardens a listener's TLS configuration and makes every
+// handshake pass authorize after the configuration's own check. A
+// GetConfigForClient in base (a node reading its pinned partners at each
+// handshake) gets the same treatment: crypto/tls uses the configuration
+// it returns as is, so without this the link would skip authorize (held
+// peers, agreements in force) and the hardening.
+func (m *Manager) serverTLS(base *tls.Config) *tls.Config {
+	cfg := hardenTLS(base)
+	cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	// Session tickets would cost ~900 bytes per connection and save ~300
+	// on a resumed one (the ticket carries the client's chain, and TLS 1.3
+	// still exchanges ML-KEM shares): measured, not worth it on DIL links.
+	cfg.SessionTicketsDisabled = true
+	own := base.VerifyConnection
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if own != nil {
+			if err := own(cs); err != nil {
+				return err
+			}
+		}
+		_, err := m.authorize("", cs.PeerCertificates)
+		return err
+	}
+	if get := base.GetConfigForClient; get != nil {
+		cfg.GetConfigForClient = func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
+			c, err := get(hi)
+			if err != nil || c == nil {
+				return c, err
+			}
+			c = c.Clone()
+			c.GetConfigForClient = nil
+			return m.serverTLS(c), nil
+		}
+	}
+	return cfg
 }
 
 // unverifiedParty names the party a refused certificate claims, for the
@@ -446,6 +473,14 @@ func (m *Manager) dial(ctx context.Context, p *peer, addr string) (*tls.Conn, er
 	tc := tls.Client(c, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		c.Close()
+		// With ServerName set, crypto/tls verifies the chain itself and
+		// VerifyConnection never runs on a bad one: a server with an
+		// unknown CA, an expired or another party's certificate is a
+		// refusal too, not a transient failure.
+		var cve *tls.CertificateVerificationError
+		if refused == nil && errors.As(err, &cve) {
+			refused = fmt.Errorf("server certificate: %w", cve.Err)
+		}
 		if refused != nil {
 			m.event(Event{Kind: LinkRefused, Party: p.party, Remote: addr, Err: refused})
 		}

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strings"
+	"sync"
 	"time"
 
 	"liaison/internal/audit"
@@ -27,6 +29,27 @@ import (
 // other links (and other instances sharing a PostgreSQL store) if the link
 // dies without releasing it.
 const leaseTTL = 2 * time.Minute
+
+// localLeaseTTL is the lease of a SQLite store, which one process owns:
+// no other instance competes for its queue, so a lease only has to outlive
+// the gap between a link's Lease calls. What it bounds is the time a
+// message leased when the process was killed waits before the next run
+// can send it (with leaseTTL, two minutes even for a FLASH). A link that
+// still holds a message when its lease runs out leases it again and
+// skips it, which renews the lease.
+const localLeaseTTL = 10 * time.Second
+
+// leaseFor is the lease this node's store takes.
+func (n *Node) leaseFor() time.Duration {
+	url := n.cfg.Store
+	if n.opts.StoreURL != "" {
+		url = n.opts.StoreURL
+	}
+	if strings.HasPrefix(url, "sqlite:") {
+		return localLeaseTTL
+	}
+	return leaseTTL
+}
 
 // tlsFor returns the TLS configuration for a link to party ("" for the
 // listener): the node certificate, and the partners' pinned CAs.
@@ -87,7 +110,94 @@ func (n *Node) verifyOrigin(origin string) (ed25519.PublicKey, error) {
 }
 
 // outbox is the federation's view of the store: lease, seal, acknowledge.
-type outbox struct{ n *Node }
+type outbox struct {
+	n     *Node
+	wires wireCache
+}
+
+// maxCachedWires bounds the bytes of sealed envelopes an outbox keeps.
+const maxCachedWires = 256 << 20
+
+// wireCache keeps the sealed envelope of each message leased to a peer
+// until the peer acknowledges or refuses it, so that a message leased again
+// after a reconnect goes out as the same bytes: the peer's HELLO then
+// resumes its transfer from the offset the peer holds, where a fresh seal
+// (a new tag) would start it again from 0. It is bounded by bytes, oldest
+// first out; the zero value is ready.
+type wireCache struct {
+	mu    sync.Mutex
+	size  int
+	m     map[wireKey]cachedWire
+	order []wireKey // insertion order, with keys already dropped
+}
+
+type wireKey struct {
+	peer string
+	id   message.ID
+}
+
+type cachedWire struct {
+	epoch uint32 // the peer's key epoch it is sealed to
+	wire  []byte
+}
+
+func (c *wireCache) get(peer string, id message.ID, epoch uint32) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w, ok := c.m[wireKey{peer, id}]
+	if !ok || w.epoch != epoch {
+		return nil
+	}
+	return w.wire
+}
+
+func (c *wireCache) put(peer string, id message.ID, epoch uint32, wire []byte) {
+	if len(wire) > maxCachedWires/2 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[wireKey]cachedWire{}
+	}
+	k := wireKey{peer, id}
+	if old, ok := c.m[k]; ok {
+		c.size -= len(old.wire)
+	} else {
+		c.order = append(c.order, k)
+	}
+	c.m[k] = cachedWire{epoch, wire}
+	c.size += len(wire)
+	for c.size > maxCachedWires && len(c.order) > 0 {
+		old := c.order[0]
+		c.order = c.order[1:]
+		if w, ok := c.m[old]; ok {
+			c.size -= len(w.wire)
+			delete(c.m, old)
+		}
+	}
+	if len(c.order) > 2*len(c.m)+64 { // compact the dropped keys
+		keep := c.order[:0]
+		for _, k := range c.order {
+			if _, ok := c.m[k]; ok {
+				keep = append(keep, k)
+			}
+		}
+		c.order = keep
+	}
+}
+
+func (c *wireCache) drop(peer string, ids ...message.ID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range ids {
+		k := wireKey{peer, id}
+		if w, ok := c.m[k]; ok {
+			c.size -= len(w.wire)
+			delete(c.m, k)
+		}
+	}
+}
 
 var _ federation.Outbox = (*outbox)(nil)
 
@@ -102,7 +212,7 @@ func (o *outbox) Lease(ctx context.Context, peer string, k int) ([]federation.Ou
 	// until its TTL because the session went away mid-call.
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	msgs, err := n.store.Lease(lctx, peer, k, leaseTTL)
+	msgs, err := n.store.Lease(lctx, peer, k, n.leaseFor())
 	if err != nil || len(msgs) == 0 {
 		return nil, err
 	}
@@ -110,16 +220,28 @@ func (o *outbox) Lease(ctx context.Context, peer string, k int) ([]federation.Ou
 		n.releaseAll(lctx, peer, msgs)
 		return nil, context.Cause(ctx)
 	}
+	// Seal, in one batch, the messages whose envelope is not cached.
+	out := make([]federation.Outgoing, len(msgs))
+	var fresh []int
+	for i, m := range msgs {
+		out[i] = federation.Outgoing{ID: m.ID, Precedence: m.Precedence, Wire: o.wires.get(peer, m.ID, c.Epoch)}
+		if out[i].Wire == nil {
+			fresh = append(fresh, i)
+		}
+	}
+	if len(fresh) == 0 {
+		return out, nil
+	}
 	batch, err := envelope.NewBatch(n.id.SigningKey, envelope.RecipientKey{Party: peer, Epoch: c.Epoch, PublicKey: c.HPKEPublicKey()})
 	if err != nil {
 		n.releaseAll(ctx, peer, msgs)
 		return nil, err
 	}
 	policy := n.policyOf(peer)
-	for _, m := range msgs {
-		out := *m
-		out.Alternatives = alternativesFor(m.Alternatives, policy)
-		if err := batch.Add(&out); err != nil {
+	for _, i := range fresh {
+		m := *msgs[i]
+		m.Alternatives = alternativesFor(m.Alternatives, policy)
+		if err := batch.Add(&m); err != nil {
 			n.releaseAll(ctx, peer, msgs)
 			return nil, fmt.Errorf("seal %s for %s: %w", m.ID, peer, err)
 		}
@@ -129,9 +251,9 @@ func (o *outbox) Lease(ctx context.Context, peer string, k int) ([]federation.Ou
 		n.releaseAll(ctx, peer, msgs)
 		return nil, err
 	}
-	out := make([]federation.Outgoing, len(msgs))
-	for i, m := range msgs {
-		out[i] = federation.Outgoing{ID: m.ID, Precedence: m.Precedence, Wire: wires[i]}
+	for j, i := range fresh {
+		out[i].Wire = wires[j]
+		o.wires.put(peer, msgs[i].ID, c.Epoch, wires[j])
 	}
 	return out, nil
 }
@@ -186,6 +308,7 @@ func alternativesFor(alts [][]byte, policy string) [][]byte {
 }
 
 func (o *outbox) Ack(ctx context.Context, peer string, ids ...message.ID) error {
+	o.wires.drop(peer, ids...)
 	return o.n.store.Ack(ctx, peer, ids...)
 }
 
@@ -194,6 +317,7 @@ func (o *outbox) Release(ctx context.Context, peer string, ids ...message.ID) er
 }
 
 func (o *outbox) Refused(ctx context.Context, peer string, id message.ID, code, reason string) error {
+	o.wires.drop(peer, id)
 	return o.n.store.SetRoute(ctx, id, peer, store.Refused, code, reason)
 }
 
