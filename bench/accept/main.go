@@ -31,6 +31,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"time"
 
 	"liaison/bench/internal/rig"
@@ -43,6 +44,7 @@ func main() {
 	size := flag.Int("size", 1024, "message body bytes")
 	h2 := flag.Bool("h2", false, "use HTTP/2 (one multiplexed connection) instead of HTTP/1.1 keep-alive")
 	dir := flag.String("dir", "", "directory for the node home and stores (default: a new temp dir, removed after)")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the 64-sender node run to this file")
 	flag.Parse()
 	if err := run(*duration, *size, *h2, *dir); err != nil {
 		fmt.Fprintln(os.Stderr, "accept bench:", err)
@@ -140,7 +142,16 @@ func run(d time.Duration, size int, h2 bool, dir string) error {
 	for _, w := range []int{1, 64} {
 		before := rig.SettledAuditSize(ctx, usa)
 		fmt.Printf("node: POST /v1/messages over HTTPS (%s), %d sender(s)...\n", proto, w)
+		var stop func()
+		if w == 64 && cpuProfile != "" {
+			if stop, err = startProfile(cpuProfile); err != nil {
+				return err
+			}
+		}
 		r, err := rig.Load(ctx, w, d, send)
+		if stop != nil {
+			stop()
+		}
 		if err != nil {
 			return err
 		}
@@ -166,6 +177,8 @@ func run(d time.Duration, size int, h2 bool, dir string) error {
 	return nil
 }
 
+var cpuProfile string
+
 func ptr[T any](v T) *T { return &v }
 
 func newClient(p *rig.Party, h2 bool) (*http.Client, error) {
@@ -180,4 +193,16 @@ func newClient(p *rig.Party, h2 bool) (*http.Client, error) {
 		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 	}
 	return &http.Client{Transport: tr, Timeout: time.Minute}, nil
+}
+
+func startProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
