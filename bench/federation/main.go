@@ -247,6 +247,7 @@ func run(o options) error {
 	fmt.Printf("  raw store.Accept, %d goroutines            %s\n", o.senders, raw)
 	fmt.Printf("  USA→PAK end to end, %d submitters          %9.0f msgs/s  p50 %8s  p99 %8s  = %.2f× raw (goal ≥ 0.5×: %s)\n",
 		o.senders, tp.rate, rig.Round(tp.p50), rig.Round(tp.p99), tp.rate/raw.PerSec(), verdict(tp.rate/raw.PerSec() >= 0.5))
+	fmt.Printf("  CPU during it                              %.2f cores (process, both nodes and the load) of %d\n", tp.cpu, runtime.NumCPU())
 	fmt.Printf("  audit appends/s during it                  USA %.0f, PAK %.0f (%.1f and %.1f per message)\n", tp.auditUSA, tp.auditPAK, tp.auditUSA/tp.rate, tp.auditPAK/tp.rate)
 	fmt.Printf("  wire bytes per message                     %.0f B up + %.0f B down for a %d B body (%.2f× the body)\n", tp.up, tp.down, o.size, (tp.up+tp.down)/float64(o.size))
 	fmt.Printf("  FLASH idle                                 p50 %8s  p99 %8s  (%d probes)\n", rig.Round(idle.Pct(50)), rig.Round(idle.Pct(99)), idle.Len())
@@ -254,7 +255,7 @@ func run(o options) error {
 		r := float64(loaded.Pct(99)) / float64(idle.Pct(99))
 		fmt.Printf("  FLASH behind %d ROUTINE draining          p50 %8s  p99 %8s  (%d probes) = %.2f× idle p99 (goal ≤ 2×: %s)\n",
 			o.backlog, rig.Round(loaded.Pct(50)), rig.Round(loaded.Pct(99)), loaded.Len(), r, verdict(r <= 2))
-		fmt.Printf("  backlog: queued in %s (%.0f msgs/s), drained in %s (%.0f msgs/s)\n", bl.queue.Round(time.Millisecond), float64(o.backlog)/bl.queue.Seconds(), bl.drain.Round(time.Millisecond), float64(o.backlog)/bl.drain.Seconds())
+		fmt.Printf("  backlog: queued in %s (%.0f msgs/s), drained in %s (%.0f msgs/s, %.2f cores)\n", bl.queue.Round(time.Millisecond), float64(o.backlog)/bl.queue.Seconds(), bl.drain.Round(time.Millisecond), float64(o.backlog)/bl.drain.Seconds(), bl.cpu)
 	}
 	if !o.skipPoor {
 		fmt.Printf("  poor link %d bit/s, %s one way, stall p=%.3f/KiB × %s, cut p=%.3f/KiB\n", o.poorRate, o.poorDelay, o.poorStallP, o.poorStall, o.poorCutP)
@@ -302,23 +303,15 @@ func (b *bench) drain(ctx context.Context, d time.Duration) bool {
 }
 
 type throughputResult struct {
-	rate, p50, p99     float64
-	auditUSA, auditPAK float64
-	up, down           float64
-}
-
-func (b *bench) throughput(ctx context.Context) (struct {
 	rate               float64
 	p50, p99           time.Duration
 	auditUSA, auditPAK float64
 	up, down           float64
-}, error) {
-	var res struct {
-		rate               float64
-		p50, p99           time.Duration
-		auditUSA, auditPAK float64
-		up, down           float64
-	}
+	cpu                float64 // cores used
+}
+
+func (b *bench) throughput(ctx context.Context) (throughputResult, error) {
+	var res throughputResult
 	a0, p0 := rig.SettledAuditSize(ctx, b.usa), rig.SettledAuditSize(ctx, b.pak)
 	up0, down0 := b.proxy.Bytes()
 	d0 := b.t.delivered.Load()
@@ -332,12 +325,24 @@ func (b *bench) throughput(ctx context.Context) (struct {
 		pprof.StartCPUProfile(f)
 		stop = func() { pprof.StopCPUProfile(); f.Close() }
 	}
-	start := time.Now()
+	start, cpu0 := time.Now(), rig.CPU()
 	n, err := b.flood(ctx, b.o.duration, message.Routine, b.o.size)
 	if err != nil {
 		return res, err
 	}
 	fmt.Printf("   submitted %d in %s; waiting for PAK...\n", n, time.Since(start).Round(time.Millisecond))
+	progress := time.NewTicker(5 * time.Second)
+	go func() {
+		for {
+			select {
+			case <-progress.C:
+				fmt.Printf("   %s: PAK has %d; USA queue for PAK %v\n", time.Since(start).Round(time.Second), b.t.delivered.Load()-d0, queueDepth(ctx, b.usa, "PAK"))
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	defer progress.Stop()
 	if !b.drain(ctx, 5*time.Minute) {
 		return res, fmt.Errorf("PAK did not receive everything within 5 minutes")
 	}
@@ -346,6 +351,7 @@ func (b *bench) throughput(ctx context.Context) (struct {
 	}
 	got := b.t.delivered.Load() - d0
 	elapsed := time.Unix(0, b.t.last.Load()).Sub(start)
+	res.cpu = float64(rig.CPU()-cpu0) / float64(time.Since(start))
 	up1, down1 := b.proxy.Bytes()
 	a1, p1 := rig.SettledAuditSize(ctx, b.usa), rig.SettledAuditSize(ctx, b.pak)
 	lat := b.t.latencies(message.Routine)
@@ -378,7 +384,10 @@ func (b *bench) probe(ctx context.Context, k int, more func() bool) (*rig.Latenc
 	return lat, nil
 }
 
-type backlogResult struct{ queue, drain time.Duration }
+type backlogResult struct {
+	queue, drain time.Duration
+	cpu          float64 // cores used while draining
+}
 
 // backlog partitions the link, queues o.backlog ROUTINE messages, heals
 // the link and probes FLASH latency until the backlog has drained.
@@ -427,7 +436,7 @@ wait:
 	fmt.Printf("   queued %d in %s; healing the link\n", b.o.backlog, res.queue.Round(time.Millisecond))
 	b.t.reset()
 	b.proxy.Heal()
-	healed := time.Now()
+	healed, cpu0 := time.Now(), rig.CPU()
 	if !rig.WaitFor(ctx, 30*time.Second, func() bool { return rig.LinkState(ctx, b.usa, "PAK") == "up" }) {
 		return nil, res, fmt.Errorf("the link did not come back")
 	}
@@ -452,6 +461,7 @@ wait:
 		return nil, res, fmt.Errorf("the backlog did not drain within 10 minutes")
 	}
 	res.drain = time.Unix(0, b.t.last.Load()).Sub(healed)
+	res.cpu = float64(rig.CPU()-cpu0) / float64(time.Since(healed))
 	fmt.Printf("   drained in %s; FLASH p50 %s p99 %s over %d probes\n", res.drain.Round(time.Millisecond), rig.Round(lat.Pct(50)), rig.Round(lat.Pct(99)), lat.Len())
 	return lat, res, nil
 }
@@ -537,4 +547,12 @@ func (b *bench) poorLink(ctx context.Context) (poorResult, error) {
 	res.cuts = poor.Cuts()
 	cancel()
 	return res, nil
+}
+
+func queueDepth(ctx context.Context, p *rig.Party, peer string) map[string]int {
+	st, err := p.Node.Status(ctx)
+	if err != nil {
+		return nil
+	}
+	return st.Queues[peer]
 }

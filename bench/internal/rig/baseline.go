@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"liaison/internal/message"
@@ -165,4 +166,13 @@ func PlainSQL(ctx context.Context, dir string, d time.Duration, mk func() *messa
 		n += perTx
 	}
 	return Rate{N: n, Elapsed: time.Since(start)}, nil
+}
+
+// CPU is the process's user+system CPU time so far.
+func CPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
