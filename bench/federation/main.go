@@ -25,6 +25,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -61,7 +63,7 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "how long senders submit in the throughput run")
 	flag.IntVar(&o.size, "size", 1024, "message body bytes")
 	flag.IntVar(&o.senders, "senders", 64, "concurrent submitters at USA (and raw-store goroutines)")
-	flag.IntVar(&o.backlog, "backlog", 100000, "ROUTINE messages queued behind a partition before FLASH probes")
+	flag.IntVar(&o.backlog, "backlog", 10000, "ROUTINE messages queued behind a partition before FLASH probes")
 	flag.IntVar(&o.probes, "probes", 100, "FLASH probes on the idle link")
 	flag.IntVar(&o.poorRate, "poor-rate", 64000, "poor link: bits per second each way")
 	flag.DurationVar(&o.poorDelay, "poor-delay", 300*time.Millisecond, "poor link: one-way delay")
@@ -74,7 +76,12 @@ func main() {
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the throughput run to this file")
 	flag.BoolVar(&o.skipBacklog, "skip-backlog", false, "skip the FLASH-behind-backlog run")
 	flag.BoolVar(&o.skipPoor, "skip-poor", false, "skip the poor-link run")
+	flag.IntVar(&rig.LeaseBatch, "lease-batch", 0, "messages a link leases from the store at a time (0: the node's default)")
+	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060) while running")
 	flag.Parse()
+	if *pprofAddr != "" {
+		go http.ListenAndServe(*pprofAddr, nil)
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "federation bench:", err)
 		os.Exit(1)

@@ -63,6 +63,9 @@ func policyDir() (string, error) {
 	}
 }
 
+// LeaseBatch, when positive, overrides the nodes' federation lease batch.
+var LeaseBatch int
+
 // NewParty makes a node home for id under dir and opens and starts its
 // node with the real clock.
 func NewParty(ctx context.Context, dir, id string, logger *slog.Logger) (*Party, error) {
@@ -114,7 +117,7 @@ dirty_words:
 	}
 	n, err := node.Open(ctx, home, node.Options{
 		Logger:                  logger,
-		Federation:              node.FederationTuning{BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond},
+		Federation:              node.FederationTuning{BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, LeaseBatch: LeaseBatch},
 		AuditCheckpointInterval: 200 * time.Millisecond,
 		WitnessInterval:         time.Hour,
 	})
