@@ -256,7 +256,7 @@ func run(o options) error {
 		o.senders, tp.rate, rig.Round(tp.p50), rig.Round(tp.p99), tp.rate/raw.PerSec(), verdict(tp.rate/raw.PerSec() >= 0.5))
 	fmt.Printf("  CPU during it                              %.2f cores (process, both nodes and the load) of %d\n", tp.cpu, runtime.NumCPU())
 	fmt.Printf("  audit appends/s during it                  USA %.0f, PAK %.0f (%.1f and %.1f per message)\n", tp.auditUSA, tp.auditPAK, tp.auditUSA/tp.rate, tp.auditPAK/tp.rate)
-	fmt.Printf("  wire bytes per message                     %.0f B up + %.0f B down for a %d B body (%.2f× the body)\n", tp.up, tp.down, o.size, (tp.up+tp.down)/float64(o.size))
+	fmt.Printf("  wire bytes per message                     %.0f B up + %.0f B down for a %d B body (%.2f× the body; the label alone is %d B)\n", tp.up, tp.down, o.size, (tp.up+tp.down)/float64(o.size), len(b.lbl))
 	fmt.Printf("  FLASH idle                                 p50 %8s  p99 %8s  (%d probes)\n", rig.Round(idle.Pct(50)), rig.Round(idle.Pct(99)), idle.Len())
 	if loaded != nil {
 		r := float64(loaded.Pct(99)) / float64(idle.Pct(99))
@@ -266,8 +266,8 @@ func run(o options) error {
 	}
 	if !o.skipPoor {
 		fmt.Printf("  poor link %d bit/s, %s one way, stall p=%.3f/KiB × %s, cut p=%.3f/KiB\n", o.poorRate, o.poorDelay, o.poorStallP, o.poorStall, o.poorCutP)
-		fmt.Printf("     %d B bodies: %d delivered in %s, goodput %.0f bit/s = %.1f%% of the link rate; %.0f B on the wire per message; %d stalls/cuts seen as %d cuts\n",
-			o.poorSize, poor.n, poor.window.Round(time.Millisecond), poor.goodput, 100*poor.goodput/float64(o.poorRate), poor.wirePerMsg, 0, poor.cuts)
+		fmt.Printf("     %d B bodies: %d delivered in %s, goodput %.0f bit/s = %.1f%% of the link rate; %.0f B on the wire per message (%.1f%% payload); %d cuts\n",
+			o.poorSize, poor.n, poor.window.Round(time.Millisecond), poor.goodput, 100*poor.goodput/float64(o.poorRate), poor.wirePerMsg, 100*float64(o.poorSize)/poor.wirePerMsg, poor.cuts)
 	}
 	return nil
 }
