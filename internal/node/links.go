@@ -456,9 +456,18 @@ func (n *Node) onDelivery(d federation.Delivery) {
 		n.record(ctx, crossed(audit.KindRefused, audit.DecisionRefused, d.Code))
 		n.metrics.delivered.WithLabelValues(d.Party, "refused").Inc()
 	case federation.Sent:
-		if err := n.store.MarkSent(ctx, d.ID, d.Party); err != nil {
-			n.log.Debug("mark sent", slog.Any("error", err))
-		}
+		// Off the link's write loop (Delivery must not block): "sent" is
+		// status only, not a durability step, and concurrent marks share a
+		// group commit. A mark that loses the race with the custody ACK
+		// changes nothing (it only moves queued to sent). Close waits for
+		// these after the links have stopped.
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			if err := n.store.MarkSent(ctx, d.ID, d.Party); err != nil {
+				n.log.Debug("mark sent", slog.Any("error", err))
+			}
+		}()
 	}
 	n.history.fire() // per-recipient status shows on live pages
 }

@@ -72,6 +72,10 @@ type FederationTuning struct {
 	BackoffMin   time.Duration
 	BackoffMax   time.Duration
 	Poll         time.Duration
+	// LeaseBatch is how many messages a link leases (and seals) from the
+	// store at a time; each lease is one store write. Zero is the
+	// federation default.
+	LeaseBatch int
 }
 
 // Node is one party's running Liaison.
@@ -237,6 +241,7 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 		BackoffMin:   opts.Federation.BackoffMin,
 		BackoffMax:   opts.Federation.BackoffMax,
 		Poll:         opts.Federation.Poll,
+		LeaseBatch:   opts.Federation.LeaseBatch,
 		SpoolDir:     cfg.Path("spool"),
 	}); err != nil {
 		return nil, err

@@ -1,0 +1,208 @@
+// Command accept measures how fast a real Liaison node accepts 1 KiB
+// labelled messages through its HTTPS API and stores them durably, next to
+// the raw rate of the same store in the same run.
+//
+//	go run ./bench/accept -duration 5s
+//
+// It starts a USA node (SQLite store on disk, synchronous=FULL, audit log
+// on) with a signed agreement with PAK, and posts to POST /v1/messages with
+// the operator token over HTTP/1.1 keep-alive connections (-h2 for one
+// HTTP/2 connection), from 1 and from 64 concurrent senders. Baselines,
+// measured in the same run on the same disk:
+//
+//   - raw: store.OpenSQLite on a temp file, Accept called directly from
+//     the same number of goroutines (the store's group commit);
+//   - plain: database/sql inserting the same payloads, 100 per transaction
+//     (the physical ceiling of this disk with this fsync policy).
+//
+// Audit appends/s is the growth of the node's audit checkpoint over the
+// run divided by the run's time.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"time"
+
+	"liaison/bench/internal/rig"
+	"liaison/internal/api"
+	"liaison/internal/message"
+)
+
+func main() {
+	duration := flag.Duration("duration", 5*time.Second, "length of each measurement")
+	size := flag.Int("size", 1024, "message body bytes")
+	h2 := flag.Bool("h2", false, "use HTTP/2 (one multiplexed connection) instead of HTTP/1.1 keep-alive")
+	dir := flag.String("dir", "", "directory for the node home and stores (default: a new temp dir, removed after)")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the 64-sender node run to this file")
+	flag.Parse()
+	if err := run(*duration, *size, *h2, *dir); err != nil {
+		fmt.Fprintln(os.Stderr, "accept bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(d time.Duration, size int, h2 bool, dir string) error {
+	ctx := context.Background()
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "liaison-bench-accept-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+	}
+	fmt.Printf("accept bench: %d B bodies, %s per measurement, GOMAXPROCS=%d, dir %s\n", size, d, runtime.GOMAXPROCS(0), dir)
+	fmt.Println("starting USA node (and PAK for its card)...")
+	usa, err := rig.NewParty(ctx, dir, "USA", nil)
+	if err != nil {
+		return err
+	}
+	defer usa.Node.Close()
+	pak, err := rig.NewParty(ctx, dir, "PAK", nil)
+	if err != nil {
+		return err
+	}
+	// PAK only lends its identity to the agreement: closed, so USA queues
+	// for it and no link competes for the CPU.
+	if err := rig.Agree(ctx, usa, pak); err != nil {
+		return err
+	}
+	pak.Node.Close()
+
+	lbl := usa.Label()
+	body := rig.Body(size)
+	mk := func() *message.Message { return usa.Message(message.Routine, lbl, body) }
+
+	fmt.Println("baseline: plain database/sql, 100 inserts per transaction, 1 goroutine...")
+	plain, err := rig.PlainSQL(ctx, dir, d, mk)
+	if err != nil {
+		return err
+	}
+	fmt.Println("  ", plain)
+	raw := map[int]rig.Rate{}
+	for _, w := range []int{1, 64} {
+		fmt.Printf("baseline: store.Accept directly, %d goroutine(s)...\n", w)
+		r, err := rig.RawStore(ctx, dir, w, d, mk)
+		if err != nil {
+			return err
+		}
+		raw[w] = r
+		fmt.Println("  ", r)
+	}
+
+	client, err := newClient(usa, h2)
+	if err != nil {
+		return err
+	}
+	post, _ := json.Marshal(api.PostMessage{Channel: rig.Channel, Precedence: "routine", Label: string(lbl), ContentType: "text/plain", Body: ptr(string(body))})
+	url := "https://" + usa.Node.APIAddr().String() + "/v1/messages"
+	send := func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(post))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+usa.Token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			return fmt.Errorf("POST /v1/messages: %s: %s", resp.Status, b)
+		}
+		return nil
+	}
+	// Warm the connections and the node (TLS handshakes, statements).
+	if _, err := rig.Load(ctx, 64, 500*time.Millisecond, send); err != nil {
+		return err
+	}
+	proto := "HTTP/1.1 keep-alive"
+	if h2 {
+		proto = "HTTP/2"
+	}
+	type row struct {
+		w          int
+		r          rig.Rate
+		auditPerS  float64
+		auditPerMs float64
+	}
+	var rows []row
+	for _, w := range []int{1, 64} {
+		before := rig.SettledAuditSize(ctx, usa)
+		fmt.Printf("node: POST /v1/messages over HTTPS (%s), %d sender(s)...\n", proto, w)
+		var stop func()
+		if w == 64 && cpuProfile != "" {
+			if stop, err = startProfile(cpuProfile); err != nil {
+				return err
+			}
+		}
+		r, err := rig.Load(ctx, w, d, send)
+		if stop != nil {
+			stop()
+		}
+		if err != nil {
+			return err
+		}
+		after := rig.SettledAuditSize(ctx, usa)
+		a := float64(after - before)
+		rows = append(rows, row{w, r, a / r.Elapsed.Seconds(), a / float64(r.N)})
+		fmt.Printf("   %s   audit %.0f appends/s (%.1f per message)\n", r, a/r.Elapsed.Seconds(), a/float64(r.N))
+	}
+
+	fmt.Printf("\nResults (%d B bodies, %s each, GOMAXPROCS=%d)\n", size, d, runtime.GOMAXPROCS(0))
+	fmt.Printf("  %-46s %s\n", "plain database/sql, 100/tx (physical ceiling)", plain)
+	for _, x := range rows {
+		fmt.Printf("  %-46s %s\n", fmt.Sprintf("store.Accept direct, %d goroutine(s) (raw)", x.w), raw[x.w])
+		fmt.Printf("  %-46s %s  = %.2f× raw, %.2f× plain; audit %.0f appends/s\n", fmt.Sprintf("node HTTPS API, %d sender(s)", x.w), x.r,
+			x.r.PerSec()/raw[x.w].PerSec(), x.r.PerSec()/plain.PerSec(), x.auditPerS)
+	}
+	ratio := rows[1].r.PerSec() / raw[64].PerSec()
+	verdict := "met"
+	if ratio < 0.5 {
+		verdict = "NOT met"
+	}
+	fmt.Printf("goal node ≥ 0.5× raw with 64 senders: %.2f× — %s\n", ratio, verdict)
+	return nil
+}
+
+var cpuProfile string
+
+func ptr[T any](v T) *T { return &v }
+
+func newClient(p *rig.Party, h2 bool) (*http.Client, error) {
+	pool := x509.NewCertPool()
+	pool.AddCert(p.Node.Identity().CACert)
+	tr := &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"},
+		MaxIdleConnsPerHost: 128,
+		ForceAttemptHTTP2:   h2,
+	}
+	if !h2 {
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	}
+	return &http.Client{Transport: tr, Timeout: time.Minute}, nil
+}
+
+func startProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
