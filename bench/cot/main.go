@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -61,7 +62,17 @@ func main() {
 	pak := flag.Int("pak", 2, "with -nodes: how many of the receivers connect to PAK (the rest to USA)")
 	sweep := flag.String("sweep", "", "with -nodes: comma-separated total rates (events/s); overrides -rate")
 	drain := flag.Duration("drain", 30*time.Second, "how long to wait for deliveries after sending")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "cot bench:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	var err error
 	if *nodes {
 		err = runNodes(*senders, *rate, *receivers, *pak, *sweep, *duration, *drain)
@@ -70,6 +81,7 @@ func main() {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cot bench:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }

@@ -259,7 +259,13 @@ func runNodes(senders int, rate float64, receivers, atPAK int, sweep string, dur
 			queued, lost, 100*used.Seconds()/elapsed.Seconds(), (elapsed - sendTime).Seconds())
 		fmt.Printf("         sent %d; delivered USA %d/%d, PAK %d/%d\n", n, outBy["USA"], n*int64(receivers-atPAK), outBy["PAK"], n*int64(atPAK))
 		if missing > 0 {
-			fmt.Println("         delivery fell behind: sweep stops")
+			fmt.Println("         delivery fell behind: sweep stops; waiting up to 3m for store-and-forward to finish")
+			rig.WaitFor(ctx, 3*time.Minute, done)
+			var final int64
+			for _, r := range rs {
+				final += r.got[step].Load()
+			}
+			fmt.Printf("         after %.0fs more: delivered %d of %d, lost %d\n", time.Since(t0).Seconds()-elapsed.Seconds(), final, n*int64(receivers), n*int64(receivers)-final)
 			break
 		}
 	}
