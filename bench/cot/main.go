@@ -6,6 +6,14 @@
 //
 //	go run ./bench/cot -senders 10 -rate 1000 -receivers 4 -duration 5s
 //
+// With -nodes it instead starts two real nodes, USA and PAK (SQLite stores
+// on disk, audit logs, a signed agreement with the channel, federated over
+// loopback TLS), each with its CoT gateway; the senders connect to USA and
+// the receivers are split between USA and PAK (-pak receivers at PAK).
+// -sweep runs a list of total rates in one process.
+//
+//	go run ./bench/cot -nodes -senders 10 -receivers 4 -pak 2 -sweep 500,1000,2000
+//
 // Latency is measured end to end: the send time travels in the event uid.
 // Loss is deliveries expected (events sent × receivers) minus received; the
 // gateway never drops silently, so any loss is a bug or an audited
@@ -19,6 +27,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,9 +58,30 @@ func main() {
 	receivers := flag.Int("receivers", 4, "receiving clients")
 	duration := flag.Duration("duration", 5*time.Second, "how long senders send")
 	queue := flag.Int("queue", 1024, "per-client queue length")
+	nodes := flag.Bool("nodes", false, "run against two real federated nodes (USA and PAK) instead of an in-memory core")
+	pak := flag.Int("pak", 2, "with -nodes: how many of the receivers connect to PAK (the rest to USA)")
+	sweep := flag.String("sweep", "", "with -nodes: comma-separated total rates (events/s); overrides -rate")
+	drain := flag.Duration("drain", 30*time.Second, "how long to wait for deliveries after sending")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
-	if err := run(*senders, *rate, *receivers, *duration, *queue); err != nil {
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "cot bench:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	var err error
+	if *nodes {
+		err = runNodes(*senders, *rate, *receivers, *pak, *sweep, *duration, *drain)
+	} else {
+		err = run(*senders, *rate, *receivers, *duration, *queue)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "cot bench:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }

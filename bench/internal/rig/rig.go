@@ -66,6 +66,10 @@ func policyDir() (string, error) {
 // LeaseBatch, when positive, overrides the nodes' federation lease batch.
 var LeaseBatch int
 
+// Extra, when set, is appended to every new party's liaison.yaml (a
+// gateways section, say). "%s" in it is replaced by the party's ID.
+var Extra string
+
 // NewParty makes a node home for id under dir and opens and starts its
 // node with the real clock.
 func NewParty(ctx context.Context, dir, id string, logger *slog.Logger) (*Party, error) {
@@ -108,7 +112,7 @@ audit:
 policies: [%s]
 dirty_words:
   bench: [KESTREL, NIGHTJAR]
-`, id, hex.EncodeToString(sum[:]), strings.Join(files, ", "))
+`, id, hex.EncodeToString(sum[:]), strings.Join(files, ", ")) + strings.ReplaceAll(Extra, "%s", id)
 	if err := os.WriteFile(filepath.Join(home, node.ConfigFile), []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
@@ -214,7 +218,7 @@ func Agree(ctx context.Context, a, b *Party) error {
 		Channels: []agreement.Channel{{Name: Channel, Scope: "exercise", Members: []string{a.ID, b.ID},
 			Ceiling:      map[string]string{a.ID: "CONFIDENTIAL", b.ID: "CONFIDENTIAL"},
 			DefaultLabel: string(dl),
-			Content:      agreement.ContentRules{MaxSize: 8 << 20, Types: []string{"text/plain"}, DirtyWords: Channel}}},
+			Content:      agreement.ContentRules{MaxSize: 8 << 20, Types: []string{"text/plain", "application/cot+xml"}, DirtyWords: Channel}}},
 		Labels: agreement.Labels{
 			Policies:     []agreement.PolicyRef{ra, rb},
 			Equivalences: []agreement.Equivalence{{From: a.Policy, To: b.Policy}, {From: b.Policy, To: a.Policy}},
