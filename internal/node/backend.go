@@ -63,11 +63,11 @@ func (n *Node) entry(ctx context.Context, seq uint64, m *message.Message) api.En
 func (n *Node) LocalLabel(m *message.Message) *label.Label {
 	own := n.policyOf(n.party)
 	for _, a := range m.Alternatives {
-		if l, err := label.ParseLabel(a); err == nil && l.PolicyID() == own {
+		if l, err := parseLabel(a); err == nil && l.PolicyID() == own {
 			return l
 		}
 	}
-	l, err := label.ParseLabel(m.Label)
+	l, err := parseLabel(m.Label)
 	if err != nil {
 		return nil
 	}
@@ -342,7 +342,7 @@ func (n *Node) Catalog(ctx context.Context, channel string) ([]api.LabelChoice, 
 		}
 		for _, rel := range [][]string{ch.Members, nil} {
 			xml := BuildLabel(pol, cls.Name, rel, now)
-			l, err := label.ParseLabel(xml)
+			l, err := parseLabel(xml)
 			if err != nil || ps.Validate(l) != nil {
 				continue
 			}

@@ -59,7 +59,7 @@ func (c *cotLabeler) FromCoT(access, caveat string, releasableTo []string, chann
 		return nil, fmt.Errorf("%w: %v", cot.ErrUnmapped, err)
 	}
 	raw := gatewayLabel(p, pl.Classification, pl.Categories[handlingTag], pl.Categories[relToTag], c.n.clock.Now())
-	l, err := label.ParseLabel(raw)
+	l, err := parseLabel(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", cot.ErrUnmapped, err)
 	}
@@ -104,7 +104,7 @@ func (c *cotLabeler) ToCoT(raw []byte) (access, caveat string, releasableTo []st
 	c.n.mu.RLock()
 	ps := c.n.policies
 	c.n.mu.RUnlock()
-	l, err := label.ParseLabel(raw)
+	l, err := parseLabel(raw)
 	if err != nil {
 		return "", "", nil, err
 	}
@@ -150,7 +150,7 @@ func (x *xmppLabels) policies() *label.PolicySet {
 // Parse implements xmpp.Labels: STANAG 4774 XML is kept as sent; other
 // forms (ESS) are written as STANAG 4774.
 func (x *xmppLabels) Parse(b []byte) ([]byte, error) {
-	l, err := label.ParseLabel(b)
+	l, err := parseLabel(b)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +166,7 @@ func (x *xmppLabels) Parse(b []byte) ([]byte, error) {
 
 // Marking implements xmpp.Labels.
 func (x *xmppLabels) Marking(b []byte, lang string) (string, string, string, error) {
-	l, err := label.ParseLabel(b)
+	l, err := parseLabel(b)
 	if err != nil {
 		return "", "", "", err
 	}
@@ -176,7 +176,7 @@ func (x *xmppLabels) Marking(b []byte, lang string) (string, string, string, err
 
 // ACDF implements xmpp.Labels with the label engine's access decision.
 func (x *xmppLabels) ACDF(b, clearance []byte) (bool, string) {
-	l, err := label.ParseLabel(b)
+	l, err := parseLabel(b)
 	if err != nil {
 		return false, "deny: " + err.Error()
 	}
@@ -212,7 +212,7 @@ func (x *xmppLabels) Permit(b []byte, room string) (bool, string) {
 		return false, "no agreement names the room's channel with " + x.n.party
 	}
 	p, ps := x.n.ownPolicy()
-	l, err := label.ParseLabel(b)
+	l, err := parseLabel(b)
 	if err != nil || p == nil {
 		return false, fmt.Sprintf("label unreadable or policy unknown: %v", err)
 	}

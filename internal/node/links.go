@@ -300,7 +300,7 @@ func (n *Node) policyOf(party string) string {
 func alternativesFor(alts [][]byte, policy string) [][]byte {
 	var out [][]byte
 	for _, a := range alts {
-		if l, err := label.ParseLabel(a); err == nil && l.PolicyID() == policy {
+		if l, err := parseLabel(a); err == nil && l.PolicyID() == policy {
 			out = append(out, a)
 		}
 	}

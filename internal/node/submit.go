@@ -11,7 +11,6 @@ import (
 	"liaison/internal/api"
 	"liaison/internal/audit"
 	"liaison/internal/guard"
-	"liaison/internal/label"
 	"liaison/internal/message"
 	"liaison/internal/store"
 )
@@ -129,7 +128,7 @@ func outcome(d guard.Decision) (store.DeliveryState, string) {
 // checkOwnLabel checks that m's label parses and is valid under a loaded
 // policy. It returns nil when it is.
 func (n *Node) checkOwnLabel(r guard.Rules, m *message.Message) *guard.Decision {
-	l, err := label.ParseLabel(m.Label)
+	l, err := parseLabel(m.Label)
 	if err != nil {
 		return &guard.Decision{Code: guard.CodeLabelUnparsable, Reason: fmt.Sprintf("label: %v", err)}
 	}
