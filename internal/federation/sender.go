@@ -93,7 +93,7 @@ func (s *session) write(bw *bufio.Writer) error {
 			s.mu.Unlock()
 		}
 
-		// Lease: keep LeaseBatch unstarted messages at hand; when told of
+		// Lease: keep up to LeaseBatch unstarted messages at hand; when told of
 		// new work, peek one more so a new FLASH is seen now.
 		unsent := 0
 		for _, m := range order {
@@ -107,7 +107,10 @@ func (s *session) write(bw *bufio.Writer) error {
 		}
 		n := 0
 		switch {
-		case unsent < cfg.LeaseBatch && !drained:
+		case unsent <= cfg.LeaseBatch/2 && !drained:
+			// Refill only once half is used, so that each lease (a
+			// store write) carries half a batch or more rather than
+			// the one message the last ACK made room for.
 			n = cfg.LeaseBatch - unsent
 		case woke && unsent < 2*cfg.LeaseBatch:
 			n = 1

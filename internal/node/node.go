@@ -12,6 +12,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -73,10 +74,14 @@ type FederationTuning struct {
 	BackoffMax   time.Duration
 	Poll         time.Duration
 	// LeaseBatch is how many messages a link leases (and seals) from the
-	// store at a time; each lease is one store write. Zero is the
-	// federation default.
+	// store at a time; each lease is one store write. Zero is
+	// nodeLeaseBatch.
 	LeaseBatch int
 }
+
+// nodeLeaseBatch is the node's lease batch: a link leases (and seals) up to
+// this many messages per store write.
+const nodeLeaseBatch = 32
 
 // Node is one party's running Liaison.
 type Node struct {
@@ -241,7 +246,7 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 		BackoffMin:   opts.Federation.BackoffMin,
 		BackoffMax:   opts.Federation.BackoffMax,
 		Poll:         opts.Federation.Poll,
-		LeaseBatch:   opts.Federation.LeaseBatch,
+		LeaseBatch:   cmp.Or(opts.Federation.LeaseBatch, nodeLeaseBatch),
 		SpoolDir:     cfg.Path("spool"),
 	}); err != nil {
 		return nil, err

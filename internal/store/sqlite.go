@@ -21,6 +21,7 @@ type SQLite struct {
 	core
 	wdb, rdb *sql.DB
 	b        *batcher
+	stmts    *stmtCache
 	once     sync.Once
 	cerr     error
 }
@@ -79,13 +80,13 @@ func OpenSQLite(ctx context.Context, path string, cfg Config) (*SQLite, error) {
 	}
 	rdb.SetMaxOpenConns(8)
 	rdb.SetMaxIdleConns(8)
-	s := &SQLite{wdb: wdb, rdb: rdb}
+	s := &SQLite{wdb: wdb, rdb: rdb, stmts: &stmtCache{db: wdb, m: make(map[string]*sql.Stmt)}}
 	s.b = newBatcher(cfg.MaxBatch, cfg.Logger, func(ctx context.Context) (txn, error) {
 		tx, err := wdb.BeginTx(ctx, nil)
 		if err != nil {
 			return nil, err
 		}
-		return &batchQ{tx: tx, stmts: make(map[string]*sql.Stmt)}, nil
+		return &batchQ{tx: tx, stmts: make(map[string]*sql.Stmt), cache: s.stmts}, nil
 	})
 	s.core = core{d: sqliteDialect, now: cfg.Now, write: s.b.write, read: s.readFn}
 	return s, nil
@@ -100,6 +101,7 @@ func (s *SQLite) readFn(ctx context.Context, fn func(ctx context.Context, q quer
 func (s *SQLite) Close() error {
 	s.once.Do(func() {
 		s.b.close()
+		s.stmts.close()
 		s.cerr = errors.Join(s.rdb.Close(), s.wdb.Close())
 	})
 	return s.cerr
@@ -133,26 +135,96 @@ type sqlRows struct{ *sql.Rows }
 
 func (r sqlRows) Close() { r.Rows.Close() }
 
-// batchQ runs the writer's statements inside a batch transaction, preparing
-// each distinct statement once per batch (the transaction closes them).
+// batchQ runs the writer's statements inside a batch transaction. A
+// statement the cache already holds is bound to the transaction with
+// Tx.StmtContext, which reuses the SQLite statement prepared on the writer's
+// one connection; a new one is prepared in the transaction for this batch and
+// handed to the cache to prepare on the database once the batch is over.
 type batchQ struct {
 	tx    *sql.Tx
-	stmts map[string]*sql.Stmt
+	stmts map[string]*sql.Stmt // this batch's, closed with the transaction
+	cache *stmtCache
+	fresh []string // statements the cache does not hold yet
 }
 
-func (q *batchQ) commit(context.Context) error   { return q.tx.Commit() }
-func (q *batchQ) rollback(context.Context) error { return q.tx.Rollback() }
+func (q *batchQ) commit(context.Context) error {
+	err := q.tx.Commit()
+	q.cache.add(q.fresh)
+	return err
+}
+
+func (q *batchQ) rollback(context.Context) error {
+	err := q.tx.Rollback()
+	q.cache.add(q.fresh)
+	return err
+}
 
 func (q *batchQ) stmt(ctx context.Context, s string) (*sql.Stmt, error) {
 	if st, ok := q.stmts[s]; ok {
 		return st, nil
 	}
-	st, err := q.tx.PrepareContext(ctx, s)
-	if err != nil {
-		return nil, err
+	var st *sql.Stmt
+	if ds := q.cache.get(s); ds != nil {
+		st = q.tx.StmtContext(ctx, ds)
+	} else {
+		var err error
+		if st, err = q.tx.PrepareContext(ctx, s); err != nil {
+			return nil, err
+		}
+		q.fresh = append(q.fresh, s)
 	}
 	q.stmts[s] = st
 	return st, nil
+}
+
+// stmtCache holds the writer's statements prepared on the writer database,
+// whose only connection keeps them prepared across batches. Statements are
+// prepared on the database only between batches (add is called after the
+// transaction ended): preparing while a transaction holds the one
+// connection would wait for it forever.
+type stmtCache struct {
+	db *sql.DB
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
+}
+
+// maxCachedStmts bounds the cache; the writer uses a few dozen statements.
+const maxCachedStmts = 256
+
+func (c *stmtCache) get(s string) *sql.Stmt {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[s]
+}
+
+func (c *stmtCache) add(ss []string) {
+	for _, s := range ss {
+		c.mu.Lock()
+		_, ok := c.m[s]
+		full := len(c.m) >= maxCachedStmts
+		c.mu.Unlock()
+		if ok || full {
+			continue
+		}
+		// A statement that fails to prepare here is prepared per batch
+		// as before; the batch that used it has already reported any error.
+		st, err := c.db.Prepare(s)
+		if err != nil {
+			continue
+		}
+		c.mu.Lock()
+		c.m[s] = st
+		c.mu.Unlock()
+	}
+}
+
+func (c *stmtCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for s, st := range c.m {
+		st.Close()
+		delete(c.m, s)
+	}
 }
 
 func (q *batchQ) exec(ctx context.Context, s string, args ...any) (int64, error) {
