@@ -26,6 +26,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/text/cases"
 	"golang.org/x/text/unicode/norm"
@@ -284,7 +285,7 @@ func checkSchema(contentType string, body []byte) error {
 	case ct == "application/xml" || ct == "text/xml" || strings.HasSuffix(ct, "+xml"):
 		return checkXML(body)
 	case strings.HasPrefix(ct, "text/"):
-		if !utf8Valid(body) {
+		if !utf8.Valid(body) {
 			return errors.New("text is not valid UTF-8")
 		}
 	}
@@ -327,8 +328,6 @@ func checkXML(body []byte) error {
 	}
 	return nil
 }
-
-func utf8Valid(b []byte) bool { return strings.ToValidUTF8(string(b), "\uFFFD") == string(b) }
 
 var folder = cases.Fold()
 
