@@ -85,14 +85,33 @@ func recipients(ds []store.Delivery) []api.Recipient {
 // Subscribe streams a channel from after, then live, until ctx is done or
 // the node closes.
 func (n *Node) Subscribe(ctx context.Context, channel string, after uint64) (<-chan api.Entry, error) {
+	return n.subscribe(ctx, channel, after, true), nil
+}
+
+// subscribe streams a channel; render adds each entry's marking and, for
+// this node's own messages, per-recipient status (for people). Gateways
+// need neither: they render the local label themselves, and skipping a
+// status read per message per subscriber matters under load.
+func (n *Node) subscribe(ctx context.Context, channel string, after uint64, render bool) <-chan api.Entry {
 	out := make(chan api.Entry, 16)
 	go func() {
 		defer close(out)
 		for {
 			wake := n.history.wait()
-			es, err := n.History(ctx, channel, after, 256)
-			if err != nil {
-				return
+			var es []api.Entry
+			if render {
+				var err error
+				if es, err = n.History(ctx, channel, after, 256); err != nil {
+					return
+				}
+			} else {
+				raw, err := n.store.History(ctx, channel, after, 256)
+				if err != nil {
+					return
+				}
+				for _, e := range raw {
+					es = append(es, api.Entry{Seq: e.Seq, Message: e.Msg})
+				}
 			}
 			for _, e := range es {
 				select {
@@ -114,7 +133,7 @@ func (n *Node) Subscribe(ctx context.Context, channel string, after uint64) (<-c
 			}
 		}
 	}()
-	return out, nil
+	return out
 }
 
 // MessageStatus is the per-recipient delivery status of a message.

@@ -284,10 +284,7 @@ func (c xmppCore) Subscribe(ctx context.Context, channel string, after uint64) (
 // label is the one this node's policy governs (node.LocalLabel); nil if
 // no label parses, which the gateways refuse to deliver.
 func relay[D any](ctx context.Context, n *Node, channel string, after uint64, mk func(api.Entry, []byte) D) (<-chan D, error) {
-	es, err := n.Subscribe(ctx, channel, after)
-	if err != nil {
-		return nil, err
-	}
+	es := n.subscribe(ctx, channel, after, false)
 	out := make(chan D)
 	go func() {
 		defer close(out)
