@@ -297,17 +297,7 @@ func agreementVerify(args []string, stdout, _ io.Writer) error {
 }
 
 func agreementStatus(args []string, stdout, _ io.Writer) error {
-	fs := newFlagSet("agreement status", "agreement status FILE [--at TIME]", "Print the lifecycle phase at a time (default now).", stdout)
-	at := fs.String("at", "", "time, YYYY-MM-DD or RFC 3339 (default now)")
-	file, err := parseFileFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	t, err := parseAt(*at)
-	if err != nil {
-		return err
-	}
-	d, err := loadAgreement(file)
+	d, t, err := loadAgreementAt("agreement status", "Print the lifecycle phase at a time (default now).", args, stdout)
 	if err != nil {
 		return err
 	}
@@ -316,22 +306,28 @@ func agreementStatus(args []string, stdout, _ io.Writer) error {
 }
 
 func agreementShow(args []string, stdout, _ io.Writer) error {
-	fs := newFlagSet("agreement show", "agreement show FILE [--at TIME]", "Print a readable summary with the status at a time (default now).", stdout)
-	at := fs.String("at", "", "time, YYYY-MM-DD or RFC 3339 (default now)")
-	file, err := parseFileFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	t, err := parseAt(*at)
-	if err != nil {
-		return err
-	}
-	d, err := loadAgreement(file)
+	d, t, err := loadAgreementAt("agreement show", "Print a readable summary with the status at a time (default now).", args, stdout)
 	if err != nil {
 		return err
 	}
 	_, err = io.WriteString(stdout, d.Summary(t))
 	return err
+}
+
+// loadAgreementAt parses "NAME FILE [--at TIME]" and loads FILE.
+func loadAgreementAt(name, description string, args []string, stdout io.Writer) (*agreement.Document, time.Time, error) {
+	fs := newFlagSet(name, name+" FILE [--at TIME]", description, stdout)
+	at := fs.String("at", "", "time, YYYY-MM-DD or RFC 3339 (default now)")
+	file, err := parseFileFlags(fs, args)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	t, err := parseAt(*at)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	d, err := loadAgreement(file)
+	return d, t, err
 }
 
 func agreementRenew(args []string, stdout, _ io.Writer) error {
