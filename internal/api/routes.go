@@ -23,7 +23,6 @@ type route struct {
 
 const (
 	maxAgreementBody = 1 << 20
-	maxReviewBody    = 4 << 10
 	// A message body travels base64 in JSON: 4/3 of the largest body plus
 	// room for the label and fields.
 	maxMessageBody = message.MaxBody/3*4 + 4 + 2*message.MaxLabel
@@ -41,8 +40,8 @@ var routes = []route{
 	{pattern: "POST /v1/agreements", roles: []Role{RoleOperator}, maxBody: maxAgreementBody, handle: (*Server).installAgreement},
 	{pattern: "GET /v1/may", roles: []Role{RoleSender, RoleAuditor, RoleReviewer}, handle: (*Server).may},
 	{pattern: "GET /v1/quarantine", roles: []Role{RoleReviewer, RoleAuditor}, handle: (*Server).quarantine},
-	{pattern: "POST /v1/quarantine/{id}/{recipient}/release", roles: []Role{RoleReviewer}, maxBody: maxReviewBody, handle: (*Server).release},
-	{pattern: "POST /v1/quarantine/{id}/{recipient}/deny", roles: []Role{RoleReviewer}, maxBody: maxReviewBody, handle: (*Server).deny},
+	{pattern: "POST /v1/quarantine/{id}/{recipient}/release", roles: []Role{RoleReviewer}, handle: (*Server).release},
+	{pattern: "POST /v1/quarantine/{id}/{recipient}/deny", roles: []Role{RoleReviewer}, handle: (*Server).deny},
 	{pattern: "POST /v1/keys/rotate", roles: []Role{RoleOperator}, handle: (*Server).rotateKey},
 	{pattern: "GET /v1/status", roles: []Role{RoleSender, RoleAuditor, RoleReviewer}, handle: (*Server).status},
 	{pattern: "GET /v1/audit/reconcile", roles: []Role{RoleAuditor}, handle: (*Server).reconcileAudit},
