@@ -32,6 +32,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"time"
 
 	"liaison/bench/internal/rig"
@@ -45,6 +46,7 @@ func main() {
 	h2 := flag.Bool("h2", false, "use HTTP/2 (one multiplexed connection) instead of HTTP/1.1 keep-alive")
 	dir := flag.String("dir", "", "directory for the node home and stores (default: a new temp dir, removed after)")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the 64-sender node run to this file")
+	flag.StringVar(&traceFile, "trace", "", "write an execution trace of the 64-sender node run to this file (go tool trace)")
 	flag.Parse()
 	if err := run(*duration, *size, *h2, *dir); err != nil {
 		fmt.Fprintln(os.Stderr, "accept bench:", err)
@@ -143,7 +145,7 @@ func run(d time.Duration, size int, h2 bool, dir string) error {
 		before := rig.SettledAuditSize(ctx, usa)
 		fmt.Printf("node: POST /v1/messages over HTTPS (%s), %d sender(s)...\n", proto, w)
 		var stop func()
-		if w == 64 && cpuProfile != "" {
+		if w == 64 && (cpuProfile != "" || traceFile != "") {
 			if stop, err = startProfile(cpuProfile); err != nil {
 				return err
 			}
@@ -177,7 +179,7 @@ func run(d time.Duration, size int, h2 bool, dir string) error {
 	return nil
 }
 
-var cpuProfile string
+var cpuProfile, traceFile string
 
 func ptr[T any](v T) *T { return &v }
 
@@ -195,14 +197,38 @@ func newClient(p *rig.Party, h2 bool) (*http.Client, error) {
 	return &http.Client{Transport: tr, Timeout: time.Minute}, nil
 }
 
+// startProfile starts a CPU profile into path and, with -trace, an
+// execution trace; the returned func stops both.
 func startProfile(path string) (func(), error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, err
+	var stops []func()
+	stop := func() {
+		for _, s := range stops {
+			s()
+		}
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, err
+	if path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return nil, err
+		}
+		stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
 	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+	if traceFile != "" {
+		f, err := os.Create(traceFile)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		if err := trace.Start(f); err != nil {
+			f.Close()
+			stop()
+			return nil, err
+		}
+		stops = append(stops, func() { trace.Stop(); f.Close() })
+	}
+	return stop, nil
 }
