@@ -101,6 +101,9 @@ func newFixture(t testing.TB) *fixture {
 				Content:     agreement.ContentRules{MaxSize: 64, Types: []string{"text/plain", "application/json", "application/cot+xml"}, DirtyWords: "words"}},
 			{Name: "sitrep", Scope: "operation", Members: []string{"USA", "PAK"},
 				Ceiling: map[string]string{"USA": "SECRET", "PAK": "SECRET"}, DefaultLabel: home},
+			{Name: "bulk", Scope: "exercise", Members: []string{"USA", "PAK"},
+				Ceiling: map[string]string{"USA": "CONFIDENTIAL", "PAK": "CONFIDENTIAL"}, DefaultLabel: home,
+				Content: agreement.ContentRules{MaxSize: 8 << 20, Types: []string{"text/plain"}, DirtyWords: "bench"}},
 			{Name: "nolist", Scope: "operation", Members: []string{"USA", "PAK"},
 				Ceiling: map[string]string{"USA": "SECRET", "PAK": "SECRET"}, DefaultLabel: home, Content: agreement.ContentRules{DirtyWords: "missing"}},
 		},
@@ -123,7 +126,7 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{rules: Rules{Agreements: set, Policies: ps, DirtyWords: map[string][]string{"words": {"Kestrel", "night jar"}}},
+	return &fixture{rules: Rules{Agreements: set, Policies: ps, DirtyWords: map[string][]string{"words": {"Kestrel", "night jar"}, "bench": {"KESTREL", "NIGHTJAR"}}},
 		pols: map[string][]byte{"USA": usData, "PAK": pkData}}
 }
 
