@@ -23,14 +23,21 @@ func benchBody(n int) []byte {
 func BenchmarkDecideNode(b *testing.B) {
 	f := newFixture(b)
 	m := msg("bulk", "USA", message.Routine, usLabel("CONFIDENTIAL", relTo("USA", "PAK")), "text/plain", string(benchBody(1024)))
-	b.Run("Decide", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if d := Decide(m, "PAK", t2010, f.rules); d.Verdict != Release {
-				b.Fatal(d.Reason)
+	for _, bc := range []struct {
+		name  string
+		cache *Cache
+	}{{"Decide", nil}, {"Cache", NewCache(sharedParser())}} {
+		b.Run(bc.name, func(b *testing.B) {
+			r := f.rules
+			r.Cache = bc.cache
+			b.ReportAllocs()
+			for b.Loop() {
+				if d := Decide(m, "PAK", t2010, r); d.Verdict != Release {
+					b.Fatal(d.Reason)
+				}
 			}
-		}
-	})
+		})
+	}
 }
 
 func BenchmarkFindDirtyWord(b *testing.B) {
@@ -42,11 +49,21 @@ func BenchmarkFindDirtyWord(b *testing.B) {
 		{"ascii-1KiB", benchBody(1024)},
 		{"unicode-1KiB", append([]byte("ｓｅｃｒｅｔ "), benchBody(1024-len("ｓｅｃｒｅｔ "))...)},
 	} {
-		b.Run(bc.name, func(b *testing.B) {
+		b.Run(bc.name+"/reference", func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(bc.body)))
 			for b.Loop() {
-				if _, found := findDirtyWord(bc.body, words); found {
+				if _, found := refFindDirtyWord(bc.body, words); found {
+					b.Fatal("found a dirty word")
+				}
+			}
+		})
+		b.Run(bc.name+"/compiled", func(b *testing.B) {
+			l := compileWords(words)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(bc.body)))
+			for b.Loop() {
+				if _, found := l.find(bc.body); found {
 					b.Fatal("found a dirty word")
 				}
 			}

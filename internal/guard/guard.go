@@ -6,7 +6,9 @@
 // code and a reason. It does no I/O and keeps no state, so the same
 // function runs at the sending node (per recipient) and again at the
 // receiving node (with itself as the recipient), and it can be tested
-// exhaustively.
+// exhaustively. A caller that decides often passes a [Cache] in the
+// rules, which remembers parsed and translated labels and compiled
+// dirty-word lists between decisions; it never changes a decision.
 //
 // The guard fails closed: anything it cannot establish — no agreement in
 // force, a channel outside the agreement, an unparsable or invalid label, a
@@ -24,12 +26,10 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"golang.org/x/text/cases"
-	"golang.org/x/text/unicode/norm"
 
 	"liaison/internal/agreement"
 	"liaison/internal/label"
@@ -89,7 +89,8 @@ type Decision struct {
 	// Alternative is the label translated into the recipient's policy, as
 	// STANAG 4774 alternativeConfidentialityLabel XML, when the recipient
 	// uses another policy than the originator and the message is released
-	// or quarantined.
+	// or quarantined. It may be shared with other decisions: do not
+	// modify it.
 	Alternative []byte
 }
 
@@ -105,6 +106,8 @@ type Rules struct {
 	// it) to its words. A channel naming a list that is absent here is
 	// denied: the agreement asked for a check that cannot be made.
 	DirtyWords map[string][]string
+	// Cache, if not nil, remembers work between decisions; see [Cache].
+	Cache *Cache
 }
 
 // Decide decides whether m may be released to recipient at time at.
@@ -123,9 +126,8 @@ func Decide(m *message.Message, recipient string, at time.Time, r Rules) Decisio
 		return deny(CodeNoAgreement, "%s", permit.Reason)
 	}
 	doc, ch := permit.Agreement, permit.Channel
-	agreed := fmt.Sprintf("%s v%d", doc.ID, doc.Version)
 	d := decide(m, recipient, doc, ch, r)
-	d.Agreement = agreed
+	d.Agreement = doc.ID + " v" + strconv.Itoa(doc.Version)
 	return d
 }
 
@@ -139,7 +141,7 @@ func decide(m *message.Message, recipient string, doc *agreement.Document, ch *a
 	if len(m.Label) == 0 {
 		return deny(CodeNoLabel, "message has no label")
 	}
-	lbl, err := label.ParseLabel(m.Label)
+	lbl, err := r.Cache.parseLabel(m.Label)
 	if err != nil {
 		return deny(CodeLabelUnparsable, "label: %v", err)
 	}
@@ -176,10 +178,11 @@ func decide(m *message.Message, recipient string, doc *agreement.Document, ch *a
 		if !equivalenceAccepted(doc, originPolicy, recipientPolicy) {
 			return deny(CodeUnmapped, "the agreement accepts no equivalence from %s to %s", originPolicy, recipientPolicy)
 		}
-		tr, err := r.Policies.Translate(lbl, recipientPolicy, label.Encrypt)
-		if err != nil {
-			return deny(CodeUnmapped, "cannot translate the label into %s policy %s: %v", recipient, recipientPolicy, err)
+		t := r.Cache.translate(r.Policies, lbl, m.Label, recipientPolicy)
+		if t.err != nil {
+			return deny(CodeUnmapped, "cannot translate the label into %s policy %s: %v", recipient, recipientPolicy, t.err)
 		}
+		tr := t.tr
 		if err := r.Policies.Validate(tr); err != nil {
 			return deny(CodeUnmapped, "translated label is not valid under %s: %v", recipientPolicy, err)
 		}
@@ -189,9 +192,10 @@ func decide(m *message.Message, recipient string, doc *agreement.Document, ch *a
 		if dec := r.Policies.ReleasableTo(tr, recipient, groups...); !dec.Grant {
 			return deny(CodeNotReleasable, "not releasable to %s under its own policy: %s", recipient, dec.Reason)
 		}
-		if alt, err = tr.MarshalXML4774(label.Alternative); err != nil {
-			return deny(CodeUnmapped, "cannot encode the translated label: %v", err)
+		if t.altErr != nil {
+			return deny(CodeUnmapped, "cannot encode the translated label: %v", t.altErr)
 		}
+		alt = t.alt
 	}
 
 	// Content rules of the channel.
@@ -210,7 +214,7 @@ func decide(m *message.Message, recipient string, doc *agreement.Document, ch *a
 		if !ok {
 			return deny(CodeDirtyWord, "channel %q requires dirty-word list %q, which this node does not hold", ch.Name, rules.DirtyWords)
 		}
-		if w, found := findDirtyWord(m.Body, words); found {
+		if w, found := r.Cache.wordList(words).find(m.Body); found {
 			return Decision{Verdict: Quarantine, Code: CodeDirtyWord, Alternative: alt,
 				Reason: fmt.Sprintf("body contains %q from list %q: held for two reviewers", w, rules.DirtyWords)}
 		}
@@ -327,45 +331,4 @@ func checkXML(body []byte) error {
 		return fmt.Errorf("XML has %d root elements, want 1", roots)
 	}
 	return nil
-}
-
-var folder = cases.Fold()
-
-// fold normalises text for dirty-word matching: compatibility
-// decomposition (so "ｓｅｃｒｅｔ" and ligatures match their plain forms),
-// case folding, then composition.
-func fold(s string) string {
-	return norm.NFKC.String(folder.String(norm.NFKC.String(s)))
-}
-
-// findDirtyWord reports the first listed word that occurs in body as a whole
-// word after normalisation and case folding.
-func findDirtyWord(body []byte, words []string) (string, bool) {
-	text := fold(string(body))
-	for _, w := range words {
-		fw := fold(strings.TrimSpace(w))
-		if fw == "" {
-			continue
-		}
-		for i := 0; ; {
-			j := strings.Index(text[i:], fw)
-			if j < 0 {
-				break
-			}
-			start, end := i+j, i+j+len(fw)
-			if boundary(text, start-1) && boundary(text, end) {
-				return w, true
-			}
-			i = start + 1
-		}
-	}
-	return "", false
-}
-
-func boundary(s string, i int) bool {
-	if i < 0 || i >= len(s) {
-		return true
-	}
-	c := s[i]
-	return !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c >= 0x80 || c == '_')
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -208,16 +209,79 @@ func TestDecide(t *testing.T) {
 		{"a word containing a dirty word is not one", msg("exercise", "USA", message.Flash, conf, "text/plain", "kestrels"), "PAK", t2010, Release, CodeReleased},
 		{"dirty-word list missing on this node", msg("nolist", "USA", message.Flash, conf, "text/plain", "x"), "PAK", t2010, Deny, CodeDirtyWord},
 	}
+	// Every case runs without a cache, then twice (cold, then warm) with
+	// a cache of its own and with one sharing parsed labels the way a
+	// node does; every path must give the same decision, word for word.
+	shared := NewCache(sharedParser())
+	paths := []struct {
+		name  string
+		cache *Cache
+	}{{"plain", nil}, {"cache", &Cache{}}, {"cache-warm", nil}, {"parsed", shared}, {"parsed-warm", shared}}
+	paths[2].cache = paths[1].cache
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := Decide(tt.m, tt.to, tt.at, f.rules)
-			if d.Verdict != tt.verdict || d.Code != tt.code {
-				t.Fatalf("Decide = %s %s (%s), want %s %s", d.Verdict, d.Code, d.Reason, tt.verdict, tt.code)
-			}
-			if d.Reason == "" {
-				t.Errorf("decision %s has no reason", d.Code)
+			var first Decision
+			for i, p := range paths {
+				r := f.rules
+				r.Cache = p.cache
+				d := Decide(tt.m, tt.to, tt.at, r)
+				if d.Verdict != tt.verdict || d.Code != tt.code {
+					t.Fatalf("%s: Decide = %s %s (%s), want %s %s", p.name, d.Verdict, d.Code, d.Reason, tt.verdict, tt.code)
+				}
+				if d.Reason == "" {
+					t.Errorf("%s: decision %s has no reason", p.name, d.Code)
+				}
+				if i == 0 {
+					first = d
+				} else if d.Reason != first.Reason || d.Agreement != first.Agreement || !bytes.Equal(d.Alternative, first.Alternative) {
+					t.Errorf("%s: Decide = %+v, without a cache %+v", p.name, d, first)
+				}
 			}
 		})
+	}
+}
+
+// sharedParser parses labels once and hands every caller the same
+// *label.Label, as the node's label cache does.
+func sharedParser() func([]byte) (*label.Label, error) {
+	var mu sync.Mutex
+	seen := map[string]*label.Label{}
+	return func(b []byte) (*label.Label, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if l, ok := seen[string(b)]; ok {
+			return l, nil
+		}
+		l, err := label.ParseLabel(b)
+		if err == nil {
+			seen[string(b)] = l
+		}
+		return l, err
+	}
+}
+
+// A translation cached under one generation of the policy set is not
+// used once a policy is added: the recipient's policy, missing at first,
+// is found after it is loaded.
+func TestCacheFollowsPolicySet(t *testing.T) {
+	f := newFixture(t)
+	_, us := loadPolicy(t, "usa.xml")
+	ps, err := label.NewPolicySet(us)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := f.rules
+	r.Policies, r.Cache = ps, &Cache{}
+	m := msg("exercise", "USA", message.Flash, usLabel("CONFIDENTIAL", relTo("USA", "PAK")), "text/plain", "x")
+	if d := Decide(m, "PAK", t2010, r); d.Code != CodeUnmapped {
+		t.Fatalf("without PAK's policy: Decide = %s %s (%s), want %s", d.Verdict, d.Code, d.Reason, CodeUnmapped)
+	}
+	_, pk := loadPolicy(t, "pak.xml")
+	if err := ps.Add(pk); err != nil {
+		t.Fatal(err)
+	}
+	if d := Decide(m, "PAK", t2010, r); d.Verdict != Release {
+		t.Fatalf("after adding PAK's policy: Decide = %s %s (%s), want release", d.Verdict, d.Code, d.Reason)
 	}
 }
 
@@ -268,6 +332,8 @@ func FuzzDecide(f *testing.F) {
 	f.Add(usLabel("CONFIDENTIAL", relTo("USA", "PAK")), []byte("hello"), "text/plain")
 	f.Add([]byte("<x/>"), []byte(`{"a":1}`), "application/json")
 	f.Add(usLabel("SECRET", noforn), []byte("<e/>"), "application/cot+xml")
+	f.Add(usLabel("CONFIDENTIAL", relTo("USA", "PAK")), []byte("Night  JAR ＫＥＳＴＲＥＬ"), "text/plain")
+	cache := NewCache(sharedParser())
 	f.Fuzz(func(t *testing.T, label, body []byte, ct string) {
 		m := msg("exercise", "USA", message.Flash, label, ct, string(body))
 		d := Decide(m, "PAK", t2010, fx.rules)
@@ -276,6 +342,11 @@ func FuzzDecide(f *testing.F) {
 		}
 		if d.Verdict == Release && len(body) > 64 {
 			t.Fatalf("released a body over the channel's size limit")
+		}
+		cached := fx.rules
+		cached.Cache = cache
+		if c := Decide(m, "PAK", t2010, cached); c.Verdict != d.Verdict || c.Code != d.Code || c.Reason != d.Reason || !bytes.Equal(c.Alternative, d.Alternative) {
+			t.Fatalf("with a cache: %+v, without: %+v", c, d)
 		}
 	})
 }
