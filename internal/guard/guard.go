@@ -141,6 +141,7 @@ func decide(m *message.Message, recipient string, doc *agreement.Document, ch *a
 	if len(m.Label) == 0 {
 		return deny(CodeNoLabel, "message has no label")
 	}
+	gen := r.Policies.Generation() // before anything is derived from the set
 	lbl, err := r.Cache.parseLabel(m.Label)
 	if err != nil {
 		return deny(CodeLabelUnparsable, "label: %v", err)
@@ -163,7 +164,7 @@ func decide(m *message.Message, recipient string, doc *agreement.Document, ch *a
 		return d
 	}
 	groups := doc.Labels.Groups[recipient]
-	if dec := r.Policies.ReleasableTo(lbl, recipient, groups...); !dec.Grant {
+	if dec := r.Cache.releasableTo(r.Policies, gen, lbl, m.Label, "", recipient, groups); !dec.Grant {
 		return deny(CodeNotReleasable, "not releasable to %s under %s: %s", recipient, pol.Name(), dec.Reason)
 	}
 
@@ -178,7 +179,7 @@ func decide(m *message.Message, recipient string, doc *agreement.Document, ch *a
 		if !equivalenceAccepted(doc, originPolicy, recipientPolicy) {
 			return deny(CodeUnmapped, "the agreement accepts no equivalence from %s to %s", originPolicy, recipientPolicy)
 		}
-		t := r.Cache.translate(r.Policies, lbl, m.Label, recipientPolicy)
+		t := r.Cache.translate(r.Policies, gen, lbl, m.Label, recipientPolicy)
 		if t.err != nil {
 			return deny(CodeUnmapped, "cannot translate the label into %s policy %s: %v", recipient, recipientPolicy, t.err)
 		}
@@ -189,7 +190,7 @@ func decide(m *message.Message, recipient string, doc *agreement.Document, ch *a
 		if d, ok := ceiling(r.Policies, tr, ch, recipient); !ok {
 			return d
 		}
-		if dec := r.Policies.ReleasableTo(tr, recipient, groups...); !dec.Grant {
+		if dec := r.Cache.releasableTo(r.Policies, gen, tr, m.Label, recipientPolicy, recipient, groups); !dec.Grant {
 			return deny(CodeNotReleasable, "not releasable to %s under its own policy: %s", recipient, dec.Reason)
 		}
 		if t.altErr != nil {

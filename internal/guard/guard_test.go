@@ -361,3 +361,46 @@ func BenchmarkDecide(b *testing.B) {
 		}
 	}
 }
+
+// Release decisions are remembered per party and per group list: one
+// label, one cache, answers that differ by recipient and by group.
+func TestCacheKeepsReleasePerPartyAndGroups(t *testing.T) {
+	f := newFixture(t)
+	ps := f.rules.Policies
+	raw := usLabel("SECRET", relTo("USA", "PAK"))
+	l, err := label.ParseLabel(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cache{}
+	gen := ps.Generation()
+	for range 2 { // cold, then warm
+		for _, tt := range []struct {
+			party  string
+			groups []string
+			grant  bool
+		}{
+			{"PAK", nil, true},
+			{"IND", nil, false},
+			{"XAA", nil, false},
+			{"XAA", []string{"PAK"}, true},
+			{"XAA", []string{"IND"}, false},
+		} {
+			if got := c.releasableTo(ps, gen, l, raw, "", tt.party, tt.groups); got.Grant != tt.grant {
+				t.Errorf("releasable to %s in %q: %v, want %v", tt.party, tt.groups, got.Grant, tt.grant)
+			}
+		}
+	}
+
+	r := f.rules
+	r.Cache = c
+	m := msg("sitrep", "USA", message.Flash, raw, "text/plain", "x")
+	for range 2 {
+		if d := Decide(m, "PAK", t2010, r); d.Verdict != Release {
+			t.Errorf("to PAK: %s %s (%s), want release", d.Verdict, d.Code, d.Reason)
+		}
+		if d := Decide(m, "IND", t2010, r); d.Code != CodeNotReleasable {
+			t.Errorf("to IND: %s %s (%s), want %s", d.Verdict, d.Code, d.Reason, CodeNotReleasable)
+		}
+	}
+}
