@@ -35,11 +35,11 @@ const (
 	// maxLabels bounds the labels whose derived results are kept; when
 	// full the cache is emptied, which costs one translation per label
 	// afterwards and is cheaper than tracking recency.
-	maxLabels = 4096
+	maxLabels = 1024
 	// maxPerLabel bounds the results kept for one label (recipient
 	// policies and parties, times policy-set generations); the oldest
 	// goes first.
-	maxPerLabel = 16
+	maxPerLabel = 32
 	// maxWordLists bounds the compiled dirty-word lists.
 	maxWordLists = 64
 )
@@ -52,15 +52,17 @@ func (c *Cache) parseLabel(b []byte) (*label.Label, error) {
 }
 
 // derived is worked out from one label under one generation of a policy
-// set: its translation into a policy (party == ""), or whether the label,
-// or its translation into a policy, may be released to a party. It is
-// never changed once made.
+// set: its translation into a policy, whether the label (or its
+// translation into a policy) may be released to a party, or how it
+// compares with a classification. It is never changed once made.
 type derived struct {
+	kind   derivedKind
 	set    *label.PolicySet
 	gen    uint64
-	to     string // policy translated into; "" for the label as it is
-	party  string
+	to     string // policy the label was translated into; "" for the label as it is
+	party  string // a release decision's party
 	groups []string
+	class  string // a comparison's classification, or a translation's policy
 
 	// A translation.
 	tr     *label.Label
@@ -70,26 +72,39 @@ type derived struct {
 
 	// A release decision.
 	rel label.Decision
+
+	// A comparison (err too).
+	cmp int
 }
+
+type derivedKind uint8
+
+const (
+	translation derivedKind = iota
+	release
+	comparison
+)
 
 // Results are filed under the policy set's generation as read before a
 // decision starts: should a policy be added meanwhile, they are filed
 // under the old generation and never used again.
 
-// lookup returns what was derived from the label whose bytes are raw and
-// matches, or nil.
-func (c *Cache) lookup(raw []byte, match func(*derived) bool) *derived {
+// derivedFrom returns what is known about the label whose bytes are raw.
+// The slice is never changed, so it may be read without the lock.
+func (c *Cache) derivedFrom(raw []byte) []*derived {
+	if c == nil {
+		return nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, d := range c.labels[string(raw)] {
-		if match(d) {
-			return d
-		}
-	}
-	return nil
+	return c.labels[string(raw)]
 }
 
+// keep files d under the label whose bytes are raw.
 func (c *Cache) keep(raw []byte, d *derived) {
+	if c == nil {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.labels == nil || len(c.labels) >= maxLabels {
@@ -103,39 +118,71 @@ func (c *Cache) keep(raw []byte, d *derived) {
 	c.labels[string(raw)] = append(append(make([]*derived, 0, len(ds)+1), ds...), d)
 }
 
-// translate returns l (whose bytes are raw) translated into policy to and
-// encoded as an alternative label.
-func (c *Cache) translate(ps *label.PolicySet, gen uint64, l *label.Label, raw []byte, to string) *derived {
-	if c != nil {
-		if d := c.lookup(raw, func(d *derived) bool { return d.set == ps && d.gen == gen && d.to == to && d.party == "" }); d != nil {
+// labelRef is a label the guard holds to a rule: the message's label
+// (whose bytes are raw) or its translation into policy to, with the
+// cache, if any, that remembers what follows from it.
+type labelRef struct {
+	c   *Cache
+	ds  []*derived // c.derivedFrom(raw) when the decision started
+	ps  *label.PolicySet
+	gen uint64
+	l   *label.Label
+	raw []byte
+	to  string
+}
+
+// find returns what was derived from the label and matches, or nil.
+func (r labelRef) find(match func(*derived) bool) *derived {
+	for _, d := range r.ds {
+		if d.set == r.ps && d.gen == r.gen && d.to == r.to && match(d) {
 			return d
 		}
 	}
-	d := &derived{set: ps, gen: gen, to: to}
-	if d.tr, d.err = ps.Translate(l, to, label.Encrypt); d.err == nil {
+	return nil
+}
+
+// translate returns the label translated into policy to and encoded as
+// an alternative label.
+func (r labelRef) translate(to string) *derived {
+	if d := r.find(func(d *derived) bool { return d.kind == translation && d.class == to }); d != nil {
+		return d
+	}
+	d := &derived{kind: translation, set: r.ps, gen: r.gen, to: r.to, class: to}
+	if d.tr, d.err = r.ps.Translate(r.l, to, label.Encrypt); d.err == nil {
 		d.alt, d.altErr = d.tr.MarshalXML4774(label.Alternative)
 	}
-	if c != nil {
-		c.keep(raw, d)
-	}
+	r.c.keep(r.raw, d)
 	return d
 }
 
-// releasableTo is ps.ReleasableTo(l, party, groups...), where l is the
-// label whose bytes are raw (to == "") or its translation into policy to.
-func (c *Cache) releasableTo(ps *label.PolicySet, gen uint64, l *label.Label, raw []byte, to, party string, groups []string) label.Decision {
-	if c == nil {
-		return ps.ReleasableTo(l, party, groups...)
+// releasableTo is ps.ReleasableTo(l, party, groups...).
+func (r labelRef) releasableTo(party string, groups []string) label.Decision {
+	if r.c == nil {
+		return r.ps.ReleasableTo(r.l, party, groups...)
 	}
-	if d := c.lookup(raw, func(d *derived) bool {
-		return d.set == ps && d.gen == gen && d.to == to && d.party == party && slices.Equal(d.groups, groups)
+	if d := r.find(func(d *derived) bool {
+		return d.kind == release && d.party == party && slices.Equal(d.groups, groups)
 	}); d != nil {
 		return d.rel
 	}
-	d := &derived{set: ps, gen: gen, to: to, party: party, groups: slices.Clone(groups)}
-	d.rel = ps.ReleasableTo(l, party, groups...)
-	c.keep(raw, d)
+	d := &derived{kind: release, set: r.ps, gen: r.gen, to: r.to, party: party, groups: slices.Clone(groups)}
+	d.rel = r.ps.ReleasableTo(r.l, party, groups...)
+	r.c.keep(r.raw, d)
 	return d.rel
+}
+
+// compare is ps.Compare(l, class).
+func (r labelRef) compare(class string) (int, error) {
+	if r.c == nil {
+		return r.ps.Compare(r.l, class)
+	}
+	if d := r.find(func(d *derived) bool { return d.kind == comparison && d.class == class }); d != nil {
+		return d.cmp, d.err
+	}
+	d := &derived{kind: comparison, set: r.ps, gen: r.gen, to: r.to, class: class}
+	d.cmp, d.err = r.ps.Compare(r.l, class)
+	r.c.keep(r.raw, d)
+	return d.cmp, d.err
 }
 
 // wordsKey identifies a word list by its backing array, which the cache's

@@ -141,7 +141,6 @@ func decide(m *message.Message, recipient string, doc *agreement.Document, ch *a
 	if len(m.Label) == 0 {
 		return deny(CodeNoLabel, "message has no label")
 	}
-	gen := r.Policies.Generation() // before anything is derived from the set
 	lbl, err := r.Cache.parseLabel(m.Label)
 	if err != nil {
 		return deny(CodeLabelUnparsable, "label: %v", err)
@@ -160,11 +159,13 @@ func decide(m *message.Message, recipient string, doc *agreement.Document, ch *a
 	if err := r.Policies.Validate(lbl); err != nil {
 		return deny(CodeLabelInvalid, "label is not valid under %s: %v", pol.Name(), err)
 	}
-	if d, ok := ceiling(r.Policies, lbl, ch, m.Origin); !ok {
+	gen := r.Policies.Generation() // before anything is derived from the set
+	own := labelRef{r.Cache, r.Cache.derivedFrom(m.Label), r.Policies, gen, lbl, m.Label, ""}
+	if d, ok := ceiling(own, ch, m.Origin); !ok {
 		return d
 	}
 	groups := doc.Labels.Groups[recipient]
-	if dec := r.Cache.releasableTo(r.Policies, gen, lbl, m.Label, "", recipient, groups); !dec.Grant {
+	if dec := own.releasableTo(recipient, groups); !dec.Grant {
 		return deny(CodeNotReleasable, "not releasable to %s under %s: %s", recipient, pol.Name(), dec.Reason)
 	}
 
@@ -179,7 +180,7 @@ func decide(m *message.Message, recipient string, doc *agreement.Document, ch *a
 		if !equivalenceAccepted(doc, originPolicy, recipientPolicy) {
 			return deny(CodeUnmapped, "the agreement accepts no equivalence from %s to %s", originPolicy, recipientPolicy)
 		}
-		t := r.Cache.translate(r.Policies, gen, lbl, m.Label, recipientPolicy)
+		t := own.translate(recipientPolicy)
 		if t.err != nil {
 			return deny(CodeUnmapped, "cannot translate the label into %s policy %s: %v", recipient, recipientPolicy, t.err)
 		}
@@ -187,10 +188,12 @@ func decide(m *message.Message, recipient string, doc *agreement.Document, ch *a
 		if err := r.Policies.Validate(tr); err != nil {
 			return deny(CodeUnmapped, "translated label is not valid under %s: %v", recipientPolicy, err)
 		}
-		if d, ok := ceiling(r.Policies, tr, ch, recipient); !ok {
+		alien := own
+		alien.l, alien.to = tr, recipientPolicy
+		if d, ok := ceiling(alien, ch, recipient); !ok {
 			return d
 		}
-		if dec := r.Cache.releasableTo(r.Policies, gen, tr, m.Label, recipientPolicy, recipient, groups); !dec.Grant {
+		if dec := alien.releasableTo(recipient, groups); !dec.Grant {
 			return deny(CodeNotReleasable, "not releasable to %s under its own policy: %s", recipient, dec.Reason)
 		}
 		if t.altErr != nil {
@@ -233,17 +236,17 @@ func precedenceAllowed(ch *agreement.Channel, p message.Precedence) bool {
 // ceiling holds a label to the channel's ceiling for party. A channel
 // without a ceiling for a party carries nothing of that party's: the
 // agreement did not accredit it.
-func ceiling(ps *label.PolicySet, l *label.Label, ch *agreement.Channel, party string) (Decision, bool) {
+func ceiling(l labelRef, ch *agreement.Channel, party string) (Decision, bool) {
 	max, ok := ch.Ceiling[party]
 	if !ok || max == "" {
 		return deny(CodeAboveCeiling, "channel %q sets no classification ceiling for %s", ch.Name, party), false
 	}
-	cmp, err := ps.Compare(l, max)
+	cmp, err := l.compare(max)
 	if err != nil {
 		return deny(CodeAboveCeiling, "cannot compare the label with the ceiling %q: %v", max, err), false
 	}
 	if cmp > 0 {
-		return deny(CodeAboveCeiling, "%s is above channel %q's ceiling %s for %s", l.Classification(), ch.Name, max, party), false
+		return deny(CodeAboveCeiling, "%s is above channel %q's ceiling %s for %s", l.l.Classification(), ch.Name, max, party), false
 	}
 	return Decision{}, true
 }

@@ -386,7 +386,7 @@ func TestCacheKeepsReleasePerPartyAndGroups(t *testing.T) {
 			{"XAA", []string{"PAK"}, true},
 			{"XAA", []string{"IND"}, false},
 		} {
-			if got := c.releasableTo(ps, gen, l, raw, "", tt.party, tt.groups); got.Grant != tt.grant {
+			if got := (labelRef{c, c.derivedFrom(raw), ps, gen, l, raw, ""}).releasableTo(tt.party, tt.groups); got.Grant != tt.grant {
 				t.Errorf("releasable to %s in %q: %v, want %v", tt.party, tt.groups, got.Grant, tt.grant)
 			}
 		}
