@@ -8,12 +8,13 @@ import (
 )
 
 // Cache remembers work the guard would otherwise repeat for every message:
-// labels parsed, labels translated into a recipient's policy and encoded,
-// whether a label may be released to a party, and dirty-word lists
-// compiled. A decision is the same with a cache as
-// without one; a caller that decides often passes one in [Rules]. The
-// zero value is ready to use; a Cache is safe for concurrent use and
-// bounded in size.
+// labels parsed, translated into a recipient's policy and encoded, held
+// to ceilings and to parties' clearances, and dirty-word lists compiled.
+// Results are keyed by the label's bytes and the policy set (and its
+// [label.PolicySet.Generation]) they came from. A decision is the same
+// with a cache as without one; a caller that decides often passes one in
+// [Rules]. The zero value is ready to use; a Cache is safe for concurrent
+// use and bounded in size.
 type Cache struct {
 	parse func([]byte) (*label.Label, error)
 
