@@ -6,7 +6,9 @@
 // code and a reason. It does no I/O and keeps no state, so the same
 // function runs at the sending node (per recipient) and again at the
 // receiving node (with itself as the recipient), and it can be tested
-// exhaustively.
+// exhaustively. A caller that decides often passes a [Cache] in the
+// rules, which remembers parsed and translated labels and compiled
+// dirty-word lists between decisions; it never changes a decision.
 //
 // The guard fails closed: anything it cannot establish — no agreement in
 // force, a channel outside the agreement, an unparsable or invalid label, a
@@ -24,12 +26,10 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"golang.org/x/text/cases"
-	"golang.org/x/text/unicode/norm"
 
 	"liaison/internal/agreement"
 	"liaison/internal/label"
@@ -89,7 +89,8 @@ type Decision struct {
 	// Alternative is the label translated into the recipient's policy, as
 	// STANAG 4774 alternativeConfidentialityLabel XML, when the recipient
 	// uses another policy than the originator and the message is released
-	// or quarantined.
+	// or quarantined. It may be shared with other decisions: do not
+	// modify it.
 	Alternative []byte
 }
 
@@ -105,6 +106,8 @@ type Rules struct {
 	// it) to its words. A channel naming a list that is absent here is
 	// denied: the agreement asked for a check that cannot be made.
 	DirtyWords map[string][]string
+	// Cache, if not nil, remembers work between decisions; see [Cache].
+	Cache *Cache
 }
 
 // Decide decides whether m may be released to recipient at time at.
@@ -123,9 +126,8 @@ func Decide(m *message.Message, recipient string, at time.Time, r Rules) Decisio
 		return deny(CodeNoAgreement, "%s", permit.Reason)
 	}
 	doc, ch := permit.Agreement, permit.Channel
-	agreed := fmt.Sprintf("%s v%d", doc.ID, doc.Version)
 	d := decide(m, recipient, doc, ch, r)
-	d.Agreement = agreed
+	d.Agreement = doc.ID + " v" + strconv.Itoa(doc.Version)
 	return d
 }
 
@@ -139,7 +141,7 @@ func decide(m *message.Message, recipient string, doc *agreement.Document, ch *a
 	if len(m.Label) == 0 {
 		return deny(CodeNoLabel, "message has no label")
 	}
-	lbl, err := label.ParseLabel(m.Label)
+	lbl, err := r.Cache.parseLabel(m.Label)
 	if err != nil {
 		return deny(CodeLabelUnparsable, "label: %v", err)
 	}
@@ -157,11 +159,13 @@ func decide(m *message.Message, recipient string, doc *agreement.Document, ch *a
 	if err := r.Policies.Validate(lbl); err != nil {
 		return deny(CodeLabelInvalid, "label is not valid under %s: %v", pol.Name(), err)
 	}
-	if d, ok := ceiling(r.Policies, lbl, ch, m.Origin); !ok {
+	gen := r.Policies.Generation() // before anything is derived from the set
+	own := labelRef{r.Cache, r.Cache.derivedFrom(m.Label), r.Policies, gen, lbl, m.Label, ""}
+	if d, ok := ceiling(own, ch, m.Origin); !ok {
 		return d
 	}
 	groups := doc.Labels.Groups[recipient]
-	if dec := r.Policies.ReleasableTo(lbl, recipient, groups...); !dec.Grant {
+	if dec := own.releasableTo(recipient, groups); !dec.Grant {
 		return deny(CodeNotReleasable, "not releasable to %s under %s: %s", recipient, pol.Name(), dec.Reason)
 	}
 
@@ -176,22 +180,26 @@ func decide(m *message.Message, recipient string, doc *agreement.Document, ch *a
 		if !equivalenceAccepted(doc, originPolicy, recipientPolicy) {
 			return deny(CodeUnmapped, "the agreement accepts no equivalence from %s to %s", originPolicy, recipientPolicy)
 		}
-		tr, err := r.Policies.Translate(lbl, recipientPolicy, label.Encrypt)
-		if err != nil {
-			return deny(CodeUnmapped, "cannot translate the label into %s policy %s: %v", recipient, recipientPolicy, err)
+		t := own.translate(recipientPolicy)
+		if t.err != nil {
+			return deny(CodeUnmapped, "cannot translate the label into %s policy %s: %v", recipient, recipientPolicy, t.err)
 		}
+		tr := t.tr
 		if err := r.Policies.Validate(tr); err != nil {
 			return deny(CodeUnmapped, "translated label is not valid under %s: %v", recipientPolicy, err)
 		}
-		if d, ok := ceiling(r.Policies, tr, ch, recipient); !ok {
+		alien := own
+		alien.l, alien.to = tr, recipientPolicy
+		if d, ok := ceiling(alien, ch, recipient); !ok {
 			return d
 		}
-		if dec := r.Policies.ReleasableTo(tr, recipient, groups...); !dec.Grant {
+		if dec := alien.releasableTo(recipient, groups); !dec.Grant {
 			return deny(CodeNotReleasable, "not releasable to %s under its own policy: %s", recipient, dec.Reason)
 		}
-		if alt, err = tr.MarshalXML4774(label.Alternative); err != nil {
-			return deny(CodeUnmapped, "cannot encode the translated label: %v", err)
+		if t.altErr != nil {
+			return deny(CodeUnmapped, "cannot encode the translated label: %v", t.altErr)
 		}
+		alt = t.alt
 	}
 
 	// Content rules of the channel.
@@ -210,7 +218,7 @@ func decide(m *message.Message, recipient string, doc *agreement.Document, ch *a
 		if !ok {
 			return deny(CodeDirtyWord, "channel %q requires dirty-word list %q, which this node does not hold", ch.Name, rules.DirtyWords)
 		}
-		if w, found := findDirtyWord(m.Body, words); found {
+		if w, found := r.Cache.wordList(words).find(m.Body); found {
 			return Decision{Verdict: Quarantine, Code: CodeDirtyWord, Alternative: alt,
 				Reason: fmt.Sprintf("body contains %q from list %q: held for two reviewers", w, rules.DirtyWords)}
 		}
@@ -228,17 +236,17 @@ func precedenceAllowed(ch *agreement.Channel, p message.Precedence) bool {
 // ceiling holds a label to the channel's ceiling for party. A channel
 // without a ceiling for a party carries nothing of that party's: the
 // agreement did not accredit it.
-func ceiling(ps *label.PolicySet, l *label.Label, ch *agreement.Channel, party string) (Decision, bool) {
+func ceiling(l labelRef, ch *agreement.Channel, party string) (Decision, bool) {
 	max, ok := ch.Ceiling[party]
 	if !ok || max == "" {
 		return deny(CodeAboveCeiling, "channel %q sets no classification ceiling for %s", ch.Name, party), false
 	}
-	cmp, err := ps.Compare(l, max)
+	cmp, err := l.compare(max)
 	if err != nil {
 		return deny(CodeAboveCeiling, "cannot compare the label with the ceiling %q: %v", max, err), false
 	}
 	if cmp > 0 {
-		return deny(CodeAboveCeiling, "%s is above channel %q's ceiling %s for %s", l.Classification(), ch.Name, max, party), false
+		return deny(CodeAboveCeiling, "%s is above channel %q's ceiling %s for %s", l.l.Classification(), ch.Name, max, party), false
 	}
 	return Decision{}, true
 }
@@ -327,45 +335,4 @@ func checkXML(body []byte) error {
 		return fmt.Errorf("XML has %d root elements, want 1", roots)
 	}
 	return nil
-}
-
-var folder = cases.Fold()
-
-// fold normalises text for dirty-word matching: compatibility
-// decomposition (so "ｓｅｃｒｅｔ" and ligatures match their plain forms),
-// case folding, then composition.
-func fold(s string) string {
-	return norm.NFKC.String(folder.String(norm.NFKC.String(s)))
-}
-
-// findDirtyWord reports the first listed word that occurs in body as a whole
-// word after normalisation and case folding.
-func findDirtyWord(body []byte, words []string) (string, bool) {
-	text := fold(string(body))
-	for _, w := range words {
-		fw := fold(strings.TrimSpace(w))
-		if fw == "" {
-			continue
-		}
-		for i := 0; ; {
-			j := strings.Index(text[i:], fw)
-			if j < 0 {
-				break
-			}
-			start, end := i+j, i+j+len(fw)
-			if boundary(text, start-1) && boundary(text, end) {
-				return w, true
-			}
-			i = start + 1
-		}
-	}
-	return "", false
-}
-
-func boundary(s string, i int) bool {
-	if i < 0 || i >= len(s) {
-		return true
-	}
-	c := s[i]
-	return !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c >= 0x80 || c == '_')
 }

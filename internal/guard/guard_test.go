@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -101,6 +102,9 @@ func newFixture(t testing.TB) *fixture {
 				Content:     agreement.ContentRules{MaxSize: 64, Types: []string{"text/plain", "application/json", "application/cot+xml"}, DirtyWords: "words"}},
 			{Name: "sitrep", Scope: "operation", Members: []string{"USA", "PAK"},
 				Ceiling: map[string]string{"USA": "SECRET", "PAK": "SECRET"}, DefaultLabel: home},
+			{Name: "bulk", Scope: "exercise", Members: []string{"USA", "PAK"},
+				Ceiling: map[string]string{"USA": "CONFIDENTIAL", "PAK": "CONFIDENTIAL"}, DefaultLabel: home,
+				Content: agreement.ContentRules{MaxSize: 8 << 20, Types: []string{"text/plain"}, DirtyWords: "bench"}},
 			{Name: "nolist", Scope: "operation", Members: []string{"USA", "PAK"},
 				Ceiling: map[string]string{"USA": "SECRET", "PAK": "SECRET"}, DefaultLabel: home, Content: agreement.ContentRules{DirtyWords: "missing"}},
 		},
@@ -123,7 +127,7 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{rules: Rules{Agreements: set, Policies: ps, DirtyWords: map[string][]string{"words": {"Kestrel", "night jar"}}},
+	return &fixture{rules: Rules{Agreements: set, Policies: ps, DirtyWords: map[string][]string{"words": {"Kestrel", "night jar"}, "bench": {"KESTREL", "NIGHTJAR"}}},
 		pols: map[string][]byte{"USA": usData, "PAK": pkData}}
 }
 
@@ -205,16 +209,79 @@ func TestDecide(t *testing.T) {
 		{"a word containing a dirty word is not one", msg("exercise", "USA", message.Flash, conf, "text/plain", "kestrels"), "PAK", t2010, Release, CodeReleased},
 		{"dirty-word list missing on this node", msg("nolist", "USA", message.Flash, conf, "text/plain", "x"), "PAK", t2010, Deny, CodeDirtyWord},
 	}
+	// Every case runs without a cache, then twice (cold, then warm) with
+	// a cache of its own and with one sharing parsed labels the way a
+	// node does; every path must give the same decision, word for word.
+	shared := NewCache(sharedParser())
+	paths := []struct {
+		name  string
+		cache *Cache
+	}{{"plain", nil}, {"cache", &Cache{}}, {"cache-warm", nil}, {"parsed", shared}, {"parsed-warm", shared}}
+	paths[2].cache = paths[1].cache
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := Decide(tt.m, tt.to, tt.at, f.rules)
-			if d.Verdict != tt.verdict || d.Code != tt.code {
-				t.Fatalf("Decide = %s %s (%s), want %s %s", d.Verdict, d.Code, d.Reason, tt.verdict, tt.code)
-			}
-			if d.Reason == "" {
-				t.Errorf("decision %s has no reason", d.Code)
+			var first Decision
+			for i, p := range paths {
+				r := f.rules
+				r.Cache = p.cache
+				d := Decide(tt.m, tt.to, tt.at, r)
+				if d.Verdict != tt.verdict || d.Code != tt.code {
+					t.Fatalf("%s: Decide = %s %s (%s), want %s %s", p.name, d.Verdict, d.Code, d.Reason, tt.verdict, tt.code)
+				}
+				if d.Reason == "" {
+					t.Errorf("%s: decision %s has no reason", p.name, d.Code)
+				}
+				if i == 0 {
+					first = d
+				} else if d.Reason != first.Reason || d.Agreement != first.Agreement || !bytes.Equal(d.Alternative, first.Alternative) {
+					t.Errorf("%s: Decide = %+v, without a cache %+v", p.name, d, first)
+				}
 			}
 		})
+	}
+}
+
+// sharedParser parses labels once and hands every caller the same
+// *label.Label, as the node's label cache does.
+func sharedParser() func([]byte) (*label.Label, error) {
+	var mu sync.Mutex
+	seen := map[string]*label.Label{}
+	return func(b []byte) (*label.Label, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if l, ok := seen[string(b)]; ok {
+			return l, nil
+		}
+		l, err := label.ParseLabel(b)
+		if err == nil {
+			seen[string(b)] = l
+		}
+		return l, err
+	}
+}
+
+// A translation cached under one generation of the policy set is not
+// used once a policy is added: the recipient's policy, missing at first,
+// is found after it is loaded.
+func TestCacheFollowsPolicySet(t *testing.T) {
+	f := newFixture(t)
+	_, us := loadPolicy(t, "usa.xml")
+	ps, err := label.NewPolicySet(us)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := f.rules
+	r.Policies, r.Cache = ps, &Cache{}
+	m := msg("exercise", "USA", message.Flash, usLabel("CONFIDENTIAL", relTo("USA", "PAK")), "text/plain", "x")
+	if d := Decide(m, "PAK", t2010, r); d.Code != CodeUnmapped {
+		t.Fatalf("without PAK's policy: Decide = %s %s (%s), want %s", d.Verdict, d.Code, d.Reason, CodeUnmapped)
+	}
+	_, pk := loadPolicy(t, "pak.xml")
+	if err := ps.Add(pk); err != nil {
+		t.Fatal(err)
+	}
+	if d := Decide(m, "PAK", t2010, r); d.Verdict != Release {
+		t.Fatalf("after adding PAK's policy: Decide = %s %s (%s), want release", d.Verdict, d.Code, d.Reason)
 	}
 }
 
@@ -265,6 +332,8 @@ func FuzzDecide(f *testing.F) {
 	f.Add(usLabel("CONFIDENTIAL", relTo("USA", "PAK")), []byte("hello"), "text/plain")
 	f.Add([]byte("<x/>"), []byte(`{"a":1}`), "application/json")
 	f.Add(usLabel("SECRET", noforn), []byte("<e/>"), "application/cot+xml")
+	f.Add(usLabel("CONFIDENTIAL", relTo("USA", "PAK")), []byte("Night  JAR ＫＥＳＴＲＥＬ"), "text/plain")
+	cache := NewCache(sharedParser())
 	f.Fuzz(func(t *testing.T, label, body []byte, ct string) {
 		m := msg("exercise", "USA", message.Flash, label, ct, string(body))
 		d := Decide(m, "PAK", t2010, fx.rules)
@@ -273,6 +342,11 @@ func FuzzDecide(f *testing.F) {
 		}
 		if d.Verdict == Release && len(body) > 64 {
 			t.Fatalf("released a body over the channel's size limit")
+		}
+		cached := fx.rules
+		cached.Cache = cache
+		if c := Decide(m, "PAK", t2010, cached); c.Verdict != d.Verdict || c.Code != d.Code || c.Reason != d.Reason || !bytes.Equal(c.Alternative, d.Alternative) {
+			t.Fatalf("with a cache: %+v, without: %+v", c, d)
 		}
 	})
 }
@@ -284,6 +358,49 @@ func BenchmarkDecide(b *testing.B) {
 	for b.Loop() {
 		if d := Decide(m, "PAK", t2010, f.rules); d.Verdict != Release {
 			b.Fatal(d.Reason)
+		}
+	}
+}
+
+// Release decisions are remembered per party and per group list: one
+// label, one cache, answers that differ by recipient and by group.
+func TestCacheKeepsReleasePerPartyAndGroups(t *testing.T) {
+	f := newFixture(t)
+	ps := f.rules.Policies
+	raw := usLabel("SECRET", relTo("USA", "PAK"))
+	l, err := label.ParseLabel(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cache{}
+	gen := ps.Generation()
+	for range 2 { // cold, then warm
+		for _, tt := range []struct {
+			party  string
+			groups []string
+			grant  bool
+		}{
+			{"PAK", nil, true},
+			{"IND", nil, false},
+			{"XAA", nil, false},
+			{"XAA", []string{"PAK"}, true},
+			{"XAA", []string{"IND"}, false},
+		} {
+			if got := (labelRef{c, c.derivedFrom(raw), ps, gen, l, raw, ""}).releasableTo(tt.party, tt.groups); got.Grant != tt.grant {
+				t.Errorf("releasable to %s in %q: %v, want %v", tt.party, tt.groups, got.Grant, tt.grant)
+			}
+		}
+	}
+
+	r := f.rules
+	r.Cache = c
+	m := msg("sitrep", "USA", message.Flash, raw, "text/plain", "x")
+	for range 2 {
+		if d := Decide(m, "PAK", t2010, r); d.Verdict != Release {
+			t.Errorf("to PAK: %s %s (%s), want release", d.Verdict, d.Code, d.Reason)
+		}
+		if d := Decide(m, "IND", t2010, r); d.Code != CodeNotReleasable {
+			t.Errorf("to IND: %s %s (%s), want %s", d.Verdict, d.Code, d.Reason, CodeNotReleasable)
 		}
 	}
 }

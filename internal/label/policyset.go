@@ -54,6 +54,11 @@ func (s *PolicySet) Add(p *Policy) error {
 	return nil
 }
 
+// Generation returns a number that changes whenever a policy is added to
+// s. A result a caller derived from s (a translation, say) may be reused
+// while the generation stays the same.
+func (s *PolicySet) Generation() uint64 { return s.gen.Load() }
+
 // Policies returns the loaded policies in the order added.
 func (s *PolicySet) Policies() []*Policy {
 	s.mu.RLock()

@@ -3,6 +3,7 @@ package node
 import (
 	"sync"
 
+	"liaison/internal/guard"
 	"liaison/internal/label"
 )
 
@@ -43,4 +44,19 @@ func parseLabel(b []byte) (*label.Label, error) {
 	c.m[string(b)] = l
 	c.mu.Unlock()
 	return l, nil
+}
+
+// guardCache is what the guard remembers between decisions: translated
+// labels and compiled dirty-word lists. It parses labels through
+// parsedLabels, so the guard shares the node's parse of each label. Its
+// entries are keyed by the policy set and word list they came from, so
+// nodes in one process (tests) and reloads never see each other's.
+var guardCache = guard.NewCache(parseLabel)
+
+// guardRules is rules with the node's guard cache: what every guard
+// decision of the node runs against.
+func (n *Node) guardRules() guard.Rules {
+	r := n.rules()
+	r.Cache = guardCache
+	return r
 }

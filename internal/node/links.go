@@ -359,7 +359,7 @@ func (in *inbox) Accept(ctx context.Context, from string, wire []byte) error {
 		n.record(ctx, audit.Entry{Kind: audit.KindRejected, MessageID: m.ID.String(), Peer: from, Decision: audit.DecisionRefused, Reason: "origin-mismatch"})
 		return &federation.RefusalError{Code: "origin-mismatch", Reason: fmt.Sprintf("message from %s claims origin %s", from, m.Origin)}
 	}
-	d := guard.Decide(m, n.party, n.clock.Now(), n.rules())
+	d := guard.Decide(m, n.party, n.clock.Now(), n.guardRules())
 	if d.Verdict == guard.Deny {
 		n.record(ctx, audit.Entry{Kind: audit.KindRejected, MessageID: m.ID.String(), Digest: digest(m.Label, m.Body), Peer: from, Channel: m.Channel, Decision: audit.DecisionRefused, Reason: d.Code})
 		n.metrics.received.WithLabelValues(from, "refused").Inc()

@@ -31,7 +31,7 @@ func (n *Node) Submit(ctx context.Context, m *message.Message) (*api.Receipt, er
 		return nil, api.Errorf(http.StatusBadRequest, "bad-message", "%v", err)
 	}
 	now := n.clock.Now()
-	rules := n.rules()
+	rules := n.guardRules()
 	members, err := n.channelMembers(rules.Agreements, m.Channel)
 	if err != nil {
 		n.metrics.decisions.WithLabelValues("", "deny", guard.CodeNoAgreement).Inc()
@@ -173,7 +173,7 @@ func (n *Node) reevaluate(ctx context.Context, peer string) {
 		return
 	}
 	now := n.clock.Now()
-	rules := n.rules()
+	rules := n.guardRules()
 	released := 0
 	for _, m := range held {
 		d := guard.Decide(m, peer, now, rules)
