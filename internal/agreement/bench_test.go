@@ -32,6 +32,19 @@ func BenchmarkSetMay(b *testing.B) {
 	}
 }
 
+// BenchmarkSetGoverns is the guard's per-message question: May without
+// the reason.
+func BenchmarkSetGoverns(b *testing.B) {
+	s := benchSet(b)
+	at := date(b, "2024-06-01")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, ok := s.Governs("USA", "PAK", "ops-liaison", at); !ok {
+			b.Fatal("refused")
+		}
+	}
+}
+
 func BenchmarkSetInForce(b *testing.B) {
 	s := benchSet(b)
 	at := date(b, "2024-06-01")

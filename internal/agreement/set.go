@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,10 +22,55 @@ type entry struct {
 	doc     *Document
 	digest  Digest
 	notices []Notice // verified, by date
+	// last is the most recently computed state and the span of time it
+	// holds for, so that the guard's per-message question does not
+	// rebuild the state (and its reason text) every time.
+	last *atomic.Pointer[stateSpan]
+}
+
+func newEntry(d *Document, dg Digest) entry {
+	return entry{doc: d, digest: dg, notices: d.verifiedNotices(dg), last: new(atomic.Pointer[stateSpan])}
+}
+
+// stateSpan is a state that holds at every instant in [from, until).
+type stateSpan struct {
+	from, until time.Time
+	open        bool // no instant after from changes the state
+	st          State
 }
 
 // status is doc.StatusAt without verifying signatures again: Add did.
-func (e entry) status(at time.Time) State { return e.doc.status(at, nil, e.notices) }
+func (e entry) status(at time.Time) State {
+	if sp := e.last.Load(); sp != nil && !at.Before(sp.from) && (sp.open || at.Before(sp.until)) {
+		return sp.st
+	}
+	st := e.doc.status(at, nil, e.notices)
+	sp := &stateSpan{st: st, open: true}
+	for _, b := range e.instants() {
+		switch {
+		case !b.After(at):
+			if b.After(sp.from) {
+				sp.from = b
+			}
+		case sp.open || b.Before(sp.until):
+			sp.until, sp.open = b, false
+		}
+	}
+	e.last.Store(sp)
+	return st
+}
+
+// instants lists every time at which the entry's state can change: a
+// document's state depends on the time only by comparisons with these
+// (see Document.status), each of which flips at the instant itself.
+func (e entry) instants() []time.Time {
+	t := e.doc.Term
+	out := []time.Time{t.Effective, t.Expiry}
+	for _, n := range e.notices {
+		out = append(out, n.Date, n.Date.Add(time.Duration(t.Notice)))
+	}
+	return out
+}
 
 // Permit is the answer of [Set.May].
 type Permit struct {
@@ -94,14 +140,14 @@ func (s *Set) Add(d *Document) error {
 				return fmt.Errorf("agreement %s: drops the %s notice by %s dated %s held by the installed copy", d.Key(), n.Kind, n.Party, formatTime(n.Date))
 			}
 		}
-		versions[i] = entry{doc: d, digest: dg, notices: d.verifiedNotices(dg)}
+		versions[i] = newEntry(d, dg)
 		return nil
 	}
 	if len(versions) == 0 {
 		s.order = append(s.order, d.ID)
 		sort.Strings(s.order)
 	}
-	versions = append(versions, entry{doc: d, digest: dg, notices: d.verifiedNotices(dg)})
+	versions = append(versions, newEntry(d, dg))
 	sort.Slice(versions, func(i, j int) bool { return versions[i].doc.Version < versions[j].doc.Version })
 	s.byID[d.ID] = versions
 	return nil
@@ -201,6 +247,34 @@ func (s *Set) May(from, to, channel string, at time.Time) Permit {
 		return Permit{Reason: fmt.Sprintf("no agreement in force has a channel %q joining %s and %s", channel, from, to)}
 	}
 	return Permit{Reason: strings.Join(why, "; ")}
+}
+
+// Governs is May without the reason: the agreement and channel that allow
+// from to send to to on channel at at, or ok false. It allocates nothing;
+// call May for the reason of a refusal.
+func (s *Set) Governs(from, to, channel string, at time.Time) (d *Document, c *Channel, ok bool) {
+	if from == to {
+		return nil, nil, false
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, id := range s.ids() {
+		v := s.byID[id]
+		for i := len(v) - 1; i >= 0; i-- {
+			st := v[i].status(at)
+			if st.Phase == NotYetEffective {
+				continue
+			}
+			if st.Phase == InForce {
+				d := v[i].doc
+				if c := d.Channel(channel); c != nil && c.HasMember(from) && c.HasMember(to) {
+					return d, c, true
+				}
+			}
+			break
+		}
+	}
+	return nil, nil, false
 }
 
 // Partners returns, sorted, the parties sharing an agreement in force with

@@ -121,11 +121,10 @@ func Decide(m *message.Message, recipient string, at time.Time, r Rules) Decisio
 	if r.Agreements == nil || r.Policies == nil {
 		return deny(CodeNoAgreement, "no agreements or policies are loaded")
 	}
-	permit := r.Agreements.May(m.Origin, recipient, m.Channel, at)
-	if !permit.Allowed {
-		return deny(CodeNoAgreement, "%s", permit.Reason)
+	doc, ch, ok := r.Agreements.Governs(m.Origin, recipient, m.Channel, at)
+	if !ok {
+		return deny(CodeNoAgreement, "%s", r.Agreements.May(m.Origin, recipient, m.Channel, at).Reason)
 	}
-	doc, ch := permit.Agreement, permit.Channel
 	d := decide(m, recipient, doc, ch, r)
 	d.Agreement = doc.ID + " v" + strconv.Itoa(doc.Version)
 	return d
