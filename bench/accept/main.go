@@ -43,7 +43,8 @@ import (
 func main() {
 	duration := flag.Duration("duration", 5*time.Second, "length of each measurement")
 	size := flag.Int("size", 1024, "message body bytes")
-	h2 := flag.Bool("h2", false, "use HTTP/2 (one multiplexed connection) instead of HTTP/1.1 keep-alive")
+	h2 := flag.Bool("h2", false, "use HTTP/2 (one multiplexed connection) instead of HTTP/1.1 keep-alive (implies -client nethttp)")
+	flag.StringVar(&clientKind, "client", "lean", "load generator: lean (a minimal HTTP/1.1 keep-alive client, like wrk) or nethttp (Go's http.Client)")
 	dir := flag.String("dir", "", "directory for the node home and stores (default: a new temp dir, removed after)")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the 64-sender node run to this file")
 	flag.StringVar(&traceFile, "trace", "", "write an execution trace of the 64-sender node run to this file (go tool trace)")
@@ -126,13 +127,21 @@ func run(d time.Duration, size int, h2 bool, dir string) error {
 		}
 		return nil
 	}
+	proto := "HTTP/1.1 keep-alive, Go http.Client"
+	switch {
+	case h2:
+		proto = "HTTP/2, Go http.Client"
+	case clientKind == "lean":
+		lp := newLeanPoster(usa, "/v1/messages", post, 64)
+		defer lp.close()
+		send = lp.post
+		proto = "HTTP/1.1 keep-alive, lean client"
+	case clientKind != "nethttp":
+		return fmt.Errorf("-client %q: want lean or nethttp", clientKind)
+	}
 	// Warm the connections and the node (TLS handshakes, statements).
 	if _, err := rig.Load(ctx, 64, 500*time.Millisecond, send); err != nil {
 		return err
-	}
-	proto := "HTTP/1.1 keep-alive"
-	if h2 {
-		proto = "HTTP/2"
 	}
 	type row struct {
 		w          int
@@ -179,7 +188,7 @@ func run(d time.Duration, size int, h2 bool, dir string) error {
 	return nil
 }
 
-var cpuProfile, traceFile string
+var cpuProfile, traceFile, clientKind string
 
 func ptr[T any](v T) *T { return &v }
 
