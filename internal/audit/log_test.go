@@ -226,3 +226,47 @@ func TestPruneKeepsNewest(t *testing.T) {
 		t.Errorf("after prune: %q", left)
 	}
 }
+
+// AppendBatch appends a batch in order; an invalid entry fails the batch's
+// wait but not the entries around it, and a closed log refuses batches.
+func TestAppendBatch(t *testing.T) {
+	dir := t.TempDir()
+	key := testKey(t, 1)
+	l := openTestLog(t, dir, key)
+	var es []Entry
+	for i := range 1100 {
+		if i == 600 {
+			es = append(es, Entry{At: time.Now()}) // no kind
+		}
+		es = append(es, testEntry(i))
+	}
+	if err := l.AppendBatch(t.Context(), es[:300])(); err != nil {
+		t.Fatalf("AppendBatch: %v", err)
+	}
+	if err := l.AppendBatch(t.Context(), es[300:])(); err == nil {
+		t.Fatal("AppendBatch with an entry without kind succeeded")
+	}
+	if err := l.AppendBatch(t.Context(), nil)(); err != nil {
+		t.Fatalf("empty AppendBatch: %v", err)
+	}
+	closeLog(t, l)
+	if err := l.AppendBatch(t.Context(), es[:1])(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("AppendBatch after Close = %v, want ErrClosed", err)
+	}
+	r, err := OpenReader(dir, testOrigin, mustVerifier(t, key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := r.Entries(t.Context(), 0, 2000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1100 {
+		t.Fatalf("log has %d entries, want 1100", len(recs))
+	}
+	for i, rec := range recs {
+		if want := testEntry(i).MessageID; rec.Entry.MessageID != want {
+			t.Fatalf("entry %d is %s, want %s (batch order)", i, rec.Entry.MessageID, want)
+		}
+	}
+}

@@ -155,3 +155,13 @@ func placeholders(n int) string {
 	}
 	return string(b)
 }
+
+// inListLen is the length an IN list of n values is padded to: the next
+// power of two.
+func inListLen(n int) int {
+	l := 1
+	for l < n {
+		l <<= 1
+	}
+	return l
+}
