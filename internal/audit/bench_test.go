@@ -93,9 +93,9 @@ func BenchmarkAppendBatch(b *testing.B) {
 			}
 			defer l.Close(context.Background())
 			batch := make([]Entry, 0, size)
-			prev := func() error { return nil }
-			wait := func(w func() error) {
-				if err := w(); err != nil {
+			prev := func() (int, error) { return 0, nil }
+			wait := func(w func() (int, error)) {
+				if _, err := w(); err != nil {
 					b.Fatal(err)
 				}
 			}

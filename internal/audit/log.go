@@ -259,16 +259,16 @@ func (l *Log) AppendAsync(ctx context.Context, e Entry) func() (uint64, error) {
 
 // AppendBatch queues es in order, as AppendAsync would one by one, and
 // returns a function that waits until all of them are sequenced and
-// returns the first error. It costs one goroutine per batch instead of one
+// returns how many failed, with the first error. It costs one goroutine per batch instead of one
 // per entry; a caller that queues a full batch (BatchMaxSize entries) has
 // it sequenced at once instead of after BatchMaxAge.
-func (l *Log) AppendBatch(ctx context.Context, es []Entry) func() error {
+func (l *Log) AppendBatch(ctx context.Context, es []Entry) func() (failed int, err error) {
 	futs := make([]tessera.IndexFuture, 0, len(es))
 	kinds := make([]string, 0, len(es))
 	l.closeMu.RLock()
 	defer l.closeMu.RUnlock()
 	if l.closed {
-		return func() error { return ErrClosed }
+		return func() (int, error) { return len(es), ErrClosed }
 	}
 	for _, e := range es {
 		if e.At.IsZero() {
@@ -286,8 +286,9 @@ func (l *Log) AppendBatch(ctx context.Context, es []Entry) func() error {
 	// As in AppendAsync, resolve the futures even if the caller never
 	// waits, and keep Close waiting until they are.
 	var (
-		done  = make(chan struct{})
-		first error
+		done   = make(chan struct{})
+		first  error
+		nerror int
 	)
 	l.pending.Add(1)
 	go func() {
@@ -295,6 +296,7 @@ func (l *Log) AppendBatch(ctx context.Context, es []Entry) func() error {
 		defer close(done)
 		for i, fut := range futs {
 			if _, err := fut(); err != nil {
+				nerror++
 				if first == nil {
 					first = fmt.Errorf("appending %s entry: %w", kinds[i], err)
 					l.logger.WarnContext(ctx, "audit append failed", slog.String("kind", kinds[i]), slog.Any("error", err))
@@ -304,9 +306,9 @@ func (l *Log) AppendBatch(ctx context.Context, es []Entry) func() error {
 			l.appends.Inc()
 		}
 	}()
-	return func() error {
+	return func() (int, error) {
 		<-done
-		return first
+		return nerror, first
 	}
 }
 

@@ -240,18 +240,18 @@ func TestAppendBatch(t *testing.T) {
 		}
 		es = append(es, testEntry(i))
 	}
-	if err := l.AppendBatch(t.Context(), es[:300])(); err != nil {
-		t.Fatalf("AppendBatch: %v", err)
+	if n, err := l.AppendBatch(t.Context(), es[:300])(); n != 0 || err != nil {
+		t.Fatalf("AppendBatch = %d failed, %v", n, err)
 	}
-	if err := l.AppendBatch(t.Context(), es[300:])(); err == nil {
-		t.Fatal("AppendBatch with an entry without kind succeeded")
+	if n, err := l.AppendBatch(t.Context(), es[300:])(); n != 1 || err == nil {
+		t.Fatalf("AppendBatch with an entry without kind = %d failed, %v; want 1 and an error", n, err)
 	}
-	if err := l.AppendBatch(t.Context(), nil)(); err != nil {
-		t.Fatalf("empty AppendBatch: %v", err)
+	if n, err := l.AppendBatch(t.Context(), nil)(); n != 0 || err != nil {
+		t.Fatalf("empty AppendBatch = %d failed, %v", n, err)
 	}
 	closeLog(t, l)
-	if err := l.AppendBatch(t.Context(), es[:1])(); !errors.Is(err, ErrClosed) {
-		t.Fatalf("AppendBatch after Close = %v, want ErrClosed", err)
+	if n, err := l.AppendBatch(t.Context(), es[:2])(); n != 2 || !errors.Is(err, ErrClosed) {
+		t.Fatalf("AppendBatch after Close = %d failed, %v; want 2, ErrClosed", n, err)
 	}
 	r, err := OpenReader(dir, testOrigin, mustVerifier(t, key))
 	if err != nil {

@@ -66,7 +66,7 @@ func (n *Node) auditPump(ctx context.Context) {
 
 // auditChunkInFlight is a chunk of records queued on the audit log.
 type auditChunkInFlight struct {
-	wait func() error
+	wait func() (failed int, err error)
 	runs [][2]int64 // ID ranges of the records queued
 	last int64      // ID of the last record read
 }
@@ -140,9 +140,9 @@ func (n *Node) queueAudit(ctx context.Context, after int64) (*auditChunkInFlight
 // finishAudit waits until the log has a chunk, then removes it from the
 // store, one statement per range; it reports whether both worked.
 func (n *Node) finishAudit(ctx context.Context, c *auditChunkInFlight) bool {
-	if err := c.wait(); err != nil {
-		n.metrics.auditErrors.Inc()
-		n.log.Error("audit append failed; will retry", slog.Any("error", err))
+	if failed, err := c.wait(); err != nil {
+		n.metrics.auditErrors.Add(float64(failed))
+		n.log.Error("audit append failed; will retry", slog.Int("entries", failed), slog.Any("error", err))
 		return false
 	}
 	for _, r := range c.runs {
