@@ -78,3 +78,39 @@ func openBenchLog(b *testing.B) *Log {
 	b.Cleanup(func() { l.Close(context.Background()) })
 	return l
 }
+
+// BenchmarkAppendBatch feeds the log the way the node's audit pump does:
+// AppendBatch of BatchMaxSize entries, queuing the next batch before
+// waiting for the one before, for several batch sizes.
+func BenchmarkAppendBatch(b *testing.B) {
+	for _, size := range []uint{256, 1024, 4096} {
+		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
+			cfg := testConfig(b, testKey(b, 1))
+			cfg.BatchMaxSize, cfg.BatchMaxAge, cfg.CheckpointInterval = size, DefaultBatchMaxAge, DefaultCheckpointInterval
+			l, err := Open(b.Context(), b.TempDir(), cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close(context.Background())
+			batch := make([]Entry, 0, size)
+			prev := func() (int, error) { return 0, nil }
+			wait := func(w func() (int, error)) {
+				if _, err := w(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				batch = append(batch, testEntry(1))
+				if len(batch) == cap(batch) {
+					cur := l.AppendBatch(b.Context(), batch)
+					wait(prev)
+					prev, batch = cur, batch[:0]
+				}
+			}
+			wait(prev)
+			wait(l.AppendBatch(b.Context(), batch))
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
+		})
+	}
+}

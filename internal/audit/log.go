@@ -30,7 +30,7 @@ import (
 
 // Defaults for [Config].
 const (
-	DefaultBatchMaxSize       = 256
+	DefaultBatchMaxSize       = 1024
 	DefaultBatchMaxAge        = 50 * time.Millisecond
 	DefaultCheckpointInterval = time.Second
 )
@@ -254,6 +254,61 @@ func (l *Log) AppendAsync(ctx context.Context, e Entry) func() (uint64, error) {
 	return func() (uint64, error) {
 		<-done
 		return idx.Index, err
+	}
+}
+
+// AppendBatch queues es in order, as AppendAsync would one by one, and
+// returns a function that waits until all of them are sequenced and
+// returns how many failed, with the first error. It costs one goroutine per batch instead of one
+// per entry; a caller that queues a full batch (BatchMaxSize entries) has
+// it sequenced at once instead of after BatchMaxAge.
+func (l *Log) AppendBatch(ctx context.Context, es []Entry) func() (failed int, err error) {
+	futs := make([]tessera.IndexFuture, 0, len(es))
+	kinds := make([]string, 0, len(es))
+	l.closeMu.RLock()
+	defer l.closeMu.RUnlock()
+	if l.closed {
+		return func() (int, error) { return len(es), ErrClosed }
+	}
+	for _, e := range es {
+		if e.At.IsZero() {
+			e.At = l.cfg.Now()
+		}
+		data, err := e.MarshalBinary()
+		if err != nil {
+			// Those queued so far are still resolved and counted.
+			futs = append(futs, func() (tessera.Index, error) { return tessera.Index{}, err })
+		} else {
+			futs = append(futs, l.add(ctx, tessera.NewEntry(data)))
+		}
+		kinds = append(kinds, e.Kind)
+	}
+	// As in AppendAsync, resolve the futures even if the caller never
+	// waits, and keep Close waiting until they are.
+	var (
+		done   = make(chan struct{})
+		first  error
+		nerror int
+	)
+	l.pending.Add(1)
+	go func() {
+		defer l.pending.Done()
+		defer close(done)
+		for i, fut := range futs {
+			if _, err := fut(); err != nil {
+				nerror++
+				if first == nil {
+					first = fmt.Errorf("appending %s entry: %w", kinds[i], err)
+					l.logger.WarnContext(ctx, "audit append failed", slog.String("kind", kinds[i]), slog.Any("error", err))
+				}
+				continue
+			}
+			l.appends.Inc()
+		}
+	}()
+	return func() (int, error) {
+		<-done
+		return nerror, first
 	}
 }
 

@@ -226,3 +226,47 @@ func TestPruneKeepsNewest(t *testing.T) {
 		t.Errorf("after prune: %q", left)
 	}
 }
+
+// AppendBatch appends a batch in order; an invalid entry fails the batch's
+// wait but not the entries around it, and a closed log refuses batches.
+func TestAppendBatch(t *testing.T) {
+	dir := t.TempDir()
+	key := testKey(t, 1)
+	l := openTestLog(t, dir, key)
+	var es []Entry
+	for i := range 1100 {
+		if i == 600 {
+			es = append(es, Entry{At: time.Now()}) // no kind
+		}
+		es = append(es, testEntry(i))
+	}
+	if n, err := l.AppendBatch(t.Context(), es[:300])(); n != 0 || err != nil {
+		t.Fatalf("AppendBatch = %d failed, %v", n, err)
+	}
+	if n, err := l.AppendBatch(t.Context(), es[300:])(); n != 1 || err == nil {
+		t.Fatalf("AppendBatch with an entry without kind = %d failed, %v; want 1 and an error", n, err)
+	}
+	if n, err := l.AppendBatch(t.Context(), nil)(); n != 0 || err != nil {
+		t.Fatalf("empty AppendBatch = %d failed, %v", n, err)
+	}
+	closeLog(t, l)
+	if n, err := l.AppendBatch(t.Context(), es[:2])(); n != 2 || !errors.Is(err, ErrClosed) {
+		t.Fatalf("AppendBatch after Close = %d failed, %v; want 2, ErrClosed", n, err)
+	}
+	r, err := OpenReader(dir, testOrigin, mustVerifier(t, key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := r.Entries(t.Context(), 0, 2000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1100 {
+		t.Fatalf("log has %d entries, want 1100", len(recs))
+	}
+	for i, rec := range recs {
+		if want := testEntry(i).MessageID; rec.Entry.MessageID != want {
+			t.Fatalf("entry %d is %s, want %s (batch order)", i, rec.Entry.MessageID, want)
+		}
+	}
+}

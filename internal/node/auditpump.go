@@ -41,13 +41,22 @@ func (n *Node) pumpAudit() {
 	}
 }
 
-// auditPump runs until ctx is done, then drains once more.
+// auditChunk is how many pending records the pump reads and appends at a
+// time: one full batch of the audit log, which Tessera sequences at once
+// instead of waiting for its batch age.
+const auditChunk = audit.DefaultBatchMaxSize
+
+// auditPump runs until ctx is done, then drains once more. It reads on
+// from the last record it pumped (the store never commits a record below
+// one it has shown), and after a failure starts again from the oldest
+// pending record.
 func (n *Node) auditPump(ctx context.Context) {
+	var after int64
 	for {
-		n.drainAudit(context.WithoutCancel(ctx))
+		after = n.drainAudit(context.WithoutCancel(ctx), after)
 		select {
 		case <-ctx.Done():
-			n.drainAudit(context.WithoutCancel(ctx))
+			n.drainAudit(context.WithoutCancel(ctx), after)
 			return
 		case <-n.auditWork:
 		case <-time.After(time.Second):
@@ -55,43 +64,92 @@ func (n *Node) auditPump(ctx context.Context) {
 	}
 }
 
-func (n *Node) drainAudit(ctx context.Context) {
+// auditChunkInFlight is a chunk of records queued on the audit log.
+type auditChunkInFlight struct {
+	wait func() (failed int, err error)
+	runs [][2]int64 // ID ranges of the records queued
+	last int64      // ID of the last record read
+}
+
+// drainAudit pumps the records after the given ID until none are left and
+// returns the ID to read on from: that of the last record pumped, or 0
+// after a failure, so that whatever is still pending is pumped again. It
+// queues the next chunk on the log before waiting for the one before, so
+// that the log always has a batch to sequence.
+func (n *Node) drainAudit(ctx context.Context, after int64) int64 {
+	var prev *auditChunkInFlight
 	for {
-		pending, err := n.store.PendingAudit(ctx, 512)
-		if err != nil || len(pending) == 0 {
-			if err != nil {
-				n.log.Error("reading pending audit records", slog.Any("error", err))
+		cur, ok := n.queueAudit(ctx, after)
+		if cur != nil {
+			after = cur.last
+		}
+		if prev != nil && !n.finishAudit(ctx, prev) {
+			ok = false
+		}
+		if !ok {
+			if cur != nil {
+				n.finishAudit(ctx, cur)
 			}
-			return
+			return 0
 		}
-		waits := make([]func() (uint64, error), 0, len(pending))
-		ids := make([]int64, 0, len(pending))
-		for _, p := range pending {
-			e, err := audit.ParseEntry(p.Record)
-			if err != nil {
-				// A record this node wrote that no longer parses is a bug
-				// or a corrupted store: keep it for inspection, say so.
-				n.log.Error("pending audit record does not parse", slog.Int64("id", p.ID), slog.Any("error", err))
-				n.metrics.auditErrors.Inc()
-				continue
-			}
-			waits = append(waits, n.audit.AppendAsync(ctx, e))
-			ids = append(ids, p.ID)
+		if cur == nil {
+			return after
 		}
-		failed := false
-		for _, w := range waits {
-			if _, err := w(); err != nil {
-				failed = true
-				n.metrics.auditErrors.Inc()
-				n.log.Error("audit append failed; will retry", slog.Any("error", err))
-			}
+		prev = cur
+	}
+}
+
+// queueAudit reads the next chunk of pending records and queues those that
+// parse on the audit log; it returns nil if there are none, and false if
+// reading failed.
+func (n *Node) queueAudit(ctx context.Context, after int64) (*auditChunkInFlight, bool) {
+	pending, err := n.store.PendingAudit(ctx, after, auditChunk)
+	if err != nil {
+		n.log.Error("reading pending audit records", slog.Any("error", err))
+		return nil, false
+	}
+	if len(pending) == 0 {
+		return nil, true
+	}
+	c := &auditChunkInFlight{last: pending[len(pending)-1].ID}
+	entries := make([]audit.Entry, 0, len(pending))
+	run := false
+	for _, p := range pending {
+		e, err := audit.ParseEntry(p.Record)
+		if err != nil {
+			// A record this node wrote that no longer parses is a bug
+			// or a corrupted store: keep it for inspection (the ranges
+			// removed leave it out), say so.
+			n.log.Error("pending audit record does not parse", slog.Int64("id", p.ID), slog.Any("error", err))
+			n.metrics.auditErrors.Inc()
+			run = false
+			continue
 		}
-		if failed || len(ids) == 0 {
-			return
-		}
-		if err := n.store.DoneAudit(ctx, ids...); err != nil {
-			n.log.Error("clearing pending audit records", slog.Any("error", err))
-			return
+		entries = append(entries, e)
+		if run {
+			c.runs[len(c.runs)-1][1] = p.ID
+		} else {
+			c.runs = append(c.runs, [2]int64{p.ID, p.ID})
+			run = true
 		}
 	}
+	c.wait = n.audit.AppendBatch(ctx, entries)
+	return c, true
+}
+
+// finishAudit waits until the log has a chunk, then removes it from the
+// store, one statement per range; it reports whether both worked.
+func (n *Node) finishAudit(ctx context.Context, c *auditChunkInFlight) bool {
+	if failed, err := c.wait(); err != nil {
+		n.metrics.auditErrors.Add(float64(failed))
+		n.log.Error("audit append failed; will retry", slog.Int("entries", failed), slog.Any("error", err))
+		return false
+	}
+	for _, r := range c.runs {
+		if err := n.store.DoneAudit(ctx, r[0], r[1]); err != nil {
+			n.log.Error("clearing pending audit records", slog.Any("error", err))
+			return false
+		}
+	}
+	return true
 }

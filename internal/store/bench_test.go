@@ -136,3 +136,52 @@ func BenchmarkAcceptPostgres(b *testing.B) {
 		return s
 	})
 }
+
+// BenchmarkRead measures the read path on a store holding 1,000 messages:
+// History of the ten newest of a channel (a subscriber's wake-up), Get of a
+// message by id, and PendingAudit of 512 records.
+func BenchmarkRead(b *testing.B) {
+	ctx := context.Background()
+	s, err := OpenSQLite(ctx, filepath.Join(b.TempDir(), "bench.db"), Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	const n = 1000
+	ids := make([]message.ID, 0, n)
+	var last uint64
+	for range n {
+		m := benchMsg()
+		seq, _, err := s.Accept(ctx, m, queued("XBB"), []byte("audit record one"), []byte("audit record two"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids, last = append(ids, m.ID), seq
+	}
+	b.Run("History", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if es, err := s.History(ctx, "bench", last-10, 100); err != nil || len(es) != 10 {
+				b.Fatalf("History = %d entries, %v", len(es), err)
+			}
+		}
+	})
+	b.Run("Get", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if _, _, err := s.Get(ctx, ids[i%n]); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+	b.Run("PendingAudit", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if p, err := s.PendingAudit(ctx, 0, 512); err != nil || len(p) != 512 {
+				b.Fatalf("PendingAudit = %d, %v", len(p), err)
+			}
+		}
+	})
+}

@@ -143,9 +143,12 @@ func (c *core) Lease(ctx context.Context, peer string, n int, ttl time.Duration)
 		}
 		return int(a.seq - b.seq)
 	})
-	args := make([]any, len(cands))
-	for i, x := range cands {
-		args[i] = x.seq
+	// The IN list is padded to a power of two by repeating the last seq,
+	// so that the read path prepares a handful of statements, not one
+	// per batch size.
+	args := make([]any, inListLen(len(cands)))
+	for i := range args {
+		args[i] = cands[min(i, len(cands)-1)].seq
 	}
 	bySeq := make(map[uint64]*message.Message, len(cands))
 	err = c.read(ctx, func(ctx context.Context, q querier) error {
@@ -290,13 +293,17 @@ func (c *core) Hold(ctx context.Context, peer string, held bool, reason string) 
 
 // PendingAudit implements Store. The record id is seq<<16 | n: records
 // come out in acceptance order.
-func (c *core) PendingAudit(ctx context.Context, n int) ([]PendingAudit, error) {
+func (c *core) PendingAudit(ctx context.Context, after int64, n int) ([]PendingAudit, error) {
 	if n <= 0 {
 		n = 256
 	}
+	after = max(after, 0)
+	aseq, an := after>>16, after&0xffff
 	var out []PendingAudit
 	err := c.read(ctx, func(ctx context.Context, q querier) error {
-		rs, err := q.query(ctx, `SELECT seq, n, record FROM audit_pending ORDER BY seq, n LIMIT ?`, int64(n))
+		out = make([]PendingAudit, 0, min(n, 1024))
+		rs, err := q.query(ctx, `SELECT seq, n, record FROM audit_pending
+			WHERE seq >= ? AND (seq > ? OR n > ?) ORDER BY seq, n LIMIT ?`, aseq, aseq, an, int64(n))
 		if err != nil {
 			return err
 		}
@@ -312,25 +319,46 @@ func (c *core) PendingAudit(ctx context.Context, n int) ([]PendingAudit, error) 
 		return rs.Err()
 	})
 	if err != nil {
-		return nil, fmt.Errorf("pending audit: %w", err)
+		return nil, fmt.Errorf("pending audit after %d: %w", after, err)
 	}
 	return out, nil
 }
 
-// DoneAudit implements Store.
-func (c *core) DoneAudit(ctx context.Context, ids ...int64) error {
-	if len(ids) == 0 {
+// DoneAudit implements Store: one statement for the whole range.
+//
+// Why a range cannot remove a record that was never read: a caller passes
+// ids it read with PendingAudit, and PendingAudit returns, from one
+// snapshot, every pending record in id order. So every record with an id
+// in [from, to] that was committed at that snapshot was read (or removed
+// before). One committed later would need an id at most to, that is a
+// history seq no greater than one already visible. Only Accept inserts
+// into audit_pending, under the seq it takes from the history counter in
+// the same transaction, and seqs become visible in increasing order:
+//   - SQLite has one writer. A batch's Accepts take increasing seqs and
+//     become visible together at its one commit; the next batch starts
+//     from the committed counter. A rolled-back Accept or batch also rolls
+//     back its counter increment, so its seq is reused, never filled in
+//     later below a visible one.
+//   - PostgreSQL: Accept's UPDATE of the counter row locks it until its
+//     transaction ends, so a second transaction (another batch or another
+//     instance) gets its seq only after the first has committed and become
+//     visible, or rolled back (and then takes the same seq).
+//
+// checkAuditRange (suite_test.go) races Accepts against such a pump on
+// both databases, and across two PostgreSQL instances.
+func (c *core) DoneAudit(ctx context.Context, from, to int64) error {
+	if from > to {
 		return nil
 	}
+	from, to = max(from, 0), max(to, 0)
+	fs, fn, ts, tn := from>>16, from&0xffff, to>>16, to&0xffff
 	err := c.write(ctx, func(ctx context.Context, q querier) error {
-		st := make([]stmt, 0, len(ids))
-		for _, id := range ids {
-			st = append(st, stmt{`DELETE FROM audit_pending WHERE seq = ? AND n = ?`, []any{id >> 16, id & 0xffff}})
-		}
-		return q.execAll(ctx, st)
+		_, err := q.exec(ctx, `DELETE FROM audit_pending WHERE seq >= ? AND seq <= ?
+			AND (seq > ? OR n >= ?) AND (seq < ? OR n <= ?)`, fs, ts, fs, fn, ts, tn)
+		return err
 	})
 	if err != nil {
-		return fmt.Errorf("done audit: %w", err)
+		return fmt.Errorf("done audit %d to %d: %w", from, to, err)
 	}
 	return nil
 }

@@ -118,6 +118,7 @@ func encodeAlts(alts [][]byte) []byte {
 	return b
 }
 
+// decodeAlts decodes encodeAlts; the labels it returns share b's memory.
 func decodeAlts(b []byte) ([][]byte, error) {
 	if len(b) == 0 {
 		return nil, nil
@@ -133,7 +134,9 @@ func decodeAlts(b []byte) ([][]byte, error) {
 		if k <= 0 || l > uint64(len(b)-k) {
 			return nil, errors.New("corrupt alternative label length")
 		}
-		out = append(out, append([]byte(nil), b[k:k+int(l)]...))
+		// The labels alias b (each capped, so an append to one cannot
+		// overwrite the next): b is the caller's own scanned copy.
+		out = append(out, b[k:k+int(l):k+int(l)])
 		b = b[k+int(l):]
 	}
 	if len(b) != 0 {
@@ -154,4 +157,14 @@ func placeholders(n int) string {
 		b = append(b, '?')
 	}
 	return string(b)
+}
+
+// inListLen is the length an IN list of n values is padded to: the next
+// power of two.
+func inListLen(n int) int {
+	l := 1
+	for l < n {
+		l <<= 1
+	}
+	return l
 }

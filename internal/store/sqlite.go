@@ -22,6 +22,7 @@ type SQLite struct {
 	wdb, rdb *sql.DB
 	b        *batcher
 	stmts    *stmtCache
+	rstmts   *readStmts
 	once     sync.Once
 	cerr     error
 }
@@ -80,7 +81,7 @@ func OpenSQLite(ctx context.Context, path string, cfg Config) (*SQLite, error) {
 	}
 	rdb.SetMaxOpenConns(8)
 	rdb.SetMaxIdleConns(8)
-	s := &SQLite{wdb: wdb, rdb: rdb, stmts: &stmtCache{db: wdb, m: make(map[string]*sql.Stmt)}}
+	s := &SQLite{wdb: wdb, rdb: rdb, stmts: &stmtCache{db: wdb, m: make(map[string]*sql.Stmt)}, rstmts: newReadStmts(rdb)}
 	s.b = newBatcher(cfg.MaxBatch, cfg.Logger, func(ctx context.Context) (txn, error) {
 		tx, err := wdb.BeginTx(ctx, nil)
 		if err != nil {
@@ -93,7 +94,7 @@ func OpenSQLite(ctx context.Context, path string, cfg Config) (*SQLite, error) {
 }
 
 func (s *SQLite) readFn(ctx context.Context, fn func(ctx context.Context, q querier) error) error {
-	return fn(ctx, sqlQ{s.rdb})
+	return fn(ctx, readQ{s.rdb, s.rstmts})
 }
 
 // Close stops accepting writes, waits for the writer to commit what was
@@ -102,6 +103,7 @@ func (s *SQLite) Close() error {
 	s.once.Do(func() {
 		s.b.close()
 		s.stmts.close()
+		s.rstmts.close()
 		s.cerr = errors.Join(s.rdb.Close(), s.wdb.Close())
 	})
 	return s.cerr

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -192,4 +193,48 @@ func FuzzDecodeAlts(f *testing.F) {
 			t.Fatalf("re-encode of %x failed: %v", b, err)
 		}
 	})
+}
+
+// Reads run prepared statements that see every commit, the cache stays
+// bounded (statements beyond it run unprepared) and Close empties it.
+func TestSQLiteReadStatements(t *testing.T) {
+	ctx := context.Background()
+	s := openSQLiteT(t, filepath.Join(t.TempDir(), "store.db"), nil)
+	for i := range 20 {
+		m := newMsg("chat", message.Routine)
+		accept(t, s, m, queued("XBB"))
+		if _, _, err := s.Get(ctx, m.ID); err != nil {
+			t.Fatalf("Get of message %d just accepted: %v", i, err)
+		}
+		if es, err := s.History(ctx, "chat", 0, 100); err != nil || len(es) != i+1 {
+			t.Fatalf("History after %d accepts = %d entries, %v", i+1, len(es), err)
+		}
+	}
+	if n := len(s.rstmts.m); n != 2 {
+		t.Fatalf("read cache holds %d statements after Get and History, want 2", n)
+	}
+	q := readQ{s.rdb, s.rstmts}
+	for i := range maxReadStmts + 10 {
+		var v int64
+		if ok, err := one(ctx, q, fmt.Sprintf("SELECT ? + %d", i), []any{int64(1)}, &v); !ok || err != nil || v != int64(i+1) {
+			t.Fatalf("distinct statement %d = %d, %v, %v", i, v, ok, err)
+		}
+	}
+	if n := len(s.rstmts.m); n != maxReadStmts {
+		t.Fatalf("read cache holds %d statements, want the bound %d", n, maxReadStmts)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.rstmts.m); n != 0 {
+		t.Fatalf("read cache holds %d statements after Close", n)
+	}
+}
+
+func TestInListLen(t *testing.T) {
+	for _, c := range []struct{ n, want int }{{0, 1}, {1, 1}, {2, 2}, {3, 4}, {64, 64}, {65, 128}} {
+		if got := inListLen(c.n); got != c.want {
+			t.Errorf("inListLen(%d) = %d, want %d", c.n, got, c.want)
+		}
+	}
 }

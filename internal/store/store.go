@@ -127,12 +127,18 @@ type Store interface {
 	// seq with dup=true.
 	Accept(ctx context.Context, m *message.Message, routes []Route, audit ...[]byte) (seq uint64, dup bool, err error)
 	// PendingAudit returns up to n audit records that accepted messages
-	// wrote (the audit arguments of Accept), oldest first. They stay
+	// wrote (the audit arguments of Accept) with an ID greater than after,
+	// oldest (smallest ID) first; after = 0 starts at the oldest. They stay
 	// pending until DoneAudit, so a crash between accepting a message and
-	// appending its audit entries to the log loses none of them.
-	PendingAudit(ctx context.Context, n int) ([]PendingAudit, error)
-	// DoneAudit removes pending audit records once they are in the log.
-	DoneAudit(ctx context.Context, ids ...int64) error
+	// appending its audit entries to the log loses none of them. A record
+	// committed after a call never has an ID below one that call could
+	// see, so a caller may read on from the last ID it got.
+	PendingAudit(ctx context.Context, after int64, n int) ([]PendingAudit, error)
+	// DoneAudit removes the pending audit records with from <= ID <= to,
+	// in one statement, once they are in the log. Every record in that
+	// range must have been read with PendingAudit; see PendingAudit for
+	// why none can appear there later.
+	DoneAudit(ctx context.Context, from, to int64) error
 	// Lease returns up to n queued messages for peer that are not leased
 	// (or whose lease expired), not held, for a peer not on hold, most
 	// urgent precedence first and FIFO within a precedence, and leases them
