@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -88,6 +89,13 @@ type cotLabeler struct {
 	n       *Node
 	classes map[string]string // CoT access → classification
 	toCoT   gwCache[cotMarking]
+	fromCoT gwCache[cotLabel]
+}
+
+// cotLabel is FromCoT's answer.
+type cotLabel struct {
+	raw []byte
+	err error
 }
 
 // cotMarking is ToCoT's answer.
@@ -97,8 +105,23 @@ type cotMarking struct {
 	err            error
 }
 
-// FromCoT implements cot.Labeler.
+// FromCoT implements cot.Labeler. The label depends on the clock only to
+// the second (its review date), so the answer is kept per second.
 func (c *cotLabeler) FromCoT(access, caveat string, releasableTo []string, channel string) ([]byte, error) {
+	now := c.n.clock.Now()
+	key := []byte(strconv.FormatInt(now.Unix(), 10))
+	for _, s := range append([]string{access, caveat, channel}, releasableTo...) {
+		key = binary.AppendUvarint(key, uint64(len(s)))
+		key = append(key, s...)
+	}
+	l := c.fromCoT.get(c.n, string(key), func() cotLabel {
+		raw, err := c.fromCoTAt(access, caveat, releasableTo, channel, now)
+		return cotLabel{raw, err}
+	})
+	return slices.Clip(l.raw), l.err
+}
+
+func (c *cotLabeler) fromCoTAt(access, caveat string, releasableTo []string, channel string, now time.Time) ([]byte, error) {
 	p, ps := c.n.ownPolicy()
 	if p == nil {
 		return nil, fmt.Errorf("%w: this node's policy is not known (no agreement names it)", cot.ErrUnmapped)
@@ -113,7 +136,7 @@ func (c *cotLabeler) FromCoT(access, caveat string, releasableTo []string, chann
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", cot.ErrUnmapped, err)
 	}
-	raw := gatewayLabel(p, pl.Classification, pl.Categories[handlingTag], pl.Categories[relToTag], c.n.clock.Now())
+	raw := gatewayLabel(p, pl.Classification, pl.Categories[handlingTag], pl.Categories[relToTag], now)
 	l, err := parseLabel(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", cot.ErrUnmapped, err)
