@@ -92,6 +92,9 @@ func (n *Node) Subscribe(ctx context.Context, channel string, after uint64) (<-c
 // subscribers; a subscriber further behind reads the store.
 const tailEntries = 4096
 
+// tailBytes bounds the size of the messages the tail keeps.
+const tailBytes = 64 << 20
+
 // historyPoll is how often subscribers read the store when the node has no
 // tail (PostgreSQL: other instances sharing the database add to the
 // history without this process knowing).

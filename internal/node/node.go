@@ -209,7 +209,7 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 	if strings.HasPrefix(url, "sqlite:") {
 		// Only this process writes a SQLite store, so every new message
 		// passes through the tail (tail.go).
-		n.tail = newTail(tailEntries)
+		n.tail = newTail(tailEntries, tailBytes)
 		n.store = tailStore{Store: n.store, t: n.tail}
 	}
 

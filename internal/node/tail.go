@@ -32,14 +32,16 @@ import (
 // published: on PostgreSQL, where other instances commit too, the node
 // does not use the tail (see withTail).
 type tail struct {
-	max  int     // entries kept; older ones are read from the store
-	wake *signal // fired when anything is published
+	max      int     // entries kept; older ones are read from the store
+	maxBytes int     // bytes of messages kept, in the window and pending
+	wake     *signal // fired when anything is published
 
 	mu      sync.RWMutex
 	synced  bool
 	base    uint64      // seq of entries[0] (when synced)
 	entries []tailEntry // seqs base, base+1, ..., w
 	pending map[uint64]tailEntry
+	bytes   int       // size of the messages in entries and pending
 	moved   time.Time // when w last advanced (or pending became non-empty)
 
 	// In-flight Accepts by generation, to know when every Accept that
@@ -51,12 +53,13 @@ type tail struct {
 }
 
 type tailEntry struct {
-	seq uint64
-	msg *message.Message
+	seq  uint64
+	msg  *message.Message
+	size int
 }
 
-func newTail(max int) *tail {
-	return &tail{max: max, wake: newSignal(), pending: map[uint64]tailEntry{}}
+func newTail(max, maxBytes int) *tail {
+	return &tail{max: max, maxBytes: maxBytes, wake: newSignal(), pending: map[uint64]tailEntry{}}
 }
 
 // w is the watermark (with the lock held): the last seq held.
@@ -77,6 +80,10 @@ func (t *tail) end(g, seq uint64, dup bool, err error, m *message.Message) {
 	publish := err == nil && !dup && seq > 0
 	if publish {
 		e = tailEntry{seq: seq, msg: frozen(m)}
+		e.size = len(e.msg.Label) + len(e.msg.Body)
+		for _, a := range e.msg.Alternatives {
+			e.size += len(a)
+		}
 	}
 	t.mu.Lock()
 	if g == t.gen {
@@ -90,12 +97,12 @@ func (t *tail) end(g, seq uint64, dup bool, err error, m *message.Message) {
 		t.lose()
 	case publish && (t.synced || t.draining):
 		if !t.synced || seq > t.w() {
-			t.pending[seq] = e
+			t.pend(e)
 		}
 	case publish:
 		// The first publish since the tail lost sync: the barrier.
 		t.barrier, t.draining = seq, true
-		t.pending[seq] = e
+		t.pend(e)
 		t.gen++
 		t.old += t.cur
 		t.cur = 0
@@ -112,11 +119,17 @@ func (t *tail) end(g, seq uint64, dup bool, err error, m *message.Message) {
 	}
 }
 
+func (t *tail) pend(e tailEntry) {
+	t.pending[e.seq] = e
+	t.bytes += e.size
+}
+
 // lose drops the window (with the lock held).
 func (t *tail) lose() {
 	t.synced, t.draining = false, false
 	t.entries = nil
 	clear(t.pending)
+	t.bytes = 0
 }
 
 // sync starts the window at the run of published seqs ending at the
@@ -130,9 +143,10 @@ func (t *tail) sync() {
 		}
 		b--
 	}
-	for s := range t.pending {
+	for s, e := range t.pending {
 		if s < b {
 			delete(t.pending, s)
+			t.bytes -= e.size
 		}
 	}
 	t.synced, t.draining = true, false
@@ -152,12 +166,18 @@ func (t *tail) advance() {
 		t.entries = append(t.entries, e)
 		t.moved = time.Now()
 	}
-	if len(t.entries) > 2*t.max {
-		drop := len(t.entries) - t.max
+	if len(t.entries) > 2*t.max || t.bytes > t.maxBytes {
+		// Trim to max entries and half the bytes: copying the window
+		// is then rare.
+		drop := 0
+		for drop < len(t.entries) && (len(t.entries)-drop > t.max || t.bytes > t.maxBytes/2) {
+			t.bytes -= t.entries[drop].size
+			drop++
+		}
 		t.base += uint64(drop)
 		t.entries = append(t.entries[:0:0], t.entries[drop:]...)
 	}
-	if len(t.pending) > t.max {
+	if len(t.pending) > t.max || t.bytes > t.maxBytes {
 		t.lose() // a hole that does not fill: read from the store
 	}
 }

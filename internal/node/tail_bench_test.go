@@ -22,7 +22,7 @@ func BenchmarkSubscribers(b *testing.B) {
 				defer raw.Close()
 				n := &Node{store: raw, history: newSignal(), status: newSignal(), quit: make(chan struct{})}
 				if withTail {
-					n.tail = newTail(tailEntries)
+					n.tail = newTail(tailEntries, tailBytes)
 					n.store = tailStore{Store: raw, t: n.tail}
 				}
 				// Other channels' traffic in the history, as on a busy node.

@@ -50,7 +50,7 @@ func TestTailWindow(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tl := newTail(100)
+			tl := newTail(100, 1<<20)
 			gens := make([]uint64, len(tt.steps))
 			for i := range tt.steps {
 				gens[i] = tl.begin()
@@ -72,7 +72,7 @@ func TestTailWindow(t *testing.T) {
 
 // TestTailHole: an entry above a hole is not served until the hole fills.
 func TestTailHole(t *testing.T) {
-	tl := newTail(100)
+	tl := newTail(100, 1<<20)
 	g := tl.begin()
 	tl.end(g, 1, false, nil, tailMsg("c"))
 	g2, g3 := tl.begin(), tl.begin()
@@ -95,7 +95,7 @@ func TestTailHole(t *testing.T) {
 // TestTailBarrier: a tail that lost sync trusts nothing below the first
 // seq published after until every Accept then in flight has returned.
 func TestTailBarrier(t *testing.T) {
-	tl := newTail(100)
+	tl := newTail(100, 1<<20)
 	g1, g2 := tl.begin(), tl.begin()
 	tl.end(g2, 11, false, nil, tailMsg("c")) // the barrier
 	if _, ok := tl.mark(); ok {
@@ -113,7 +113,7 @@ func TestTailBarrier(t *testing.T) {
 }
 
 func TestTailTrim(t *testing.T) {
-	tl := newTail(4)
+	tl := newTail(4, 1<<20)
 	for s := uint64(1); s <= 20; s++ {
 		tl.end(tl.begin(), s, false, nil, tailMsg("c"))
 	}
@@ -122,6 +122,18 @@ func TestTailTrim(t *testing.T) {
 	}
 	if got, ok := tailSeqs(tl, "c", 17); !ok || !slices.Equal(got, []uint64{18, 19, 20}) {
 		t.Errorf("since(17) = %v, %v; want [18 19 20], true", got, ok)
+	}
+
+	// 13 bytes a message, at most 50 kept: trimmed to at most 25.
+	tl = newTail(100, 50)
+	for s := uint64(1); s <= 10; s++ {
+		tl.end(tl.begin(), s, false, nil, tailMsg("c"))
+	}
+	if _, ok := tailSeqs(tl, "c", 5); ok {
+		t.Errorf("since(5) served from memory with 50 bytes kept")
+	}
+	if got, ok := tailSeqs(tl, "c", 9); !ok || !slices.Equal(got, []uint64{10}) {
+		t.Errorf("since(9) = %v, %v; want [10], true", got, ok)
 	}
 }
 
@@ -144,7 +156,7 @@ func testSubscribeMatchesStore(t *testing.T, withTail bool) {
 	defer raw.Close()
 	n := &Node{store: raw, history: newSignal(), status: newSignal(), quit: make(chan struct{})}
 	if withTail {
-		n.tail = newTail(16)
+		n.tail = newTail(16, 1<<20)
 		n.store = tailStore{Store: raw, t: n.tail}
 	}
 	channels := []string{"a", "b", "c"}
