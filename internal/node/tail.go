@@ -120,6 +120,9 @@ func (t *tail) end(g, seq uint64, dup bool, err error, m *message.Message) {
 }
 
 func (t *tail) pend(e tailEntry) {
+	if len(t.pending) == 0 {
+		t.moved = time.Now() // a hole may open now
+	}
 	t.pending[e.seq] = e
 	t.bytes += e.size
 }
