@@ -113,6 +113,9 @@ func (t *tail) end(g, seq uint64, dup bool, err error, m *message.Message) {
 	if t.synced {
 		t.advance()
 	}
+	if len(t.pending) > t.max || t.bytes > t.maxBytes {
+		t.lose() // a hole that does not fill: read from the store
+	}
 	t.mu.Unlock()
 	if publish {
 		t.wake.fire()
@@ -179,9 +182,6 @@ func (t *tail) advance() {
 		}
 		t.base += uint64(drop)
 		t.entries = append(t.entries[:0:0], t.entries[drop:]...)
-	}
-	if len(t.pending) > t.max || t.bytes > t.maxBytes {
-		t.lose() // a hole that does not fill: read from the store
 	}
 }
 
