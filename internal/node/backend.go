@@ -88,48 +88,117 @@ func (n *Node) Subscribe(ctx context.Context, channel string, after uint64) (<-c
 	return n.subscribe(ctx, channel, after, true), nil
 }
 
+// tailEntries is how many recent messages the tail keeps for live
+// subscribers; a subscriber further behind reads the store.
+const tailEntries = 4096
+
+// tailBytes bounds the size of the messages the tail keeps.
+const tailBytes = 64 << 20
+
+// historyPoll is how often subscribers read the store when the node has no
+// tail (PostgreSQL: other instances sharing the database add to the
+// history without this process knowing).
+const historyPoll = time.Second
+
 // subscribe streams a channel; render adds each entry's marking and, for
 // this node's own messages, per-recipient status (for people). Gateways
 // need neither: they render the local label themselves, and skipping a
 // status read per message per subscriber matters under load.
+//
+// New messages come from the tail in memory (tail.go); the store is read
+// to catch up from an older position, after falling behind the tail, or
+// when the node has no tail. Delivery-status changes wake only rendering
+// subscribers.
 func (n *Node) subscribe(ctx context.Context, channel string, after uint64, render bool) <-chan api.Entry {
 	out := make(chan api.Entry, 16)
 	go func() {
 		defer close(out)
-		for {
-			wake := n.history.wait()
-			var es []api.Entry
+		send := func(seq uint64, m *message.Message) bool {
+			e := api.Entry{Seq: seq, Message: m}
 			if render {
-				var err error
-				if es, err = n.History(ctx, channel, after, 256); err != nil {
-					return
+				e = n.entry(ctx, seq, m)
+			}
+			select {
+			case out <- e:
+				after = seq
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		var poll <-chan time.Time
+		if n.tail == nil {
+			t := time.NewTicker(historyPoll)
+			defer t.Stop()
+			poll = t.C
+		}
+		// Every entry of channel with seq <= pos has been sent or was
+		// not asked for; pos >= after.
+		pos := after
+		var buf []tailEntry
+		for {
+			// Take the wake-ups before looking, so none is lost.
+			var tw, hw, sw <-chan struct{}
+			if n.tail != nil {
+				tw = n.tail.wake.wait()
+			}
+			if n.tail == nil || render {
+				hw = n.history.wait()
+			}
+			if render {
+				sw = n.status.wait()
+			}
+			more := false
+			var next uint64
+			var ok bool
+			if buf, next, ok = n.tail.since(channel, pos, 256, buf[:0]); ok {
+				for _, e := range buf {
+					if e.seq > after && !send(e.seq, e.msg) {
+						return
+					}
 				}
+				pos, more = next, len(buf) == 256
 			} else {
-				raw, err := n.store.History(ctx, channel, after, 256)
+				w, synced := n.tail.mark()
+				es, err := n.store.History(ctx, channel, after, 256)
 				if err != nil {
 					return
 				}
-				for _, e := range raw {
-					es = append(es, api.Entry{Seq: e.Seq, Message: e.Msg})
+				for _, e := range es {
+					if !send(e.Seq, e.Msg) {
+						return
+					}
+				}
+				pos, more = after, len(es) == 256
+				if synced && !more {
+					// The read began after every seq up to w committed.
+					pos = max(after, w)
 				}
 			}
-			for _, e := range es {
-				select {
-				case out <- e:
-					after = e.Seq
-				case <-ctx.Done():
-					return
-				}
-			}
-			if len(es) == 256 {
+			clear(buf) // hold no messages while waiting
+			if more {
 				continue
 			}
+			var stall <-chan time.Time
+			var timer *time.Timer
+			if n.tail.stalled() {
+				timer = time.NewTimer(250 * time.Millisecond)
+				stall = timer.C
+			}
 			select {
-			case <-wake:
+			case <-tw:
+			case <-hw:
+			case <-sw:
+			case <-poll:
+			case <-stall:
+				n.tail.expire(time.Second)
 			case <-ctx.Done():
 				return
 			case <-n.quit: // the node is closing: end the stream
 				return
+			}
+			if timer != nil {
+				timer.Stop()
 			}
 		}
 	}()
@@ -285,7 +354,7 @@ func (n *Node) Review(ctx context.Context, id message.ID, recipient, reviewer st
 		n.record(ctx, audit.Entry{Kind: audit.KindReleased, MessageID: id.String(), Digest: digest(m.Label, m.Body), Peer: recipient, Channel: m.Channel, Decision: "queued", Reason: "two-person-review", Detail: map[string]string{"reviewers": strings.Join(approvals, ",")}})
 		n.kick()
 	}
-	n.history.fire()
+	n.status.fire()
 	return &api.ReviewResult{Outcome: string(out), Approvals: approvals}, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"liaison/internal/api"
 	"liaison/internal/gateway/cot"
 	"liaison/internal/gateway/xmpp"
+	"liaison/internal/label"
 	"liaison/internal/message"
 )
 
@@ -288,10 +289,20 @@ func relay[D any](ctx context.Context, n *Node, channel string, after uint64, mk
 	out := make(chan D)
 	go func() {
 		defer close(out)
+		// Labels are parsed once (parseLabel's cache) and the same few
+		// come again and again: keep their rendering too.
+		xml := map[*label.Label][]byte{}
 		for e := range es {
 			var local []byte
 			if l := n.LocalLabel(e.Message); l != nil {
-				local, _ = l.MarshalXML4774(l.Kind)
+				var ok bool
+				if local, ok = xml[l]; !ok {
+					local, _ = l.MarshalXML4774(l.Kind)
+					if len(xml) >= 64 {
+						clear(xml)
+					}
+					xml[l] = local
+				}
 			}
 			select {
 			case out <- mk(e, local):

@@ -3,13 +3,17 @@ package node
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/xml"
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"liaison/internal/agreement"
 	"liaison/internal/audit"
 	"liaison/internal/gateway/cot"
 	"liaison/internal/gateway/xmpp"
@@ -34,16 +38,90 @@ func (n *Node) ownPolicy() (*label.Policy, *label.PolicySet) {
 	return ps.Policy(id), ps
 }
 
+// gwCache remembers answers that depend only on their key and on the
+// node's policies and agreements: what the gateways ask of the label
+// engine for every message and every recipient (the same few labels and
+// clearances over and over). It empties when either changes, or when full.
+type gwCache[V any] struct {
+	mu  sync.Mutex // guards the fields below
+	ps  *label.PolicySet
+	set *agreement.Set
+	m   map[string]V
+}
+
+// maxGWCache bounds a gwCache.
+const maxGWCache = 1024
+
+// get returns the answer for key, computing it with f if it is not known.
+func (c *gwCache[V]) get(n *Node, key string, f func() V) V {
+	n.mu.RLock()
+	ps, set := n.policies, n.agreements
+	n.mu.RUnlock()
+	c.mu.Lock()
+	if c.ps != ps || c.set != set || len(c.m) >= maxGWCache {
+		c.ps, c.set, c.m = ps, set, map[string]V{}
+	}
+	v, ok := c.m[key]
+	c.mu.Unlock()
+	if ok {
+		return v
+	}
+	v = f()
+	c.mu.Lock()
+	if c.ps == ps && c.set == set {
+		c.m[key] = v
+	}
+	c.mu.Unlock()
+	return v
+}
+
+// cacheKey joins two byte strings unambiguously (a length prefix).
+func cacheKey(a, b []byte) string {
+	k := make([]byte, 0, binary.MaxVarintLen64+len(a)+len(b))
+	k = binary.AppendUvarint(k, uint64(len(a)))
+	return string(append(append(k, a...), b...))
+}
+
 // cotLabeler maps CoT markings through the configured table and then has
 // the node's label engine validate the result; anything invalid is an
 // error, so the gateway applies the channel default (fail closed).
 type cotLabeler struct {
 	n       *Node
 	classes map[string]string // CoT access → classification
+	toCoT   gwCache[cotMarking]
+	fromCoT gwCache[cotLabel]
 }
 
-// FromCoT implements cot.Labeler.
+// cotLabel is FromCoT's answer.
+type cotLabel struct {
+	raw []byte
+	err error
+}
+
+// cotMarking is ToCoT's answer.
+type cotMarking struct {
+	access, caveat string
+	releasableTo   []string
+	err            error
+}
+
+// FromCoT implements cot.Labeler. The label depends on the clock only to
+// the second (its review date), so the answer is kept per second.
 func (c *cotLabeler) FromCoT(access, caveat string, releasableTo []string, channel string) ([]byte, error) {
+	now := c.n.clock.Now()
+	key := []byte(strconv.FormatInt(now.Unix(), 10))
+	for _, s := range append([]string{access, caveat, channel}, releasableTo...) {
+		key = binary.AppendUvarint(key, uint64(len(s)))
+		key = append(key, s...)
+	}
+	l := c.fromCoT.get(c.n, string(key), func() cotLabel {
+		raw, err := c.fromCoTAt(access, caveat, releasableTo, channel, now)
+		return cotLabel{raw, err}
+	})
+	return slices.Clip(l.raw), l.err
+}
+
+func (c *cotLabeler) fromCoTAt(access, caveat string, releasableTo []string, channel string, now time.Time) ([]byte, error) {
 	p, ps := c.n.ownPolicy()
 	if p == nil {
 		return nil, fmt.Errorf("%w: this node's policy is not known (no agreement names it)", cot.ErrUnmapped)
@@ -58,7 +136,7 @@ func (c *cotLabeler) FromCoT(access, caveat string, releasableTo []string, chann
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", cot.ErrUnmapped, err)
 	}
-	raw := gatewayLabel(p, pl.Classification, pl.Categories[handlingTag], pl.Categories[relToTag], c.n.clock.Now())
+	raw := gatewayLabel(p, pl.Classification, pl.Categories[handlingTag], pl.Categories[relToTag], now)
 	l, err := parseLabel(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", cot.ErrUnmapped, err)
@@ -101,6 +179,14 @@ func gatewayLabel(p *label.Policy, cls string, handling, relTo []string, now tim
 // through the table when it has an entry) and its Releasable To and
 // Handling values, as the node's label engine reads them.
 func (c *cotLabeler) ToCoT(raw []byte) (access, caveat string, releasableTo []string, err error) {
+	m := c.toCoT.get(c.n, string(raw), func() cotMarking {
+		a, cv, rel, err := c.toCoTUncached(raw)
+		return cotMarking{a, cv, rel, err}
+	})
+	return m.access, m.caveat, slices.Clip(m.releasableTo), m.err
+}
+
+func (c *cotLabeler) toCoTUncached(raw []byte) (access, caveat string, releasableTo []string, err error) {
 	c.n.mu.RLock()
 	ps := c.n.policies
 	c.n.mu.RUnlock()
@@ -137,8 +223,16 @@ func (c *cotLabeler) ToCoT(raw []byte) (access, caveat string, releasableTo []st
 
 // xmppLabels is the node's label engine as the XMPP gateway uses it.
 type xmppLabels struct {
-	n     *Node
-	rooms map[string]string // room → channel
+	n       *Node
+	rooms   map[string]string // room → channel
+	acdf    gwCache[label.Decision]
+	marking gwCache[xmppMarking]
+}
+
+// xmppMarking is Marking's answer.
+type xmppMarking struct {
+	marking string
+	err     error
 }
 
 func (x *xmppLabels) policies() *label.PolicySet {
@@ -166,6 +260,14 @@ func (x *xmppLabels) Parse(b []byte) ([]byte, error) {
 
 // Marking implements xmpp.Labels.
 func (x *xmppLabels) Marking(b []byte, lang string) (string, string, string, error) {
+	m := x.marking.get(x.n, cacheKey([]byte(lang), b), func() xmppMarking {
+		mk, _, _, err := x.markingUncached(b, lang)
+		return xmppMarking{mk, err}
+	})
+	return m.marking, "", "", m.err
+}
+
+func (x *xmppLabels) markingUncached(b []byte, lang string) (string, string, string, error) {
 	l, err := parseLabel(b)
 	if err != nil {
 		return "", "", "", err
@@ -176,15 +278,17 @@ func (x *xmppLabels) Marking(b []byte, lang string) (string, string, string, err
 
 // ACDF implements xmpp.Labels with the label engine's access decision.
 func (x *xmppLabels) ACDF(b, clearance []byte) (bool, string) {
-	l, err := parseLabel(b)
-	if err != nil {
-		return false, "deny: " + err.Error()
-	}
-	c, err := x.n.clearance(clearance)
-	if err != nil {
-		return false, "deny: " + err.Error()
-	}
-	d := x.policies().ACDF(l, c)
+	d := x.acdf.get(x.n, cacheKey(clearance, b), func() label.Decision {
+		l, err := parseLabel(b)
+		if err != nil {
+			return label.Decision{Reason: "deny: " + err.Error()}
+		}
+		c, err := x.n.clearance(clearance)
+		if err != nil {
+			return label.Decision{Reason: "deny: " + err.Error()}
+		}
+		return x.policies().ACDF(l, c)
+	})
 	return d.Grant, d.Reason
 }
 

@@ -101,6 +101,8 @@ type Node struct {
 	opener  *envelope.Opener
 	words   map[string][]string
 	history *signal // fired when any channel's history grows
+	status  *signal // fired when a delivery status changes (live pages)
+	tail    *tail   // recent history for live subscribers; nil on PostgreSQL
 	outWork chan struct{}
 	// auditWork wakes the audit pump (auditpump.go).
 	auditWork chan struct{}
@@ -163,6 +165,7 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 		log:      opts.Logger.With(slog.String("party", cfg.Party)),
 		reg:      prometheus.NewRegistry(),
 		history:  newSignal(),
+		status:   newSignal(),
 		outWork:  make(chan struct{}, 1),
 		cards:    map[string]*pki.Card{},
 		allowed:  map[string]bool{},
@@ -203,6 +206,12 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 	// they run.
 	st := n.store
 	closers = append(closers, func() { st.Close() })
+	if strings.HasPrefix(url, "sqlite:") {
+		// Only this process writes a SQLite store, so every new message
+		// passes through the tail (tail.go).
+		n.tail = newTail(tailEntries, tailBytes)
+		n.store = tailStore{Store: n.store, t: n.tail}
+	}
 
 	if n.audit, err = audit.Open(ctx, cfg.Path(cfg.Audit.Dir), audit.Config{
 		Origin: AuditOrigin(cfg.Party), Signer: id.SigningKey, Logger: n.log,
