@@ -172,3 +172,29 @@ func copyDir(t *testing.T, src string) string {
 	}
 	return dst
 }
+
+// TestVerifyLiveCheckpoint: a running node archives a checkpoint just
+// before it publishes it; Verify catching it in between waits for the
+// publication instead of reporting a rollback.
+func TestVerifyLiveCheckpoint(t *testing.T) {
+	key := testKey(t, 1)
+	pub := key.Public().(ed25519.PublicKey)
+	dir := buildLog(t, key, 600)
+	cp := filepath.Join(dir, "checkpoint")
+	newest := mustRead(t, cp)
+	old := globAll(t, filepath.Join(dir, archiveDir, "*"))[1]
+	mustWrite(t, cp, mustRead(t, old))
+	calls := 0
+	testHookAwait = func() {
+		calls++
+		mustWrite(t, cp, newest) // the node publishes
+	}
+	t.Cleanup(func() { testHookAwait = nil })
+	rep, err := Verify(t.Context(), dir, testOrigin, pub)
+	if err != nil || !rep.OK() {
+		t.Fatalf("verify while publishing: %v %v", err, rep.Problems)
+	}
+	if calls == 0 {
+		t.Fatal("Verify did not wait for the publication")
+	}
+}

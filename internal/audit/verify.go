@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -48,6 +50,45 @@ func (r *Report) problem(format string, args ...any) {
 	case len(r.Problems) == maxProblems:
 		r.Problems = append(r.Problems, "too many problems; the rest are not listed")
 	}
+}
+
+// publishGrace is how long Verify waits for a running node to publish a
+// checkpoint it has already archived.
+const publishGrace = 2 * time.Second
+
+// awaitPublished re-reads the published checkpoint until it claims at
+// least size (it is verified by the caller) or publishGrace passes.
+func awaitPublished(ctx context.Context, dir string, size uint64) ([]byte, bool) {
+	deadline := time.Now().Add(publishGrace)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if testHookAwait != nil {
+			testHookAwait()
+		} else {
+			time.Sleep(20 * time.Millisecond)
+		}
+		raw, err := readFile(dir, layout.CheckpointPath)
+		if err != nil {
+			continue
+		}
+		if n, ok := claimedSize(raw); ok && n >= size {
+			return raw, true
+		}
+	}
+	return nil, false
+}
+
+// testHookAwait, when set by a test, runs instead of each pause.
+var testHookAwait func()
+
+// claimedSize reads the tree size line of a checkpoint without checking
+// its signature.
+func claimedSize(raw []byte) (uint64, bool) {
+	lines := strings.SplitN(string(raw), "\n", 3)
+	if len(lines) < 2 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(lines[1], 10, 64)
+	return n, err == nil
 }
 
 type signedCP struct {
@@ -114,7 +155,18 @@ func VerifyWith(ctx context.Context, dir, origin string, v note.Verifier) (Repor
 		maxArchived = max(maxArchived, s.size)
 	}
 	if pubOK && maxArchived > published.size {
-		rep.problem("checkpoint: size %d is older than the archived checkpoint of size %d (rolled back)", published.size, maxArchived)
+		// A running node archives a checkpoint as it signs it, a moment
+		// before it publishes it: give a live log that moment. A log that
+		// was rolled back stays behind its archive.
+		if raw, ok := awaitPublished(ctx, dir, maxArchived); ok {
+			if s, ok := check("checkpoint", raw); ok {
+				published = s
+				rep.TreeSize = s.size
+			}
+		}
+		if published.size < maxArchived {
+			rep.problem("checkpoint: size %d is older than the archived checkpoint of size %d (rolled back)", published.size, maxArchived)
+		}
 	}
 	cosigned, _ := filepath.Glob(filepath.Join(dir, cosigDir, "*", "[0-9]*"))
 	for _, p := range cosigned {

@@ -238,7 +238,14 @@ func (s *story) auditStep(ctx context.Context) error {
 	}
 	for _, p := range []*party{usa, pak, ind} {
 		rep, err := node.VerifyAudit(ctx, p.home)
-		s.n.Check(err == nil && rep.OK(), "%s's audit log verifies end to end: %d entries, %d signed checkpoints, %d partner cosignatures checked", p.id, rep.Entries, rep.Checkpoints, rep.Cosignatures)
+		why := ""
+		switch {
+		case err != nil:
+			why = fmt.Sprintf(" (%v)", err)
+		case !rep.OK():
+			why = fmt.Sprintf(" (problems: %s)", strings.Join(rep.Problems, "; "))
+		}
+		s.n.Check(err == nil && rep.OK(), "%s's audit log verifies end to end: %d entries, %d signed checkpoints, %d partner cosignatures checked%s", p.id, rep.Entries, rep.Checkpoints, rep.Cosignatures, why)
 	}
 	epoch, _ := usa.node.Identity().Current()
 	s.n.Check(epoch > 1 && waitFor(ctx, 10*time.Second, func() bool { return pak.node.PinnedEpoch("USA") == epoch && ind.node.PinnedEpoch("USA") == epoch }),
