@@ -102,6 +102,7 @@ type Node struct {
 	words   map[string][]string
 	history *signal // fired when any channel's history grows
 	outWork chan struct{}
+	outbox  *outbox // the federation's, kept for delivery audit fields
 	// auditWork wakes the audit pump (auditpump.go).
 	auditWork chan struct{}
 	control   *controlMux
@@ -228,6 +229,7 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 		return nil, err
 	}
 	n.opener = &envelope.Opener{Verify: n.verifyOrigin, Keys: id.HPKEKey, Self: n.party}
+	n.outbox = &outbox{n: n}
 	n.control = newControlMux(n)
 
 	if n.fed, err = federation.New(federation.Config{
@@ -235,7 +237,7 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 		TLS:          n.tlsFor,
 		PartyOf:      pki.PartyFromCert,
 		Authorize:    n.authorize,
-		Outbox:       &outbox{n: n},
+		Outbox:       n.outbox,
 		Inbox:        &inbox{n: n},
 		Events:       n.onLinkEvent,
 		Delivery:     n.onDelivery,

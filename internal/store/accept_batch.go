@@ -160,3 +160,23 @@ func (c *core) dedupSeqs(ctx context.Context, q querier, items []AcceptItem) (ma
 	}
 	return seen, nil
 }
+
+// MarkSentBatch implements Store.
+func (c *core) MarkSentBatch(ctx context.Context, peer string, ids ...message.ID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	err := c.write(ctx, func(ctx context.Context, q querier) error {
+		now := c.nowNano()
+		st := make([]stmt, len(ids))
+		for i, id := range ids {
+			st[i] = stmt{`UPDATE deliveries SET state = ?, at = ? WHERE msg_id = ? AND peer = ? AND state = ?`,
+				[]any{string(Sent), now, idb(id), peer, string(Queued)}}
+		}
+		return q.execAll(ctx, st)
+	})
+	if err != nil {
+		return fmt.Errorf("mark %d sent to %q: %w", len(ids), peer, err)
+	}
+	return nil
+}

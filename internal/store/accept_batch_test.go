@@ -88,6 +88,33 @@ func testAcceptBatch(t *testing.T, s Store) {
 	}
 }
 
+// testMarkSentBatch: queued deliveries move to sent, others stay.
+func testMarkSentBatch(t *testing.T, s Store) {
+	ctx := context.Background()
+	a, b, c := newMsg("chat", message.Routine), newMsg("chat", message.Routine), newMsg("chat", message.Routine)
+	accept(t, s, a, queued("XBB", "XCC"))
+	accept(t, s, b, queued("XBB"))
+	accept(t, s, c, queued("XBB"))
+	if err := s.Ack(ctx, "XBB", c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkSentBatch(ctx, "XBB", a.ID, b.ID, c.ID, message.NewID()); err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []struct {
+		id   message.ID
+		peer string
+		want DeliveryState
+	}{{a.ID, "XBB", Sent}, {b.ID, "XBB", Sent}, {a.ID, "XCC", Queued}, {c.ID, "XBB", Delivered}} {
+		if got := state(t, s, x.id, x.peer); got != x.want {
+			t.Errorf("%s for %s is %q, want %q", x.id, x.peer, got, x.want)
+		}
+	}
+	if err := s.MarkSentBatch(ctx, "XBB"); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // testAcceptBatchConcurrent: batches and single accepts racing, with
 // overlapping ids, store each message once and leave no seq gaps.
 func testAcceptBatchConcurrent(t *testing.T, s Store) {
