@@ -7,24 +7,28 @@ import (
 	"liaison/internal/message"
 )
 
-// acceptQueue holds whole received messages, in arrival order, until the
-// session's accepter passes them to Inbox.AcceptBatch. It is bounded by
-// count and bytes (one message always fits), so a slow store pushes back
-// on the reader and, through TCP, on the sender.
+// acceptQueue holds whole received messages until the session's accepter
+// passes them to Inbox.AcceptBatch: most urgent precedence first, in
+// arrival order within a precedence (the order the sender chose), so a
+// FLASH does not wait behind a queue of ROUTINE. It is bounded by count
+// and bytes (one message always fits), so a slow store pushes back on the
+// reader and, through TCP, on the sender.
 type acceptQueue struct {
 	maxJobs  int
 	maxBytes int
 	ready    chan struct{} // poked on push and close; capacity 1
 	space    chan struct{} // poked on take; capacity 1
 
-	mu     sync.Mutex // guards below
-	jobs   []acceptJob
+	mu     sync.Mutex                       // guards below
+	jobs   [message.Routine + 1][]acceptJob // by precedence
+	n      int
 	bytes  int
 	closed bool
 }
 
 type acceptJob struct {
 	id   message.ID
+	prec message.Precedence
 	wire []byte
 }
 
@@ -41,8 +45,10 @@ func (q *acceptQueue) push(ctx context.Context, j acceptJob) bool {
 			q.mu.Unlock()
 			return false
 		}
-		if len(q.jobs) == 0 || (len(q.jobs) < q.maxJobs && q.bytes+len(j.wire) <= q.maxBytes) {
-			q.jobs = append(q.jobs, j)
+		if q.n == 0 || (q.n < q.maxJobs && q.bytes+len(j.wire) <= q.maxBytes) {
+			p := min(j.prec, message.Routine)
+			q.jobs[p] = append(q.jobs[p], j)
+			q.n++
 			q.bytes += len(j.wire)
 			q.mu.Unlock()
 			poke(q.ready)
@@ -57,16 +63,21 @@ func (q *acceptQueue) push(ctx context.Context, j acceptJob) bool {
 	}
 }
 
-// take waits for jobs and returns up to max of them, oldest first. After
-// close it returns what is left, then nil.
+// take waits for jobs and returns up to max of them, most urgent first,
+// oldest first within a precedence. After close it returns what is left,
+// then nil.
 func (q *acceptQueue) take(max int) []acceptJob {
 	for {
 		q.mu.Lock()
-		if n := min(max, len(q.jobs)); n > 0 {
-			out := make([]acceptJob, n)
-			copy(out, q.jobs)
-			clear(q.jobs[:n])
-			q.jobs = q.jobs[n:]
+		if q.n > 0 {
+			out := make([]acceptJob, 0, min(max, q.n))
+			for p := range q.jobs {
+				k := min(max-len(out), len(q.jobs[p]))
+				out = append(out, q.jobs[p][:k]...)
+				clear(q.jobs[p][:k])
+				q.jobs[p] = q.jobs[p][k:]
+			}
+			q.n -= len(out)
 			for _, j := range out {
 				q.bytes -= len(j.wire)
 			}

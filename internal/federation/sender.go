@@ -128,7 +128,10 @@ func (s *session) write(bw *bufio.Writer, leases chan<- int) error {
 			case unsent <= cfg.LeaseBatch/2 && !drained:
 				n = cfg.LeaseBatch - unsent
 			case peek && unsent < 2*cfg.LeaseBatch:
-				n = 1
+				// Up to a batch more, not just one: under a stream of
+				// submissions the news never stops, and leases of one
+				// would each cost a store write.
+				n = min(cfg.LeaseBatch, 2*cfg.LeaseBatch-unsent)
 			}
 			if n > 0 {
 				peek = false

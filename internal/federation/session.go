@@ -322,7 +322,7 @@ func (s *session) onData(d *linkproto.Data) {
 		s.queueAck(linkproto.AckEntry{ID: d.ID, Kind: linkproto.AckProgress, Offset: have})
 	}
 	if whole != nil {
-		s.acceptQ.push(s.ctx, acceptJob{id: d.ID, wire: whole})
+		s.acceptQ.push(s.ctx, acceptJob{id: d.ID, prec: d.Precedence, wire: whole})
 	}
 }
 
@@ -401,6 +401,9 @@ func (s *session) onAcks(acks []linkproto.AckEntry) {
 		case linkproto.AckCustody:
 			s.pipe -= int(m.next - m.recv)
 			m.recv = m.next
+			// Done now, so that the window has room before the acker has
+			// written it to the queue (it undoes this if that fails).
+			m.done = true
 			s.custody = append(s.custody, a.ID)
 			custody = true
 		case linkproto.AckProgress:

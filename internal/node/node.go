@@ -83,6 +83,11 @@ type FederationTuning struct {
 // this many messages per store write.
 const nodeLeaseBatch = 32
 
+// nodeWindow is the messages a link keeps in flight awaiting custody: at
+// least two of the receiver's store batches (federation.DefaultAcceptBatch),
+// so that it receives the next while it commits one.
+const nodeWindow = 256
+
 // Node is one party's running Liaison.
 type Node struct {
 	cfg     *Config
@@ -249,6 +254,7 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 		BackoffMax:   opts.Federation.BackoffMax,
 		Poll:         opts.Federation.Poll,
 		LeaseBatch:   cmp.Or(opts.Federation.LeaseBatch, nodeLeaseBatch),
+		Window:       nodeWindow,
 		SpoolDir:     cfg.Path("spool"),
 	}); err != nil {
 		return nil, err
