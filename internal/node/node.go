@@ -80,8 +80,10 @@ type FederationTuning struct {
 }
 
 // nodeLeaseBatch is the node's lease batch: a link leases (and seals) up to
-// this many messages per store write.
-const nodeLeaseBatch = 32
+// this many messages per store write (asking for the next batch once half
+// of one is on the wire). Leases are one at a time per link, so while
+// submissions keep the store busy this bounds the link's rate.
+const nodeLeaseBatch = 128
 
 // nodeWindow is the messages a link keeps in flight awaiting custody: at
 // least two of the receiver's store batches (federation.DefaultAcceptBatch),
