@@ -277,30 +277,47 @@ func (o *outbox) Lease(ctx context.Context, peer string, k int) ([]federation.Ou
 	if len(fresh) == 0 {
 		return out, nil
 	}
+	policy := n.policyOf(peer)
+	for len(fresh) > 0 {
+		k := min(len(fresh), maxSealBatch)
+		if err := o.seal(peer, c, policy, msgs, fresh[:k], out); err != nil {
+			n.releaseAll(ctx, peer, msgs)
+			return nil, err
+		}
+		fresh = fresh[k:]
+	}
+	return out, nil
+}
+
+// maxSealBatch bounds an envelope batch: each envelope carries a Merkle
+// proof of 32 bytes per level, so a lease of 128 sealed as one batch would
+// put 64 more bytes on the wire per message than batches of 32, for one
+// HPKE encapsulation saved per 32 messages.
+const maxSealBatch = 32
+
+// seal seals msgs[idx] as one envelope batch to peer's card into out.
+func (o *outbox) seal(peer string, c *pki.Card, policy string, msgs []*message.Message, idx []int, out []federation.Outgoing) error {
+	n := o.n
 	batch, err := envelope.NewBatch(n.id.SigningKey, envelope.RecipientKey{Party: peer, Epoch: c.Epoch, PublicKey: c.HPKEPublicKey()})
 	if err != nil {
-		n.releaseAll(ctx, peer, msgs)
-		return nil, err
+		return err
 	}
-	policy := n.policyOf(peer)
-	for _, i := range fresh {
+	for _, i := range idx {
 		m := *msgs[i]
 		m.Alternatives = alternativesFor(m.Alternatives, policy)
 		if err := batch.Add(&m); err != nil {
-			n.releaseAll(ctx, peer, msgs)
-			return nil, fmt.Errorf("seal %s for %s: %w", m.ID, peer, err)
+			return fmt.Errorf("seal %s for %s: %w", m.ID, peer, err)
 		}
 	}
 	wires, err := batch.Finish()
 	if err != nil {
-		n.releaseAll(ctx, peer, msgs)
-		return nil, err
+		return err
 	}
-	for j, i := range fresh {
+	for j, i := range idx {
 		out[i].Wire = wires[j]
 		o.wires.put(peer, msgs[i].ID, c.Epoch, wires[j])
 	}
-	return out, nil
+	return nil
 }
 
 func (n *Node) releaseAll(ctx context.Context, peer string, msgs []*message.Message) {
