@@ -63,6 +63,19 @@ type Inbox interface {
 	AcceptBatch(ctx context.Context, from string, wires [][]byte) []error
 }
 
+// PreparingInbox is an Inbox that can check a batch apart from storing it,
+// so that a link checks the next batch while the store commits the last.
+// PrepareBatch does everything AcceptBatch does but store; the returned
+// function stores what passed and returns one result per wire, as
+// AcceptBatch would. A link calls PrepareBatch one batch at a time, in
+// arrival order, and the commit functions one at a time in the same
+// order, each after the previous one returned; it may call PrepareBatch
+// for the next batch before committing the last.
+type PreparingInbox interface {
+	Inbox
+	PrepareBatch(ctx context.Context, from string, wires [][]byte) (commit func() []error)
+}
+
 // RefusalError is returned by Inbox.AcceptBatch to deny a message for good.
 type RefusalError struct {
 	Code   string // stable, machine-readable, e.g. "not-releasable"

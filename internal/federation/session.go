@@ -330,54 +330,79 @@ func (s *session) onData(d *linkproto.Data) {
 // Inbox (one message always fits).
 const acceptQueueBytes = 16 << 20
 
-// accepter passes the whole messages received, in arrival order and as
-// many as are waiting (up to Config.AcceptBatch), to Inbox.AcceptBatch,
-// then acknowledges custody, refuses, or ends the link, per message.
+// accepter passes the whole messages received, as many as are waiting
+// (up to Config.AcceptBatch) and in the acceptQueue's order, to the Inbox,
+// then acknowledges custody, refuses, or ends the link, per message. With
+// a PreparingInbox it checks the next batch while the last one commits:
+// the accepter prepares, a committer stores, both in order.
 func (s *session) accepter() {
-	wires := make([][]byte, 0, s.m.cfg.AcceptBatch)
+	type prepared struct {
+		jobs   []acceptJob
+		commit func() []error
+	}
+	pi, pipelined := s.m.cfg.Inbox.(PreparingInbox)
+	var ready chan prepared
+	var committer sync.WaitGroup
+	if pipelined {
+		ready = make(chan prepared, 1)
+		committer.Go(func() {
+			for p := range ready {
+				s.accepted(p.jobs, p.commit())
+			}
+		})
+		defer committer.Wait()
+		defer close(ready)
+	}
 	for {
 		jobs := s.acceptQ.take(s.m.cfg.AcceptBatch)
 		if jobs == nil {
 			return
 		}
-		wires = wires[:0]
-		for _, j := range jobs {
-			wires = append(wires, j.wire)
+		wires := make([][]byte, len(jobs))
+		for i, j := range jobs {
+			wires[i] = j.wire
 		}
 		// The Manager's context, not the session's: a store commit that
 		// has begun is allowed to finish when the link drops.
-		errs := s.m.cfg.Inbox.AcceptBatch(s.m.ctx, s.p.party, wires)
-		clear(wires)
-		if len(errs) != len(jobs) {
-			s.m.cfg.Logger.Error("federation inbox answered the wrong number of results", "party", s.p.party, "n", len(jobs), "results", len(errs))
-			s.shutdown("receiver could not store a message")
+		if pipelined {
+			ready <- prepared{jobs, pi.PrepareBatch(s.m.ctx, s.p.party, wires)}
 			continue
 		}
-		acks := make([]linkproto.AckEntry, 0, len(jobs))
-		failed := false
-		for i, j := range jobs {
-			err := errs[i]
-			var ref *RefusalError
-			switch {
-			case err == nil:
-				acks = append(acks, linkproto.AckEntry{ID: j.id, Kind: linkproto.AckCustody})
-			case errors.As(err, &ref):
-				detail := ref.Detail
-				if len(detail) > linkproto.MaxDetailLen {
-					detail = nil // the peer would reject the frame and the link
-				}
-				s.queueFrame(linkproto.Frame{Type: linkproto.FrameRefuse, Refuse: linkproto.Refuse{ID: j.id, Code: trunc(ref.Code, linkproto.MaxCodeLen), Reason: trunc(ref.Reason, linkproto.MaxReasonLen), Detail: detail}})
-			default:
-				// The node could not store it (store down, shutting down):
-				// end the link so the sender retries after its backoff.
-				s.m.cfg.Logger.Warn("federation inbox failed", "party", s.p.party, "id", j.id, "err", err)
-				failed = true
+		s.accepted(jobs, s.m.cfg.Inbox.AcceptBatch(s.m.ctx, s.p.party, wires))
+	}
+}
+
+// accepted answers the Inbox's results for jobs.
+func (s *session) accepted(jobs []acceptJob, errs []error) {
+	if len(errs) != len(jobs) {
+		s.m.cfg.Logger.Error("federation inbox answered the wrong number of results", "party", s.p.party, "n", len(jobs), "results", len(errs))
+		s.shutdown("receiver could not store a message")
+		return
+	}
+	acks := make([]linkproto.AckEntry, 0, len(jobs))
+	failed := false
+	for i, j := range jobs {
+		err := errs[i]
+		var ref *RefusalError
+		switch {
+		case err == nil:
+			acks = append(acks, linkproto.AckEntry{ID: j.id, Kind: linkproto.AckCustody})
+		case errors.As(err, &ref):
+			detail := ref.Detail
+			if len(detail) > linkproto.MaxDetailLen {
+				detail = nil // the peer would reject the frame and the link
 			}
+			s.queueFrame(linkproto.Frame{Type: linkproto.FrameRefuse, Refuse: linkproto.Refuse{ID: j.id, Code: trunc(ref.Code, linkproto.MaxCodeLen), Reason: trunc(ref.Reason, linkproto.MaxReasonLen), Detail: detail}})
+		default:
+			// The node could not store it (store down, shutting down):
+			// end the link so the sender retries after its backoff.
+			s.m.cfg.Logger.Warn("federation inbox failed", "party", s.p.party, "id", j.id, "err", err)
+			failed = true
 		}
-		s.queueAcks(acks)
-		if failed {
-			s.shutdown("receiver could not store a message")
-		}
+	}
+	s.queueAcks(acks)
+	if failed {
+		s.shutdown("receiver could not store a message")
 	}
 }
 

@@ -390,7 +390,7 @@ func (o *outbox) Notify() <-chan struct{} { return o.n.outWork }
 // in one transaction (de-duplicated) before the link acknowledges.
 type inbox struct{ n *Node }
 
-var _ federation.Inbox = (*inbox)(nil)
+var _ federation.PreparingInbox = (*inbox)(nil)
 
 // Accept is AcceptBatch of one message.
 func (in *inbox) Accept(ctx context.Context, from string, wire []byte) error {
@@ -398,8 +398,14 @@ func (in *inbox) Accept(ctx context.Context, from string, wire []byte) error {
 }
 
 // AcceptBatch opens and guards each message, then stores every accepted
-// one in one store transaction, in arrival order.
+// one in one store transaction, in the order given.
 func (in *inbox) AcceptBatch(ctx context.Context, from string, wires [][]byte) []error {
+	return in.PrepareBatch(ctx, from, wires)()
+}
+
+// PrepareBatch opens and guards each message; the function it returns
+// stores the accepted ones in one store transaction, in the order given.
+func (in *inbox) PrepareBatch(ctx context.Context, from string, wires [][]byte) func() []error {
 	n := in.n
 	errs := make([]error, len(wires))
 	items := make([]store.AcceptItem, 0, len(wires))
@@ -413,28 +419,30 @@ func (in *inbox) AcceptBatch(ctx context.Context, from string, wires [][]byte) [
 		items = append(items, it)
 		at = append(at, i)
 	}
-	if len(items) == 0 {
-		return errs
-	}
-	res, err := n.store.AcceptBatch(ctx, items)
-	if err != nil {
-		for _, i := range at {
-			errs[i] = err // not acknowledged: the sender retries
+	return func() []error {
+		if len(items) == 0 {
+			return errs
+		}
+		res, err := n.store.AcceptBatch(ctx, items)
+		if err != nil {
+			for _, i := range at {
+				errs[i] = err // not acknowledged: the sender retries
+			}
+			return errs
+		}
+		fresh := 0
+		for _, r := range res {
+			if !r.Dup {
+				fresh++
+			}
+		}
+		if fresh > 0 {
+			n.pumpAudit()
+			n.metrics.received.WithLabelValues(from, "accepted").Add(float64(fresh))
+			n.history.fire()
 		}
 		return errs
 	}
-	fresh := 0
-	for _, r := range res {
-		if !r.Dup {
-			fresh++
-		}
-	}
-	if fresh > 0 {
-		n.pumpAudit()
-		n.metrics.received.WithLabelValues(from, "accepted").Add(float64(fresh))
-		n.history.fire()
-	}
-	return errs
 }
 
 // prepare verifies the envelope before anything else and runs the guard
