@@ -33,6 +33,7 @@ func (s *session) write(bw *bufio.Writer, leases chan<- int) error {
 		lastWrite = time.Now()
 		scratch   []byte
 		sent      []Delivery // fully written since the last flush
+		forgotten uint64     // s.forgotten when order was last pruned
 	)
 	flush := func() error {
 		if err := bw.Flush(); err != nil {
@@ -73,7 +74,10 @@ func (s *session) write(bw *bufio.Writer, leases chan<- int) error {
 		if woke || polled {
 			s.drained = false
 		}
-		order = slices.DeleteFunc(order, func(m *outMsg) bool { return s.out[m.ID] == nil })
+		if s.forgotten != forgotten {
+			forgotten = s.forgotten
+			order = slices.DeleteFunc(order, func(m *outMsg) bool { return s.out[m.ID] == nil })
+		}
 		leasing, drained := s.leasing, s.drained
 		s.mu.Unlock()
 

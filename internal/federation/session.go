@@ -44,12 +44,13 @@ type session struct {
 	ctl       []linkproto.Frame // frames for the writer to send before any data
 	acks      map[message.ID]linkproto.AckEntry
 	ackOrder  []message.ID
-	custody   []message.ID // custody ACKs received, for the writer to pass to Outbox.Ack
+	custody   []message.ID // custody ACKs received, for the acker to pass to Outbox.Ack
 	refusals  []linkproto.Refuse
 	out       map[message.ID]*outMsg
 	fresh     []*outMsg // leased, for the writer to take into its order
 	leasing   bool      // the leaser is at work
 	drained   bool      // the last lease came back short: wait for news or the poll
+	forgotten uint64    // messages forget removed from out, so far
 	pipe      int       // data bytes written and not yet acknowledged as received
 	closing   string    // reason, once shutdown was called
 	closeSent bool
@@ -308,8 +309,8 @@ func (s *session) read(br *bufio.Reader) error {
 	}
 }
 
-// onData is the receiving side: reassemble, then hand whole messages to
-// the accepters (blocking when they are busy: backpressure).
+// onData is the receiving side: reassemble, then queue whole messages for
+// the accepter (blocking when the queue is full: backpressure).
 func (s *session) onData(d *linkproto.Data) {
 	whole, have, rewind := s.p.in.add(d)
 	switch {
@@ -538,8 +539,11 @@ func (s *session) forget(ids []message.ID) {
 	s.mu.Lock()
 	for _, id := range ids {
 		if s.out != nil {
-			if m := s.out[id]; m != nil && m.started {
-				s.inflight.Add(-1)
+			if m := s.out[id]; m != nil {
+				if m.started {
+					s.inflight.Add(-1)
+				}
+				s.forgotten++
 			}
 			delete(s.out, id)
 		}
