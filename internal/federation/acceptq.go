@@ -63,20 +63,23 @@ func (q *acceptQueue) push(ctx context.Context, j acceptJob) bool {
 	}
 }
 
-// take waits for jobs and returns up to max of them, most urgent first,
-// oldest first within a precedence. After close it returns what is left,
-// then nil.
+// take waits for jobs and returns up to max of them, oldest first, all of
+// the most urgent precedence waiting: a batch never mixes precedences, so
+// a FLASH is stored in a batch of its own kind, not with 127 ROUTINE to
+// check and write. After close it returns what is left, then nil.
 func (q *acceptQueue) take(max int) []acceptJob {
 	for {
 		q.mu.Lock()
 		if q.n > 0 {
-			out := make([]acceptJob, 0, min(max, q.n))
-			for p := range q.jobs {
-				k := min(max-len(out), len(q.jobs[p]))
-				out = append(out, q.jobs[p][:k]...)
-				clear(q.jobs[p][:k])
-				q.jobs[p] = q.jobs[p][k:]
+			p := 0
+			for len(q.jobs[p]) == 0 {
+				p++
 			}
+			k := min(max, len(q.jobs[p]))
+			out := make([]acceptJob, k)
+			copy(out, q.jobs[p])
+			clear(q.jobs[p][:k])
+			q.jobs[p] = q.jobs[p][k:]
 			q.n -= len(out)
 			for _, j := range out {
 				q.bytes -= len(j.wire)
