@@ -20,7 +20,7 @@ import (
 // fragment (plus what the pipe already holds: see Config.PipeBytes). The
 // writer never waits on the store: leasing (the leaser) and applying
 // custody ACKs (the acker) run beside it.
-func (s *session) write(bw *bufio.Writer, leases chan<- int) error {
+func (s *session) write(bw *bufio.Writer, leases, peeks chan<- int) error {
 	cfg := &s.m.cfg
 	party := s.p.party
 	hb := time.NewTicker(cfg.Heartbeat)
@@ -78,7 +78,7 @@ func (s *session) write(bw *bufio.Writer, leases chan<- int) error {
 			forgotten = s.forgotten
 			order = slices.DeleteFunc(order, func(m *outMsg) bool { return s.out[m.ID] == nil })
 		}
-		leasing, drained := s.leasing, s.drained
+		leasing, peeking, drained := s.leasing, s.peeking, s.drained
 		s.mu.Unlock()
 
 		wrote := false
@@ -119,14 +119,24 @@ func (s *session) write(bw *bufio.Writer, leases chan<- int) error {
 		// asking for more once half is used, so that each lease (a store
 		// write) carries half a batch or more and the next one arrives
 		// while this one is still being sent. When told of new work,
-		// lease one more so a new FLASH is seen now.
-		if !leasing {
-			unsent := 0
+		// lease more so a new FLASH is seen now: with the next lease, or
+		// with a small one of its own beside a lease under way.
+		unsent := 0
+		if !leasing || (peek && !peeking) {
 			for _, m := range order {
 				if !m.started {
 					unsent++
 				}
 			}
+		}
+		switch {
+		case leasing && peek && !peeking && unsent < 2*cfg.LeaseBatch:
+			peek = false
+			s.mu.Lock()
+			s.peeking = true
+			s.mu.Unlock()
+			peeks <- peekLease // the peeker is idle: never blocks
+		case !leasing:
 			n := 0
 			switch {
 			case unsent <= cfg.LeaseBatch/2 && !drained:
@@ -185,18 +195,18 @@ func (s *session) write(bw *bufio.Writer, leases chan<- int) error {
 	}
 }
 
+// peekLease is the size of a lease made beside a lease under way when the
+// queue signals new work: enough for a few FLASH.
+const peekLease = 4
+
 // leaser runs Outbox.Lease for the writer, one request at a time: each
 // request is how many messages to lease. What it leases goes into s.out
 // at once (so that settle releases it whatever happens next) and into
-// s.fresh for the writer to take in.
-func (s *session) leaser(reqs <-chan int) {
+// s.fresh for the writer to take in. A session has two: the leaser
+// proper, and the peeker (peek=true) for small leases beside it.
+func (s *session) leaser(reqs <-chan int, resume map[message.ID]linkproto.Resume, peek bool) {
 	cfg := &s.m.cfg
 	party := s.p.party
-	resume := map[message.ID]linkproto.Resume{}
-	for _, r := range s.hello.Resume {
-		resume[r.ID] = r
-	}
-	var seq uint64
 	for n := range reqs {
 		got, err := cfg.Outbox.Lease(s.ctx, party, n)
 		if err != nil && s.ctx.Err() == nil {
@@ -207,16 +217,20 @@ func (s *session) leaser(reqs <-chan int) {
 			if len(g.Wire) == 0 || len(g.Wire) > linkproto.MaxMessage || !g.Precedence.Valid() || s.out[g.ID] != nil {
 				continue // the node's bug, or one we hold already; never put it on the wire twice
 			}
-			m := &outMsg{Outgoing: g, tag: linkproto.TagOf(g.Wire), seq: seq}
-			seq++
+			m := &outMsg{Outgoing: g, tag: linkproto.TagOf(g.Wire), seq: s.leaseSeq}
+			s.leaseSeq++
 			if r, ok := resume[g.ID]; ok && r.Tag == m.tag && r.Offset < uint64(len(g.Wire)) {
 				m.next, m.recv = r.Offset, r.Offset
 			}
 			s.out[g.ID] = m
 			s.fresh = append(s.fresh, m)
 		}
-		s.leasing = false
-		s.drained = len(got) < n
+		if peek {
+			s.peeking = false
+		} else {
+			s.leasing = false
+			s.drained = len(got) < n
+		}
 		s.mu.Unlock()
 		poke(s.wake)
 	}

@@ -49,6 +49,8 @@ type session struct {
 	out       map[message.ID]*outMsg
 	fresh     []*outMsg // leased, for the writer to take into its order
 	leasing   bool      // the leaser is at work
+	peeking   bool      // the peeker is at work
+	leaseSeq  uint64    // leased messages so far: their order within a precedence
 	drained   bool      // the last lease came back short: wait for news or the poll
 	forgotten uint64    // messages forget removed from out, so far
 	pipe      int       // data bytes written and not yet acknowledged as received
@@ -254,14 +256,20 @@ func (s *session) run(br *bufio.Reader, bw *bufio.Writer) error {
 	}()
 	var acc sync.WaitGroup
 	acc.Go(s.accepter)
-	leases := make(chan int, 1)
+	leases, peeks := make(chan int, 1), make(chan int, 1)
 	stopAcker := make(chan struct{})
+	resume := map[message.ID]linkproto.Resume{}
+	for _, r := range s.hello.Resume {
+		resume[r.ID] = r
+	}
 	var aux sync.WaitGroup
-	aux.Go(func() { s.leaser(leases) })
+	aux.Go(func() { s.leaser(leases, resume, false) })
+	aux.Go(func() { s.leaser(peeks, resume, true) })
 	aux.Go(func() { s.acker(stopAcker) })
-	s.cancel(s.write(bw, leases))
+	s.cancel(s.write(bw, leases, peeks))
 	s.conn.Close()
 	close(leases)
+	close(peeks)
 	close(stopAcker)
 	wg.Wait()
 	s.acceptQ.close()
