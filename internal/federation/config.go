@@ -47,18 +47,36 @@ type Outbox interface {
 	Notify() <-chan struct{}
 }
 
-// Inbox is the receiving node: verify, guard and store in one transaction.
+// Inbox is the receiving node: verify, guard and store.
 //
-// Accept returns nil only after the message is durably stored (or was
-// already stored: a duplicate MUST return nil so the sender can let go).
-// A *RefusalError means the node will never accept this message: the link
-// sends a REFUSE frame. Any other error sends nothing; the sender retries
-// on a later session. Accept may be called concurrently.
+// AcceptBatch takes the whole messages received from one peer, in arrival
+// order, and returns one result per wire, in the same order. A nil result
+// means the message is durably stored (or was already stored: a duplicate
+// MUST give nil so the sender can let go), and only then is custody
+// acknowledged. A *RefusalError means the node will never accept that
+// message: the link sends a REFUSE frame. Any other error sends nothing;
+// the link closes and the sender retries on a later session. The node
+// should store the batch in one transaction, in slice order (so that
+// messages reach the history in the order the sender put them on the
+// wire: most urgent first). A link makes one call at a time.
 type Inbox interface {
-	Accept(ctx context.Context, from string, wire []byte) error
+	AcceptBatch(ctx context.Context, from string, wires [][]byte) []error
 }
 
-// RefusalError is returned by Inbox.Accept to deny a message for good.
+// PreparingInbox is an Inbox that can check a batch apart from storing it,
+// so that a link checks the next batch while the store commits the last.
+// PrepareBatch does everything AcceptBatch does but store; the returned
+// function stores what passed and returns one result per wire, as
+// AcceptBatch would. A link calls PrepareBatch one batch at a time, in
+// arrival order, and the commit functions one at a time in the same
+// order, each after the previous one returned; it may call PrepareBatch
+// for the next batch before committing the last.
+type PreparingInbox interface {
+	Inbox
+	PrepareBatch(ctx context.Context, from string, wires [][]byte) (commit func() []error)
+}
+
+// RefusalError is returned by Inbox.AcceptBatch to deny a message for good.
 type RefusalError struct {
 	Code   string // stable, machine-readable, e.g. "not-releasable"
 	Reason string // for people
@@ -141,7 +159,7 @@ const (
 	DefaultPoll            = 2 * time.Second
 	DefaultMaxPartials     = 16
 	DefaultMaxPartialBytes = 128 << 20
-	DefaultAccepters       = 4
+	DefaultAcceptBatch     = 128
 )
 
 // Config configures a Manager. Outbox, Inbox, TLS, PartyOf and Authorize
@@ -166,8 +184,10 @@ type Config struct {
 	Outbox Outbox
 	Inbox  Inbox
 
-	Events   func(Event)                           // optional; must not block
-	Delivery func(Delivery)                        // optional; must not block
+	Events func(Event) // optional; must not block
+	// Delivery, optional, reports progress in batches (the messages of
+	// one ACK frame, or of one flush); it must not block.
+	Delivery func([]Delivery)
 	Control  func(party, kind string, data []byte) // optional; called on the read path, must not block
 	Logger   *slog.Logger                          // nil discards
 
@@ -185,7 +205,7 @@ type Config struct {
 	// MaxPartialBytes bounds the total sizes of the partials one peer has in
 	// memory (without SpoolDir); least recently used are evicted (128 MiB).
 	MaxPartialBytes int
-	Accepters       int           // concurrent Inbox.Accept calls per link (4)
+	AcceptBatch     int           // most messages passed to one Inbox.AcceptBatch call (128)
 	DialTimeout     time.Duration // TCP connect + TLS handshake + HELLO (30 s)
 }
 
@@ -224,7 +244,7 @@ func (c *Config) fill() error {
 	def(&c.WindowBytes, DefaultWindowBytes)
 	def(&c.LeaseBatch, DefaultLeaseBatch)
 	def(&c.MaxPartials, DefaultMaxPartials)
-	def(&c.Accepters, DefaultAccepters)
+	def(&c.AcceptBatch, DefaultAcceptBatch)
 	def(&c.MaxPartialBytes, DefaultMaxPartialBytes)
 	def(&c.PipeBytes, max(DefaultPipeBytes, 2*c.FragmentSize))
 	defd(&c.Heartbeat, DefaultHeartbeat)
@@ -238,8 +258,8 @@ func (c *Config) fill() error {
 	if c.PipeBytes < c.FragmentSize {
 		errs = append(errs, fmt.Errorf("PipeBytes %d below FragmentSize %d", c.PipeBytes, c.FragmentSize))
 	}
-	if c.Window < 1 || c.WindowBytes < 1 || c.LeaseBatch < 1 || c.MaxPartials < 1 || c.Accepters < 1 || c.MaxPartialBytes < linkproto.MaxMessage {
-		errs = append(errs, errors.New("Window, WindowBytes, LeaseBatch, MaxPartials and Accepters must be positive and MaxPartialBytes at least one maximal message"))
+	if c.Window < 1 || c.WindowBytes < 1 || c.LeaseBatch < 1 || c.MaxPartials < 1 || c.AcceptBatch < 1 || c.MaxPartialBytes < linkproto.MaxMessage {
+		errs = append(errs, errors.New("Window, WindowBytes, LeaseBatch, MaxPartials and AcceptBatch must be positive and MaxPartialBytes at least one maximal message"))
 	}
 	if c.BackoffMax < c.BackoffMin {
 		errs = append(errs, fmt.Errorf("BackoffMax %v below BackoffMin %v", c.BackoffMax, c.BackoffMin))

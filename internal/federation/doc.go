@@ -12,11 +12,12 @@
 //
 // # Invariants
 //
-//   - Custody: the receiver sends a custody ACK only after Inbox.Accept
-//     returned nil, and the sender calls Outbox.Ack only on that ACK. Nothing
-//     acknowledged lives only in memory, so a crash of either side loses
-//     nothing; retransmissions are absorbed by the receiver's
-//     de-duplication (a duplicate is still acknowledged).
+//   - Custody: the receiver sends a custody ACK for a message only after
+//     Inbox.AcceptBatch returned nil for it, and the sender calls
+//     Outbox.Ack only on that ACK. Nothing acknowledged lives only in
+//     memory, so a crash of either side loses nothing; retransmissions
+//     are absorbed by the receiver's de-duplication (a duplicate is still
+//     acknowledged).
 //   - Precedence: the writer always sends a fragment of the most urgent
 //     sendable message next, so a FLASH waits at most one fragment (plus the
 //     bounded pipe, Config.PipeBytes) behind a large ROUTINE transfer.

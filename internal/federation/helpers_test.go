@@ -203,20 +203,32 @@ func (o *fakeOutbox) len(peer string) int {
 
 // fakeInbox de-duplicates like the store and records arrival order.
 type fakeInbox struct {
-	mu     sync.Mutex
-	seen   map[message.ID]bool
-	order  []message.ID
-	calls  int
-	refuse func(wire []byte) error
-	gate   chan struct{}    // when set, Accept waits for a token
-	onNew  func(message.ID) // called for each new message, under the lock
+	mu      sync.Mutex
+	seen    map[message.ID]bool
+	order   []message.ID
+	calls   int // messages stored or found duplicate
+	batches int // AcceptBatch calls
+	refuse  func(wire []byte) error
+	gate    chan struct{}    // when set, Accept waits for a token
+	onNew   func(message.ID) // called for each new message, under the lock
 }
 
 func newInbox() *fakeInbox {
 	return &fakeInbox{seen: map[message.ID]bool{}}
 }
 
-func (in *fakeInbox) Accept(ctx context.Context, from string, wire []byte) error {
+func (in *fakeInbox) AcceptBatch(ctx context.Context, from string, wires [][]byte) []error {
+	in.mu.Lock()
+	in.batches++
+	in.mu.Unlock()
+	errs := make([]error, len(wires))
+	for i, w := range wires {
+		errs[i] = in.accept(ctx, w)
+	}
+	return errs
+}
+
+func (in *fakeInbox) accept(ctx context.Context, wire []byte) error {
 	if in.gate != nil {
 		select {
 		case <-in.gate:

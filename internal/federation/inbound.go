@@ -18,7 +18,7 @@ import (
 // a spool directory the partials are files and survive a receiver restart;
 // without one they live in memory and a restart makes the sender start
 // over. Either way this costs bytes, never correctness: custody is
-// acknowledged only after Inbox.Accept, and a reassembled message whose
+// acknowledged only after Inbox.AcceptBatch, and a reassembled message whose
 // hash does not match the sender's tag is discarded and sent again.
 type inbound struct {
 	max      int

@@ -50,7 +50,7 @@ func TestExchangeBothWays(t *testing.T) {
 }
 
 func TestFlashOvertakesRoutineBacklog(t *testing.T) {
-	p := newPair(t, nil, func(c *Config) { c.Accepters = 1 })
+	p := newPair(t, nil, nil)
 	const backlog = 3000
 	for range backlog {
 		p.a.out.putMsg("XBB", message.Routine, 1<<10)
@@ -112,7 +112,7 @@ func TestResumeAfterSenderRestart(t *testing.T) {
 }
 
 func TestCutsAndPartitionDeliverExactlyOnceInPrecedenceOrder(t *testing.T) {
-	p, px := newPairProxy(t, nil, func(c *Config) { c.Accepters = 1 }, linksim.Config{})
+	p, px := newPairProxy(t, nil, nil, linksim.Config{})
 	waitFor(t, 5*time.Second, "link up", func() bool { return p.a.up("XBB") })
 
 	// Cut the link repeatedly during a large transfer: it resumes.

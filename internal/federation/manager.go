@@ -237,7 +237,7 @@ func (m *Manager) Close() error {
 		s.shutdown("shutting down")
 	}
 	// Let sessions send CLOSE and release their leases, for a bounded
-	// time: an Inbox.Accept in progress ends when the context is cancelled.
+	// time: an Inbox call in progress ends when the context is cancelled.
 	grace, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	for _, s := range ss {

@@ -75,7 +75,7 @@ func startNode(t testing.TB, party string, cert tls.Certificate, trust trustSet,
 	n := &testNode{party: party, out: out, in: in}
 	n.cfg = testConfig(t, party, cert, trust, out, in)
 	n.cfg.Events = func(e Event) { n.mu.Lock(); n.events = append(n.events, e); n.mu.Unlock() }
-	n.cfg.Delivery = func(d Delivery) { n.mu.Lock(); n.deliveries = append(n.deliveries, d); n.mu.Unlock() }
+	n.cfg.Delivery = func(ds []Delivery) { n.mu.Lock(); n.deliveries = append(n.deliveries, ds...); n.mu.Unlock() }
 	n.cfg.Control = func(p, kind string, data []byte) {
 		n.mu.Lock()
 		n.controls = append(n.controls, p+"/"+kind+"/"+string(data))

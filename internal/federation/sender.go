@@ -13,38 +13,50 @@ import (
 )
 
 // write is the session's writer goroutine: the only one that writes to the
-// connection. Each pass writes queued control frames and acks, applies
-// custody received, tops up leases, then writes at most one fragment of
-// the most urgent sendable message. A FLASH leased while a ROUTINE
-// transfer runs is therefore on the wire after at most one fragment (plus
-// what the pipe already holds: see Config.PipeBytes).
-func (s *session) write(bw *bufio.Writer) error {
+// connection. Each pass writes queued control frames and acks, takes in
+// what the leaser leased, asks it for more when running low, then writes
+// at most one fragment of the most urgent sendable message. A FLASH leased
+// while a ROUTINE transfer runs is therefore on the wire after at most one
+// fragment (plus what the pipe already holds: see Config.PipeBytes). The
+// writer never waits on the store: leasing (the leaser) and applying
+// custody ACKs (the acker) run beside it.
+func (s *session) write(bw *bufio.Writer, leases, peeks chan<- int) error {
 	cfg := &s.m.cfg
 	party := s.p.party
 	hb := time.NewTicker(cfg.Heartbeat)
 	defer hb.Stop()
 	poll := time.NewTicker(cfg.Poll)
 	defer poll.Stop()
-	resume := map[message.ID]linkproto.Resume{}
-	for _, r := range s.hello.Resume {
-		resume[r.ID] = r
-	}
 	var (
 		order     []*outMsg // leased and not settled, most urgent first
-		seq       uint64
-		drained   bool
+		peek      bool      // told of new work: lease one more as soon as we may
 		lastWrite = time.Now()
 		scratch   []byte
+		sent      []Delivery // fully written since the last flush
+		forgotten uint64     // s.forgotten when order was last pruned
 	)
+	flush := func() error {
+		if err := bw.Flush(); err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+		if len(sent) > 0 && cfg.Delivery != nil {
+			cfg.Delivery(sent)
+		}
+		sent = nil
+		return nil
+	}
 	for {
 		if s.ctx.Err() != nil {
 			return context.Cause(s.ctx)
 		}
+		polled := false
 		select {
 		case <-poll.C:
-			drained = false
+			polled = true
 		default:
 		}
+		woke := s.notified.Swap(false)
+		peek = peek || woke
 
 		s.mu.Lock()
 		ctl := s.ctl
@@ -56,7 +68,17 @@ func (s *session) write(bw *bufio.Writer) error {
 		clear(s.acks)
 		s.ackOrder = s.ackOrder[:0]
 		closing := s.closing
-		settle := len(s.custody)+len(s.refusals) > 0
+		// Take in what the leaser leased; drop what the acker settled.
+		fresh := s.fresh
+		s.fresh = nil
+		if woke || polled {
+			s.drained = false
+		}
+		if s.forgotten != forgotten {
+			forgotten = s.forgotten
+			order = slices.DeleteFunc(order, func(m *outMsg) bool { return s.out[m.ID] == nil })
+		}
+		leasing, peeking, drained := s.leasing, s.peeking, s.drained
 		s.mu.Unlock()
 
 		wrote := false
@@ -86,63 +108,52 @@ func (s *session) write(bw *bufio.Writer) error {
 			s.writeClose(bw, closing)
 			return fmt.Errorf("closed: %s", closing)
 		}
-		if settle {
-			s.applyAcks(s.ctx)
-			s.mu.Lock()
-			order = slices.DeleteFunc(order, func(m *outMsg) bool { return s.out[m.ID] == nil })
-			s.mu.Unlock()
-		}
-
-		// Lease: keep up to LeaseBatch unstarted messages at hand; when told of
-		// new work, peek one more so a new FLASH is seen now.
-		unsent := 0
-		for _, m := range order {
-			if !m.started {
-				unsent++
-			}
-		}
-		woke := s.notified.Swap(false)
-		if woke {
-			drained = false
-		}
-		n := 0
-		switch {
-		case unsent <= cfg.LeaseBatch/2 && !drained:
-			// Refill only once half is used, so that each lease (a
-			// store write) carries half a batch or more rather than
-			// the one message the last ACK made room for.
-			n = cfg.LeaseBatch - unsent
-		case woke && unsent < 2*cfg.LeaseBatch:
-			n = 1
-		}
-		if n > 0 {
-			got, err := cfg.Outbox.Lease(s.ctx, party, n)
-			if err != nil {
-				if s.ctx.Err() != nil {
-					return context.Cause(s.ctx)
-				}
-				s.m.cfg.Logger.Warn("federation lease failed", "party", party, "err", err)
-			}
-			if len(got) < n {
-				drained = true
-			}
-			s.mu.Lock()
-			for _, g := range got {
-				if len(g.Wire) == 0 || len(g.Wire) > linkproto.MaxMessage || !g.Precedence.Valid() || s.out[g.ID] != nil {
-					continue // the node's bug; never put it on the wire
-				}
-				m := &outMsg{Outgoing: g, tag: linkproto.TagOf(g.Wire), seq: seq}
-				seq++
-				if r, ok := resume[g.ID]; ok && r.Tag == m.tag && r.Offset < uint64(len(g.Wire)) {
-					m.next, m.recv = r.Offset, r.Offset
-				}
-				s.out[g.ID] = m
-				order = append(order, m)
-			}
-			s.mu.Unlock()
+		if len(fresh) > 0 {
+			order = append(order, fresh...)
 			slices.SortStableFunc(order, func(a, b *outMsg) int {
 				return cmp.Or(cmp.Compare(a.Precedence, b.Precedence), cmp.Compare(a.seq, b.seq))
 			})
+		}
+
+		// Lease ahead: keep up to LeaseBatch unstarted messages at hand,
+		// asking for more once half is used, so that each lease (a store
+		// write) carries half a batch or more and the next one arrives
+		// while this one is still being sent. When told of new work,
+		// lease more so a new FLASH is seen now: with the next lease, or
+		// with a small one of its own beside a lease under way.
+		unsent := 0
+		if !leasing || (peek && !peeking) {
+			for _, m := range order {
+				if !m.started {
+					unsent++
+				}
+			}
+		}
+		switch {
+		case leasing && peek && !peeking && unsent < 2*cfg.LeaseBatch:
+			peek = false
+			s.mu.Lock()
+			s.peeking = true
+			s.mu.Unlock()
+			peeks <- peekLease // the peeker is idle: never blocks
+		case !leasing:
+			n := 0
+			switch {
+			case unsent <= cfg.LeaseBatch/2 && !drained:
+				n = cfg.LeaseBatch - unsent
+			case peek && unsent < 2*cfg.LeaseBatch:
+				// Up to a batch more, not just one: under a stream of
+				// submissions the news never stops, and leases of one
+				// would each cost a store write.
+				n = min(cfg.LeaseBatch, 2*cfg.LeaseBatch-unsent)
+			}
+			if n > 0 {
+				peek = false
+				s.mu.Lock()
+				s.leasing = true
+				s.mu.Unlock()
+				leases <- n // the leaser is idle: never blocks
+			}
 		}
 
 		m, off, end := s.pick(order)
@@ -151,34 +162,91 @@ func (s *session) write(bw *bufio.Writer) error {
 				return fmt.Errorf("write: %w", err)
 			}
 			wrote = true
-			if end == uint64(len(m.Wire)) && cfg.Delivery != nil {
-				cfg.Delivery(Delivery{Kind: Sent, Party: party, ID: m.ID})
+			if end == uint64(len(m.Wire)) {
+				sent = append(sent, Delivery{Kind: Sent, Party: party, ID: m.ID})
 			}
 		}
 		if wrote {
 			lastWrite = time.Now()
 			if m == nil || bw.Buffered() >= cfg.FragmentSize {
-				if err := bw.Flush(); err != nil {
-					return fmt.Errorf("write: %w", err)
+				if err := flush(); err != nil {
+					return err
 				}
 			}
 			continue
 		}
-		if bw.Buffered() > 0 {
-			if err := bw.Flush(); err != nil {
-				return fmt.Errorf("write: %w", err)
+		if bw.Buffered() > 0 || len(sent) > 0 {
+			if err := flush(); err != nil {
+				return err
 			}
 		}
 		select {
 		case <-s.ctx.Done():
 		case <-s.wake:
 		case <-poll.C:
-			drained = false
+			s.mu.Lock()
+			s.drained = false
+			s.mu.Unlock()
 		case <-hb.C:
 			if time.Since(lastWrite) >= cfg.Heartbeat/2 {
 				s.queueFrame(linkproto.Frame{Type: linkproto.FramePing, Nonce: randNonce()})
 			}
 		}
+	}
+}
+
+// peekLease is the size of a lease made beside a lease under way when the
+// queue signals new work: enough for a few FLASH.
+const peekLease = 4
+
+// leaser runs Outbox.Lease for the writer, one request at a time: each
+// request is how many messages to lease. What it leases goes into s.out
+// at once (so that settle releases it whatever happens next) and into
+// s.fresh for the writer to take in. A session has two: the leaser
+// proper, and the peeker (peek=true) for small leases beside it.
+func (s *session) leaser(reqs <-chan int, resume map[message.ID]linkproto.Resume, peek bool) {
+	cfg := &s.m.cfg
+	party := s.p.party
+	for n := range reqs {
+		got, err := cfg.Outbox.Lease(s.ctx, party, n)
+		if err != nil && s.ctx.Err() == nil {
+			cfg.Logger.Warn("federation lease failed", "party", party, "err", err)
+		}
+		s.mu.Lock()
+		for _, g := range got {
+			if len(g.Wire) == 0 || len(g.Wire) > linkproto.MaxMessage || !g.Precedence.Valid() || s.out[g.ID] != nil {
+				continue // the node's bug, or one we hold already; never put it on the wire twice
+			}
+			m := &outMsg{Outgoing: g, tag: linkproto.TagOf(g.Wire), seq: s.leaseSeq}
+			s.leaseSeq++
+			if r, ok := resume[g.ID]; ok && r.Tag == m.tag && r.Offset < uint64(len(g.Wire)) {
+				m.next, m.recv = r.Offset, r.Offset
+			}
+			s.out[g.ID] = m
+			s.fresh = append(s.fresh, m)
+		}
+		if peek {
+			s.peeking = false
+		} else {
+			s.leasing = false
+			s.drained = len(got) < n
+		}
+		s.mu.Unlock()
+		poke(s.wake)
+	}
+}
+
+// acker applies the custody ACKs and refusals the reader received (store
+// writes: Outbox.Ack, Outbox.Refused) off the writer's path, until stop.
+func (s *session) acker(stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case <-s.ackWake:
+		}
+		s.applyAcks(s.m.ctx)
+		poke(s.wake) // the window has room
 	}
 }
 

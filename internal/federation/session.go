@@ -18,22 +18,24 @@ import (
 // runs three kinds of goroutine: the reader (decodes frames, never writes
 // to the connection, so two peers both writing bulk data cannot deadlock),
 // the writer (the only one writing: queued control frames and acks first,
-// then the most urgent fragment) and a few accepters calling Inbox.Accept.
+// then the most urgent fragment) and one accepter passing whole messages
+// to Inbox.AcceptBatch in arrival order.
 //
 // Lock order: Manager.mu before session.mu before inbound.mu.
 type session struct {
-	m      *Manager
-	p      *peer
-	conn   *tls.Conn
-	dc     *deadlineConn
-	dialer string // party that dialed this connection
-	since  time.Time
-	hello  linkproto.Hello // the peer's
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	wake   chan struct{} // pokes the writer; capacity 1
-	done   chan struct{} // closed when the session has ended and settled
-	accept chan acceptJob
+	m       *Manager
+	p       *peer
+	conn    *tls.Conn
+	dc      *deadlineConn
+	dialer  string // party that dialed this connection
+	since   time.Time
+	hello   linkproto.Hello // the peer's
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	wake    chan struct{} // pokes the writer; capacity 1
+	ackWake chan struct{} // pokes the acker; capacity 1
+	done    chan struct{} // closed when the session has ended and settled
+	acceptQ *acceptQueue
 
 	notified atomic.Bool  // Outbox signalled new work
 	inflight atomic.Int64 // for Status
@@ -42,17 +44,18 @@ type session struct {
 	ctl       []linkproto.Frame // frames for the writer to send before any data
 	acks      map[message.ID]linkproto.AckEntry
 	ackOrder  []message.ID
-	custody   []message.ID // custody ACKs received, for the writer to pass to Outbox.Ack
+	custody   []message.ID // custody ACKs received, for the acker to pass to Outbox.Ack
 	refusals  []linkproto.Refuse
 	out       map[message.ID]*outMsg
-	pipe      int    // data bytes written and not yet acknowledged as received
-	closing   string // reason, once shutdown was called
+	fresh     []*outMsg // leased, for the writer to take into its order
+	leasing   bool      // the leaser is at work
+	peeking   bool      // the peeker is at work
+	leaseSeq  uint64    // leased messages so far: their order within a precedence
+	drained   bool      // the last lease came back short: wait for news or the poll
+	forgotten uint64    // messages forget removed from out, so far
+	pipe      int       // data bytes written and not yet acknowledged as received
+	closing   string    // reason, once shutdown was called
 	closeSent bool
-}
-
-type acceptJob struct {
-	id   message.ID
-	wire []byte
 }
 
 // outMsg is a leased message in this session. next and recv are guarded
@@ -109,7 +112,7 @@ func (m *Manager) runSession(ctx context.Context, tc *tls.Conn, party, dialer st
 	dc.widle.Store(int64(3 * m.cfg.Heartbeat))
 	s := &session{
 		m: m, p: p, conn: tc, dc: dc, dialer: dialer, since: time.Now(), hello: f.Hello,
-		wake: make(chan struct{}, 1), done: make(chan struct{}), accept: make(chan acceptJob, m.cfg.Accepters),
+		wake: make(chan struct{}, 1), ackWake: make(chan struct{}, 1), done: make(chan struct{}), acceptQ: newAcceptQueue(2*m.cfg.AcceptBatch, acceptQueueBytes),
 		acks: map[message.ID]linkproto.AckEntry{}, out: map[message.ID]*outMsg{},
 	}
 	s.ctx, s.cancel = context.WithCancelCause(m.ctx)
@@ -189,14 +192,21 @@ func (s *session) queueFrame(f linkproto.Frame) error {
 	return nil
 }
 
-func (s *session) queueAck(a linkproto.AckEntry) {
-	s.mu.Lock()
-	if prev, ok := s.acks[a.ID]; !ok {
-		s.ackOrder = append(s.ackOrder, a.ID)
-	} else if prev.Kind == linkproto.AckCustody || (prev.Kind == linkproto.AckRewind && a.Kind == linkproto.AckProgress) {
-		a = prev // custody and rewind outrank progress
+func (s *session) queueAck(a linkproto.AckEntry) { s.queueAcks([]linkproto.AckEntry{a}) }
+
+func (s *session) queueAcks(as []linkproto.AckEntry) {
+	if len(as) == 0 {
+		return
 	}
-	s.acks[a.ID] = a
+	s.mu.Lock()
+	for _, a := range as {
+		if prev, ok := s.acks[a.ID]; !ok {
+			s.ackOrder = append(s.ackOrder, a.ID)
+		} else if prev.Kind == linkproto.AckCustody || (prev.Kind == linkproto.AckRewind && a.Kind == linkproto.AckProgress) {
+			a = prev // custody and rewind outrank progress
+		}
+		s.acks[a.ID] = a
+	}
 	s.mu.Unlock()
 	poke(s.wake)
 }
@@ -245,18 +255,26 @@ func (s *session) run(br *bufio.Reader, bw *bufio.Writer) error {
 		s.conn.Close()
 	}()
 	var acc sync.WaitGroup
-	for range s.m.cfg.Accepters {
-		acc.Add(1)
-		go func() {
-			defer acc.Done()
-			s.accepter()
-		}()
+	acc.Go(s.accepter)
+	leases, peeks := make(chan int, 1), make(chan int, 1)
+	stopAcker := make(chan struct{})
+	resume := map[message.ID]linkproto.Resume{}
+	for _, r := range s.hello.Resume {
+		resume[r.ID] = r
 	}
-	s.cancel(s.write(bw))
+	var aux sync.WaitGroup
+	aux.Go(func() { s.leaser(leases, resume, false) })
+	aux.Go(func() { s.leaser(peeks, resume, true) })
+	aux.Go(func() { s.acker(stopAcker) })
+	s.cancel(s.write(bw, leases, peeks))
 	s.conn.Close()
+	close(leases)
+	close(peeks)
+	close(stopAcker)
 	wg.Wait()
-	close(s.accept)
+	s.acceptQ.close()
 	acc.Wait()
+	aux.Wait()
 	s.settle()
 	return context.Cause(s.ctx)
 }
@@ -283,7 +301,7 @@ func (s *session) read(br *bufio.Reader) error {
 			s.mu.Lock()
 			s.refusals = append(s.refusals, f.Refuse)
 			s.mu.Unlock()
-			poke(s.wake)
+			poke(s.ackWake)
 		case linkproto.FramePing:
 			s.queueFrame(linkproto.Frame{Type: linkproto.FramePong, Nonce: f.Nonce})
 		case linkproto.FramePong:
@@ -299,8 +317,8 @@ func (s *session) read(br *bufio.Reader) error {
 	}
 }
 
-// onData is the receiving side: reassemble, then hand whole messages to
-// the accepters (blocking when they are busy: backpressure).
+// onData is the receiving side: reassemble, then queue whole messages for
+// the accepter (blocking when the queue is full: backpressure).
 func (s *session) onData(d *linkproto.Data) {
 	whole, have, rewind := s.p.in.add(d)
 	switch {
@@ -313,22 +331,71 @@ func (s *session) onData(d *linkproto.Data) {
 		s.queueAck(linkproto.AckEntry{ID: d.ID, Kind: linkproto.AckProgress, Offset: have})
 	}
 	if whole != nil {
-		select {
-		case s.accept <- acceptJob{id: d.ID, wire: whole}:
-		case <-s.ctx.Done():
-		}
+		s.acceptQ.push(s.ctx, acceptJob{id: d.ID, prec: d.Precedence, wire: whole})
 	}
 }
 
+// acceptQueueBytes bounds the bytes of whole messages waiting for the
+// Inbox (one message always fits).
+const acceptQueueBytes = 16 << 20
+
+// accepter passes the whole messages received, as many as are waiting
+// (up to Config.AcceptBatch) and in the acceptQueue's order, to the Inbox,
+// then acknowledges custody, refuses, or ends the link, per message. With
+// a PreparingInbox it checks the next batch while the last one commits:
+// the accepter prepares, a committer stores, both in order.
 func (s *session) accepter() {
-	for j := range s.accept {
+	type prepared struct {
+		jobs   []acceptJob
+		commit func() []error
+	}
+	pi, pipelined := s.m.cfg.Inbox.(PreparingInbox)
+	var ready chan prepared
+	var committer sync.WaitGroup
+	if pipelined {
+		ready = make(chan prepared, 1)
+		committer.Go(func() {
+			for p := range ready {
+				s.accepted(p.jobs, p.commit())
+			}
+		})
+		defer committer.Wait()
+		defer close(ready)
+	}
+	for {
+		jobs := s.acceptQ.take(s.m.cfg.AcceptBatch)
+		if jobs == nil {
+			return
+		}
+		wires := make([][]byte, len(jobs))
+		for i, j := range jobs {
+			wires[i] = j.wire
+		}
 		// The Manager's context, not the session's: a store commit that
 		// has begun is allowed to finish when the link drops.
-		err := s.m.cfg.Inbox.Accept(s.m.ctx, s.p.party, j.wire)
+		if pipelined {
+			ready <- prepared{jobs, pi.PrepareBatch(s.m.ctx, s.p.party, wires)}
+			continue
+		}
+		s.accepted(jobs, s.m.cfg.Inbox.AcceptBatch(s.m.ctx, s.p.party, wires))
+	}
+}
+
+// accepted answers the Inbox's results for jobs.
+func (s *session) accepted(jobs []acceptJob, errs []error) {
+	if len(errs) != len(jobs) {
+		s.m.cfg.Logger.Error("federation inbox answered the wrong number of results", "party", s.p.party, "n", len(jobs), "results", len(errs))
+		s.shutdown("receiver could not store a message")
+		return
+	}
+	acks := make([]linkproto.AckEntry, 0, len(jobs))
+	failed := false
+	for i, j := range jobs {
+		err := errs[i]
 		var ref *RefusalError
 		switch {
 		case err == nil:
-			s.queueAck(linkproto.AckEntry{ID: j.id, Kind: linkproto.AckCustody})
+			acks = append(acks, linkproto.AckEntry{ID: j.id, Kind: linkproto.AckCustody})
 		case errors.As(err, &ref):
 			detail := ref.Detail
 			if len(detail) > linkproto.MaxDetailLen {
@@ -339,8 +406,12 @@ func (s *session) accepter() {
 			// The node could not store it (store down, shutting down):
 			// end the link so the sender retries after its backoff.
 			s.m.cfg.Logger.Warn("federation inbox failed", "party", s.p.party, "id", j.id, "err", err)
-			s.shutdown("receiver could not store a message")
+			failed = true
 		}
+	}
+	s.queueAcks(acks)
+	if failed {
+		s.shutdown("receiver could not store a message")
 	}
 }
 
@@ -353,6 +424,7 @@ func trunc(s string, n int) string {
 
 // onAcks applies the peer's acknowledgements of our data.
 func (s *session) onAcks(acks []linkproto.AckEntry) {
+	custody := false
 	s.mu.Lock()
 	for _, a := range acks {
 		m := s.out[a.ID]
@@ -363,7 +435,11 @@ func (s *session) onAcks(acks []linkproto.AckEntry) {
 		case linkproto.AckCustody:
 			s.pipe -= int(m.next - m.recv)
 			m.recv = m.next
+			// Done now, so that the window has room before the acker has
+			// written it to the queue (it undoes this if that fails).
+			m.done = true
 			s.custody = append(s.custody, a.ID)
+			custody = true
 		case linkproto.AckProgress:
 			if a.Offset > m.recv && a.Offset <= m.next {
 				s.pipe -= int(a.Offset - m.recv)
@@ -377,6 +453,9 @@ func (s *session) onAcks(acks []linkproto.AckEntry) {
 		}
 	}
 	s.mu.Unlock()
+	if custody {
+		poke(s.ackWake)
+	}
 	poke(s.wake)
 }
 
@@ -435,9 +514,11 @@ func (s *session) applyAcks(ctx context.Context) {
 		}
 		s.forget(custody)
 		if s.m.cfg.Delivery != nil {
-			for _, id := range custody {
-				s.m.cfg.Delivery(Delivery{Kind: Delivered, Party: party, ID: id})
+			ds := make([]Delivery, len(custody))
+			for i, id := range custody {
+				ds[i] = Delivery{Kind: Delivered, Party: party, ID: id}
 			}
+			s.m.cfg.Delivery(ds)
 		}
 	}
 	for _, r := range refusals {
@@ -457,7 +538,7 @@ func (s *session) applyAcks(ctx context.Context) {
 		}
 		s.forget([]message.ID{r.ID})
 		if s.m.cfg.Delivery != nil {
-			s.m.cfg.Delivery(Delivery{Kind: Refused, Party: party, ID: r.ID, Code: r.Code, Reason: r.Reason})
+			s.m.cfg.Delivery([]Delivery{{Kind: Refused, Party: party, ID: r.ID, Code: r.Code, Reason: r.Reason}})
 		}
 	}
 }
@@ -466,8 +547,11 @@ func (s *session) forget(ids []message.ID) {
 	s.mu.Lock()
 	for _, id := range ids {
 		if s.out != nil {
-			if m := s.out[id]; m != nil && m.started {
-				s.inflight.Add(-1)
+			if m := s.out[id]; m != nil {
+				if m.started {
+					s.inflight.Add(-1)
+				}
+				s.forgotten++
 			}
 			delete(s.out, id)
 		}

@@ -113,6 +113,50 @@ func (n *Node) verifyOrigin(origin string) (ed25519.PublicKey, error) {
 type outbox struct {
 	n     *Node
 	wires wireCache
+
+	mu      sync.Mutex                         // guards below
+	meta    map[wireKey]crossMeta              // of leased messages, for the audit entry of their delivery
+	sent    map[string]map[message.ID]struct{} // sent marks not yet written, by peer
+	marking bool                               // a goroutine is writing sent marks
+}
+
+// crossMeta is what the sender's audit entry about a delivery or refusal
+// carries besides the id, so that it reconciles with the receiver's.
+type crossMeta struct{ digest, channel string }
+
+// maxMeta bounds outbox.meta; past it, deliveries read the store instead.
+const maxMeta = 1 << 16
+
+// remember keeps the audit fields of leased messages.
+func (o *outbox) remember(peer string, msgs []*message.Message) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.meta == nil || len(o.meta) > maxMeta {
+		o.meta = map[wireKey]crossMeta{}
+	}
+	for _, m := range msgs {
+		k := wireKey{peer, m.ID}
+		if _, ok := o.meta[k]; !ok {
+			o.meta[k] = crossMeta{digest(m.Label, m.Body), m.Channel}
+		}
+	}
+}
+
+// crossed returns (and forgets) the audit fields of a message leased to
+// peer, reading the store when they were not kept.
+func (o *outbox) crossed(ctx context.Context, peer string, id message.ID) crossMeta {
+	k := wireKey{peer, id}
+	o.mu.Lock()
+	c, ok := o.meta[k]
+	delete(o.meta, k)
+	o.mu.Unlock()
+	if ok {
+		return c
+	}
+	if m, _, err := o.n.store.Get(ctx, id); err == nil {
+		c = crossMeta{digest(m.Label, m.Body), m.Channel}
+	}
+	return c
 }
 
 // maxCachedWires bounds the bytes of sealed envelopes an outbox keeps.
@@ -220,6 +264,7 @@ func (o *outbox) Lease(ctx context.Context, peer string, k int) ([]federation.Ou
 		n.releaseAll(lctx, peer, msgs)
 		return nil, context.Cause(ctx)
 	}
+	o.remember(peer, msgs)
 	// Seal, in one batch, the messages whose envelope is not cached.
 	out := make([]federation.Outgoing, len(msgs))
 	var fresh []int
@@ -232,30 +277,47 @@ func (o *outbox) Lease(ctx context.Context, peer string, k int) ([]federation.Ou
 	if len(fresh) == 0 {
 		return out, nil
 	}
+	policy := n.policyOf(peer)
+	for len(fresh) > 0 {
+		k := min(len(fresh), maxSealBatch)
+		if err := o.seal(peer, c, policy, msgs, fresh[:k], out); err != nil {
+			n.releaseAll(ctx, peer, msgs)
+			return nil, err
+		}
+		fresh = fresh[k:]
+	}
+	return out, nil
+}
+
+// maxSealBatch bounds an envelope batch: each envelope carries a Merkle
+// proof of 32 bytes per level, so a lease of 128 sealed as one batch would
+// put 64 more bytes on the wire per message than batches of 32, for one
+// HPKE encapsulation saved per 32 messages.
+const maxSealBatch = 32
+
+// seal seals msgs[idx] as one envelope batch to peer's card into out.
+func (o *outbox) seal(peer string, c *pki.Card, policy string, msgs []*message.Message, idx []int, out []federation.Outgoing) error {
+	n := o.n
 	batch, err := envelope.NewBatch(n.id.SigningKey, envelope.RecipientKey{Party: peer, Epoch: c.Epoch, PublicKey: c.HPKEPublicKey()})
 	if err != nil {
-		n.releaseAll(ctx, peer, msgs)
-		return nil, err
+		return err
 	}
-	policy := n.policyOf(peer)
-	for _, i := range fresh {
+	for _, i := range idx {
 		m := *msgs[i]
 		m.Alternatives = alternativesFor(m.Alternatives, policy)
 		if err := batch.Add(&m); err != nil {
-			n.releaseAll(ctx, peer, msgs)
-			return nil, fmt.Errorf("seal %s for %s: %w", m.ID, peer, err)
+			return fmt.Errorf("seal %s for %s: %w", m.ID, peer, err)
 		}
 	}
 	wires, err := batch.Finish()
 	if err != nil {
-		n.releaseAll(ctx, peer, msgs)
-		return nil, err
+		return err
 	}
-	for j, i := range fresh {
+	for j, i := range idx {
 		out[i].Wire = wires[j]
 		o.wires.put(peer, msgs[i].ID, c.Epoch, wires[j])
 	}
-	return out, nil
+	return nil
 }
 
 func (n *Node) releaseAll(ctx context.Context, peer string, msgs []*message.Message) {
@@ -328,9 +390,65 @@ func (o *outbox) Notify() <-chan struct{} { return o.n.outWork }
 // in one transaction (de-duplicated) before the link acknowledges.
 type inbox struct{ n *Node }
 
-var _ federation.Inbox = (*inbox)(nil)
+var _ federation.PreparingInbox = (*inbox)(nil)
 
+// Accept is AcceptBatch of one message.
 func (in *inbox) Accept(ctx context.Context, from string, wire []byte) error {
+	return in.AcceptBatch(ctx, from, [][]byte{wire})[0]
+}
+
+// AcceptBatch opens and guards each message, then stores every accepted
+// one in one store transaction, in the order given.
+func (in *inbox) AcceptBatch(ctx context.Context, from string, wires [][]byte) []error {
+	return in.PrepareBatch(ctx, from, wires)()
+}
+
+// PrepareBatch opens and guards each message; the function it returns
+// stores the accepted ones in one store transaction, in the order given.
+func (in *inbox) PrepareBatch(ctx context.Context, from string, wires [][]byte) func() []error {
+	n := in.n
+	errs := make([]error, len(wires))
+	items := make([]store.AcceptItem, 0, len(wires))
+	at := make([]int, 0, len(wires)) // wires index of each item
+	for i, wire := range wires {
+		it, err := in.prepare(ctx, from, wire)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		items = append(items, it)
+		at = append(at, i)
+	}
+	return func() []error {
+		if len(items) == 0 {
+			return errs
+		}
+		res, err := n.store.AcceptBatch(ctx, items)
+		if err != nil {
+			for _, i := range at {
+				errs[i] = err // not acknowledged: the sender retries
+			}
+			return errs
+		}
+		fresh := 0
+		for _, r := range res {
+			if !r.Dup {
+				fresh++
+			}
+		}
+		if fresh > 0 {
+			n.pumpAudit()
+			n.metrics.received.WithLabelValues(from, "accepted").Add(float64(fresh))
+			n.history.fire()
+		}
+		return errs
+	}
+}
+
+// prepare verifies the envelope before anything else and runs the guard
+// with this node as the recipient. It returns what to store, or the
+// refusal (or failure) to answer.
+func (in *inbox) prepare(ctx context.Context, from string, wire []byte) (store.AcceptItem, error) {
 	n := in.n
 	m, _, err := n.opener.Open(wire)
 	if errors.Is(err, envelope.ErrUnknownEpoch) {
@@ -339,7 +457,7 @@ func (in *inbox) Accept(ctx context.Context, from string, wire []byte) error {
 		// partner receives our current card when it reconnects, and the
 		// message is sealed again.
 		n.log.Warn("envelope sealed to an unknown key epoch; partner will reseal", slog.String("from", from), slog.Any("error", err))
-		return fmt.Errorf("from %s: %w", from, err)
+		return store.AcceptItem{}, fmt.Errorf("from %s: %w", from, err)
 	}
 	if err != nil {
 		code := "bad-envelope"
@@ -353,36 +471,27 @@ func (in *inbox) Accept(ctx context.Context, from string, wire []byte) error {
 		}
 		n.record(ctx, audit.Entry{Kind: audit.KindRejected, Peer: from, Decision: audit.DecisionRefused, Reason: code})
 		n.metrics.received.WithLabelValues(from, "refused").Inc()
-		return &federation.RefusalError{Code: code, Reason: err.Error()}
+		return store.AcceptItem{}, &federation.RefusalError{Code: code, Reason: err.Error()}
 	}
 	if m.Origin != from {
 		n.record(ctx, audit.Entry{Kind: audit.KindRejected, MessageID: m.ID.String(), Peer: from, Decision: audit.DecisionRefused, Reason: "origin-mismatch"})
-		return &federation.RefusalError{Code: "origin-mismatch", Reason: fmt.Sprintf("message from %s claims origin %s", from, m.Origin)}
+		return store.AcceptItem{}, &federation.RefusalError{Code: "origin-mismatch", Reason: fmt.Sprintf("message from %s claims origin %s", from, m.Origin)}
 	}
 	d := guard.Decide(m, n.party, n.clock.Now(), n.guardRules())
 	if d.Verdict == guard.Deny {
 		n.record(ctx, audit.Entry{Kind: audit.KindRejected, MessageID: m.ID.String(), Digest: digest(m.Label, m.Body), Peer: from, Channel: m.Channel, Decision: audit.DecisionRefused, Reason: d.Code})
 		n.metrics.received.WithLabelValues(from, "refused").Inc()
 		n.log.Warn("refused a message from a partner", slog.String("from", from), slog.String("id", m.ID.String()), slog.String("code", d.Code), slog.String("reason", d.Reason))
-		return &federation.RefusalError{Code: d.Code, Reason: d.Reason}
+		return store.AcceptItem{}, &federation.RefusalError{Code: d.Code, Reason: d.Reason}
 	}
 	if len(d.Alternative) > 0 && !containsBytes(m.Alternatives, d.Alternative) {
 		m.Alternatives = append(m.Alternatives, d.Alternative)
 	}
 	records, err := n.auditRecords([]audit.Entry{{Kind: audit.KindReceived, MessageID: m.ID.String(), Digest: digest(m.Label, m.Body), Peer: from, Channel: m.Channel, Decision: "accepted", Reason: d.Code}}, n.clock.Now())
 	if err != nil {
-		return err
+		return store.AcceptItem{}, err
 	}
-	_, dup, err := n.store.Accept(ctx, m, nil, records...)
-	if err != nil {
-		return err // not acknowledged: the sender retries
-	}
-	if !dup {
-		n.pumpAudit()
-		n.metrics.received.WithLabelValues(from, "accepted").Inc()
-		n.history.fire()
-	}
-	return nil
+	return store.AcceptItem{Msg: m, Audit: records}, nil
 }
 
 func (n *Node) onLinkEvent(e federation.Event) {
@@ -437,39 +546,129 @@ func shortReason(s string) string {
 	return s
 }
 
-func (n *Node) onDelivery(d federation.Delivery) {
+// onDelivery takes the link's progress reports, a batch at a time: one
+// audit entry per delivery or refusal, one store write per batch of sent
+// marks, and one wake-up of history watchers per batch.
+func (n *Node) onDelivery(ds []federation.Delivery) {
 	ctx := context.Background()
-	// The sender's entry carries the digest, channel and decision the
-	// receiver records too, so that the two logs reconcile (audit.Crossed).
-	crossed := func(kind, decision, reason string) audit.Entry {
-		e := audit.Entry{Kind: kind, MessageID: d.ID.String(), Peer: d.Party, Decision: decision, Reason: reason}
-		if m, _, err := n.store.Get(ctx, d.ID); err == nil {
-			e.Digest, e.Channel = digest(m.Label, m.Body), m.Channel
+	var entries []audit.Entry
+	var delivered []federation.Delivery
+	sent := map[string][]message.ID{}
+	for _, d := range ds {
+		// The sender's entry carries the digest, channel and decision the
+		// receiver records too, so that the two logs reconcile (audit.Crossed).
+		crossed := func(kind, decision, reason string) audit.Entry {
+			c := n.outbox.crossed(ctx, d.Party, d.ID)
+			return audit.Entry{Kind: kind, MessageID: d.ID.String(), Digest: c.digest, Channel: c.channel, Peer: d.Party, Decision: decision, Reason: reason}
 		}
-		return e
+		switch d.Kind {
+		case federation.Delivered:
+			delivered = append(delivered, d)
+			entries = append(entries, crossed(audit.KindDelivered, audit.DecisionAccepted, ""))
+			n.metrics.delivered.WithLabelValues(d.Party, "delivered").Inc()
+		case federation.Refused:
+			entries = append(entries, crossed(audit.KindRefused, audit.DecisionRefused, d.Code))
+			n.metrics.delivered.WithLabelValues(d.Party, "refused").Inc()
+		case federation.Sent:
+			sent[d.Party] = append(sent[d.Party], d.ID)
+		}
 	}
-	switch d.Kind {
-	case federation.Delivered:
-		n.record(ctx, crossed(audit.KindDelivered, audit.DecisionAccepted, ""))
-		n.metrics.delivered.WithLabelValues(d.Party, "delivered").Inc()
-	case federation.Refused:
-		n.record(ctx, crossed(audit.KindRefused, audit.DecisionRefused, d.Code))
-		n.metrics.delivered.WithLabelValues(d.Party, "refused").Inc()
-	case federation.Sent:
-		// Off the link's write loop (Delivery must not block): "sent" is
-		// status only, not a durability step, and concurrent marks share a
-		// group commit. A mark that loses the race with the custody ACK
-		// changes nothing (it only moves queued to sent). Close waits for
-		// these after the links have stopped.
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
-			if err := n.store.MarkSent(ctx, d.ID, d.Party); err != nil {
-				n.log.Debug("mark sent", slog.Any("error", err))
+	n.recordAll(ctx, entries)
+	n.outbox.markSent(sent, delivered)
+	if len(entries) > 0 {
+		n.history.fire()
+	}
+}
+
+// markSent queues sent marks and forgets those of delivered messages (a
+// custody ACK overtook them). One goroutine at a time writes what is
+// queued, one store write per peer per round, so marks coalesce while a
+// write is in flight. This is off the link's write loop (Delivery must not
+// block): "sent" is status only, not a durability step, and a mark that
+// loses the race with the custody ACK changes nothing (it only moves
+// queued to sent). Close waits for the writer after the links have
+// stopped.
+func (o *outbox) markSent(sent map[string][]message.ID, delivered []federation.Delivery) {
+	n := o.n
+	o.mu.Lock()
+	for peer, ids := range sent {
+		if o.sent == nil {
+			o.sent = map[string]map[message.ID]struct{}{}
+		}
+		if o.sent[peer] == nil {
+			o.sent[peer] = map[message.ID]struct{}{}
+		}
+		for _, id := range ids {
+			o.sent[peer][id] = struct{}{}
+		}
+	}
+	for _, d := range delivered {
+		delete(o.sent[d.Party], d.ID)
+	}
+	start := len(o.sent) > 0 && !o.marking
+	o.marking = o.marking || start
+	o.mu.Unlock()
+	if !start {
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		ctx := context.Background()
+		for {
+			o.mu.Lock()
+			batch := o.sent
+			o.sent = nil
+			if len(batch) == 0 {
+				o.marking = false
+				o.mu.Unlock()
+				return
 			}
-		}()
+			o.mu.Unlock()
+			wrote := false
+			for peer, set := range batch {
+				if len(set) == 0 {
+					continue
+				}
+				ids := make([]message.ID, 0, len(set))
+				for id := range set {
+					ids = append(ids, id)
+				}
+				if err := n.store.MarkSentBatch(ctx, peer, ids...); err != nil {
+					n.log.Debug("mark sent", slog.Any("error", err))
+				}
+				wrote = true
+			}
+			if wrote {
+				n.history.fire() // per-recipient status shows on live pages
+			}
+		}
+	}()
+}
+
+// recordAll is record for several entries, with one waiter.
+func (n *Node) recordAll(ctx context.Context, es []audit.Entry) {
+	if len(es) == 0 {
+		return
 	}
-	n.history.fire() // per-recipient status shows on live pages
+	waits := make([]func() (uint64, error), len(es))
+	for i, e := range es {
+		if e.At.IsZero() {
+			e.At = n.clock.Now()
+		}
+		if e.Party == "" {
+			e.Party = n.party
+		}
+		waits[i] = n.audit.AppendAsync(ctx, e)
+	}
+	go func() {
+		for i, wait := range waits {
+			if _, err := wait(); err != nil {
+				n.metrics.auditErrors.Inc()
+				n.log.Error("audit append failed", slog.String("kind", es[i].Kind), slog.Any("error", err))
+			}
+		}
+	}()
 }
 
 // watch re-evaluates agreements whenever the clock moves (simulated) or

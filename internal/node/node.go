@@ -80,8 +80,15 @@ type FederationTuning struct {
 }
 
 // nodeLeaseBatch is the node's lease batch: a link leases (and seals) up to
-// this many messages per store write.
-const nodeLeaseBatch = 32
+// this many messages per store write (asking for the next batch once half
+// of one is on the wire). Leases are one at a time per link, so while
+// submissions keep the store busy this bounds the link's rate.
+const nodeLeaseBatch = 128
+
+// nodeWindow is the messages a link keeps in flight awaiting custody: at
+// least two of the receiver's store batches (federation.DefaultAcceptBatch),
+// so that it receives the next while it commits one.
+const nodeWindow = 256
 
 // Node is one party's running Liaison.
 type Node struct {
@@ -104,6 +111,7 @@ type Node struct {
 	status  *signal // fired when a delivery status changes (live pages)
 	tail    *tail   // recent history for live subscribers; nil on PostgreSQL
 	outWork chan struct{}
+	outbox  *outbox // the federation's, kept for delivery audit fields
 	// auditWork wakes the audit pump (auditpump.go).
 	auditWork chan struct{}
 	control   *controlMux
@@ -237,6 +245,7 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 		return nil, err
 	}
 	n.opener = &envelope.Opener{Verify: n.verifyOrigin, Keys: id.HPKEKey, Self: n.party}
+	n.outbox = &outbox{n: n}
 	n.control = newControlMux(n)
 
 	if n.fed, err = federation.New(federation.Config{
@@ -244,7 +253,7 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 		TLS:          n.tlsFor,
 		PartyOf:      pki.PartyFromCert,
 		Authorize:    n.authorize,
-		Outbox:       &outbox{n: n},
+		Outbox:       n.outbox,
 		Inbox:        &inbox{n: n},
 		Events:       n.onLinkEvent,
 		Delivery:     n.onDelivery,
@@ -256,6 +265,7 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 		BackoffMax:   opts.Federation.BackoffMax,
 		Poll:         opts.Federation.Poll,
 		LeaseBatch:   cmp.Or(opts.Federation.LeaseBatch, nodeLeaseBatch),
+		Window:       nodeWindow,
 		SpoolDir:     cfg.Path("spool"),
 	}); err != nil {
 		return nil, err
