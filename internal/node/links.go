@@ -576,7 +576,7 @@ func (n *Node) onDelivery(ds []federation.Delivery) {
 	n.recordAll(ctx, entries)
 	n.outbox.markSent(sent, delivered)
 	if len(entries) > 0 {
-		n.history.fire()
+		n.status.fire() // per-recipient status shows on live pages
 	}
 }
 
@@ -640,7 +640,7 @@ func (o *outbox) markSent(sent map[string][]message.ID, delivered []federation.D
 				wrote = true
 			}
 			if wrote {
-				n.history.fire() // per-recipient status shows on live pages
+				n.status.fire() // per-recipient status shows on live pages
 			}
 		}
 	}()

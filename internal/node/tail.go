@@ -275,3 +275,22 @@ func (s tailStore) Accept(ctx context.Context, m *message.Message, routes []stor
 	s.t.end(g, seq, dup, err, m)
 	return seq, dup, err
 }
+
+// AcceptBatch publishes each message of the batch as Accept would: every
+// item counts as an Accept in flight until the batch returns, and the
+// items, whose seqs are consecutive, are published in order.
+func (s tailStore) AcceptBatch(ctx context.Context, items []store.AcceptItem) ([]store.AcceptResult, error) {
+	gens := make([]uint64, len(items))
+	for i := range items {
+		gens[i] = s.t.begin()
+	}
+	res, err := s.Store.AcceptBatch(ctx, items)
+	for i, it := range items {
+		var r store.AcceptResult
+		if err == nil && i < len(res) {
+			r = res[i]
+		}
+		s.t.end(gens[i], r.Seq, r.Dup, err, it.Msg)
+	}
+	return res, err
+}

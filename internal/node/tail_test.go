@@ -184,6 +184,9 @@ func testSubscribeMatchesStore(t *testing.T, withTail bool) {
 	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Go(func() {
+			// Odd writers store in batches of 3, as the federation inbox
+			// does; a batch may hold a duplicate of its own first item.
+			var batch []store.AcceptItem
 			for i := range each {
 				m := tailMsg(channels[(w+i)%len(channels)])
 				actx := ctx
@@ -192,8 +195,20 @@ func testSubscribeMatchesStore(t *testing.T, withTail bool) {
 					cancel() // this Accept fails
 					actx = c
 				}
-				n.store.Accept(actx, m, nil)
-				n.history.fire() // as Submit does
+				if w%2 == 0 {
+					n.store.Accept(actx, m, nil)
+					n.history.fire() // as Submit does
+					continue
+				}
+				batch = append(batch, store.AcceptItem{Msg: m})
+				if i%15 == 4 {
+					batch = append(batch, store.AcceptItem{Msg: batch[0].Msg})
+				}
+				if len(batch) >= 3 || i == each-1 {
+					n.store.AcceptBatch(actx, batch)
+					n.history.fire()
+					batch = batch[:0]
+				}
 			}
 		})
 		if w == writers/2 {
@@ -201,6 +216,11 @@ func testSubscribeMatchesStore(t *testing.T, withTail bool) {
 		}
 	}
 	wg.Wait()
+	// The last commit is a batch.
+	if _, err := n.store.AcceptBatch(ctx, []store.AcceptItem{{Msg: tailMsg("a")}, {Msg: tailMsg("c")}}); err != nil {
+		t.Fatal(err)
+	}
+	n.history.fire()
 	if w, ok := n.tail.mark(); withTail && !ok {
 		// Every writer's last Accept succeeds: the tail resyncs after
 		// the last failure.
@@ -233,4 +253,42 @@ func testSubscribeMatchesStore(t *testing.T, withTail bool) {
 		}
 	}
 	cancel()
+}
+
+// TestTailAcceptBatch: a batch is published item by item, in order,
+// duplicates left out, so the tail stays synced through it.
+func TestTailAcceptBatch(t *testing.T) {
+	ctx := t.Context()
+	raw, err := store.OpenSQLite(ctx, t.TempDir()+"/s.db", store.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	tl := newTail(16, 1<<20)
+	st := tailStore{Store: raw, t: tl}
+	first := tailMsg("a")
+	if _, _, err := st.Accept(ctx, first, nil); err != nil {
+		t.Fatal(err)
+	}
+	b := []store.AcceptItem{{Msg: tailMsg("a")}, {Msg: first}, {Msg: tailMsg("b")}, {Msg: tailMsg("a")}}
+	res, err := st.AcceptBatch(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := res[len(res)-1].Seq
+	w, ok := tl.mark()
+	if !ok || w != last {
+		t.Fatalf("after a batch: watermark %d synced %v, want %d", w, ok, last)
+	}
+	got, _, ok := tl.since("a", 0, 16, nil)
+	if !ok {
+		t.Fatal("tail cannot answer from the start")
+	}
+	var seqs []uint64
+	for _, e := range got {
+		seqs = append(seqs, e.seq)
+	}
+	if want := []uint64{1, res[0].Seq, res[3].Seq}; !slices.Equal(seqs, want) {
+		t.Errorf("channel a from the tail: %v, want %v", seqs, want)
+	}
 }
