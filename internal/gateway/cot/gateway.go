@@ -115,6 +115,21 @@ type Config struct {
 	// MaxEvent bounds one event in bytes (DefaultMaxEvent if zero, at most
 	// HardMaxEvent).
 	MaxEvent int
+	// MinBatch is the shortest run of waiting events (same channel,
+	// label and precedence) submitted as one batch; shorter runs go event
+	// by event (default DefaultMinBatch).
+	MinBatch int
+	// MaxBatch bounds the events in one submitted message (default
+	// DefaultMaxBatch; 1 turns batching off).
+	MaxBatch int
+	// MaxBatchBytes bounds a batch's body (default DefaultMaxBatchBytes,
+	// at most HardMaxEvent); keep it below the smallest content max_size
+	// of the gateway's channels. A larger event travels alone.
+	MaxBatchBytes int
+	// BatchQueue bounds the labelled events an input (a client, or UDP)
+	// may have waiting for the core; a full queue blocks its reader
+	// (default DefaultBatchQueue).
+	BatchQueue int
 	// QueueLen bounds each client's outbound queue (default 1024).
 	QueueLen int
 	// SlowClient is how long a full client queue may block delivery
@@ -172,6 +187,21 @@ func New(cfg Config, core Core, labeler Labeler) (*Gateway, error) {
 	}
 	if cfg.MaxEvent == 0 {
 		cfg.MaxEvent = DefaultMaxEvent
+	}
+	if cfg.MinBatch < 0 || cfg.MaxBatch < 0 || cfg.MaxBatchBytes < 0 || cfg.MaxBatchBytes > HardMaxEvent || cfg.BatchQueue < 0 {
+		return nil, fmt.Errorf("batch bounds %d events, %d bytes, queue %d: negative, or bytes above %d", cfg.MaxBatch, cfg.MaxBatchBytes, cfg.BatchQueue, HardMaxEvent)
+	}
+	if cfg.MinBatch == 0 {
+		cfg.MinBatch = DefaultMinBatch
+	}
+	if cfg.MaxBatch == 0 {
+		cfg.MaxBatch = DefaultMaxBatch
+	}
+	if cfg.MaxBatchBytes == 0 {
+		cfg.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if cfg.BatchQueue == 0 {
+		cfg.BatchQueue = DefaultBatchQueue
 	}
 	if cfg.QueueLen <= 0 {
 		cfg.QueueLen = 1024
