@@ -2,10 +2,8 @@ package cot
 
 import (
 	"bytes"
-	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 )
 
 // BatchContentType is the core message content type for several CoT
@@ -66,51 +64,36 @@ func bareEvent(raw []byte) []byte {
 // to its events, so only events at most maxXMLDepth-1 deep are batched.
 const maxXMLDepth = 64
 
-// xmlDepth returns an upper bound on raw's element nesting, without
-// parsing: comments, CDATA sections and processing instructions are
-// skipped, and a malformed input only overestimates.
-func xmlDepth(raw []byte) int {
-	depth, deepest := 0, 0
-	for i := 0; i < len(raw); i++ {
-		if raw[i] != '<' {
-			continue
-		}
-		rest := raw[i:]
-		skip := func(end string) {
-			if j := bytes.Index(rest, []byte(end)); j >= 0 {
-				i += j + len(end) - 1
-			} else {
-				i = len(raw)
-			}
-		}
-		switch {
-		case bytes.HasPrefix(rest, []byte("<!--")):
-			skip("-->")
-		case bytes.HasPrefix(rest, []byte("<![CDATA[")):
-			skip("]]>")
-		case bytes.HasPrefix(rest, []byte("<?")), bytes.HasPrefix(rest, []byte("<!")):
-			skip(">")
-		case bytes.HasPrefix(rest, []byte("</")):
-			depth--
-		default:
-			j := tagEnd(rest)
-			if j < 0 {
-				return deepest + 1
-			}
-			depth++
-			deepest = max(deepest, depth)
-			if rest[j-1] == '/' {
-				depth--
-			}
-			i += j
-		}
-	}
-	return deepest
-}
+// Kinds of markup, as scanned by markup.
+const (
+	mkOpen  = iota // <name ...>
+	mkEmpty        // <name .../>
+	mkClose        // </name>
+	mkSkip         // comment, CDATA section, processing instruction
+	mkBad          // a DTD or other declaration, or unterminated markup
+)
 
-// tagEnd returns the index of the '>' that ends the tag opening b,
-// outside quoted attribute values, or -1.
-func tagEnd(b []byte) int {
+// markup scans the markup starting at b[0] == '<' without parsing it:
+// its kind and the length of its bytes. Quoted attribute values may hold
+// '>'; comments, CDATA sections and processing instructions are skipped
+// whole.
+func markup(b []byte) (kind, n int) {
+	to := func(end string, k int) (int, int) {
+		if j := bytes.Index(b, []byte(end)); j >= 0 {
+			return k, j + len(end)
+		}
+		return mkBad, len(b)
+	}
+	switch {
+	case bytes.HasPrefix(b, []byte("<!--")):
+		return to("-->", mkSkip)
+	case bytes.HasPrefix(b, []byte("<![CDATA[")):
+		return to("]]>", mkSkip)
+	case bytes.HasPrefix(b, []byte("<?")):
+		return to("?>", mkSkip)
+	case bytes.HasPrefix(b, []byte("<!")):
+		return mkBad, len(b)
+	}
 	var quote byte
 	for j := 1; j < len(b); j++ {
 		switch c := b[j]; {
@@ -121,16 +104,49 @@ func tagEnd(b []byte) int {
 		case c == '"' || c == '\'':
 			quote = c
 		case c == '>':
-			return j
+			switch {
+			case b[1] == '/':
+				return mkClose, j + 1
+			case b[j-1] == '/':
+				return mkEmpty, j + 1
+			}
+			return mkOpen, j + 1
 		}
 	}
-	return -1
+	return mkBad, len(b)
+}
+
+// xmlDepth returns an upper bound on raw's element nesting, without
+// parsing; a malformed input only overestimates.
+func xmlDepth(raw []byte) int {
+	depth, deepest := 0, 0
+	for i := 0; i < len(raw); {
+		j := bytes.IndexByte(raw[i:], '<')
+		if j < 0 {
+			break
+		}
+		kind, n := markup(raw[i+j:])
+		i += j + n
+		switch kind {
+		case mkOpen, mkEmpty:
+			deepest = max(deepest, depth+1)
+			if kind == mkOpen {
+				depth++
+			}
+		case mkClose:
+			depth--
+		case mkBad:
+			return max(deepest, depth) + maxXMLDepth
+		}
+	}
+	return deepest
 }
 
 // ParseBatch splits a batch body into its events' bytes (sub-slices of
-// body, in order). It refuses DTDs, entity declarations, processing
-// instructions, text between events, a root other than <events> and
-// children other than <event>; each event is parsed later by [ParseEvent].
+// body, in order) without parsing them: each is parsed by [ParseEvent]
+// before use, which refuses anything malformed. It refuses a body other
+// than one <events> element holding <event> elements and white space, and
+// DTDs, entity declarations and other declarations anywhere.
 func ParseBatch(body []byte) ([][]byte, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrBadBatch, fmt.Sprintf(format, args...))
@@ -138,66 +154,46 @@ func ParseBatch(body []byte) ([][]byte, error) {
 	if len(body) > HardMaxEvent {
 		return nil, bad("%d bytes, limit %d", len(body), HardMaxEvent)
 	}
-	d := xml.NewDecoder(bytes.NewReader(body))
-	d.Strict = true
-	d.Entity = nil
-	var (
-		out    [][]byte
-		depth  int
-		start  int
-		sawTop bool
-		closed bool
-	)
+	b := bytes.TrimLeft(body, " \t\r\n")
+	if !bytes.HasPrefix(b, batchOpen) {
+		return nil, bad("want <events> first")
+	}
+	b = b[len(batchOpen):]
+	var out [][]byte
 	for {
-		before := int(d.InputOffset())
-		tok, err := d.RawToken()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, bad("%v", err)
-		}
-		switch t := tok.(type) {
-		case xml.Directive:
-			return nil, bad("directive <!%.20s> refused (no DTDs or entities)", t)
-		case xml.ProcInst:
-			return nil, bad("processing instruction %q refused", t.Target)
-		case xml.CharData:
-			if depth <= 1 && len(bytes.TrimSpace(t)) > 0 {
-				return nil, bad("text outside an <event>")
+		b = bytes.TrimLeft(b, " \t\r\n")
+		if bytes.HasPrefix(b, batchClose) {
+			if len(bytes.TrimSpace(b[len(batchClose):])) > 0 {
+				return nil, bad("data after </events>")
 			}
-		case xml.StartElement:
-			name := qname(t.Name)
-			switch {
-			case depth == 0:
-				if sawTop || name != "events" || len(t.Attr) > 0 {
-					return nil, bad("root <%s>, want one <events> without attributes", name)
+			return out, nil
+		}
+		if findOpen(b) != 0 {
+			return nil, bad("want <event> or </events> at %.20q", b)
+		}
+		depth, i := 0, 0
+		for {
+			j := bytes.IndexByte(b[i:], '<')
+			if j < 0 {
+				return nil, bad("unclosed <event>")
+			}
+			kind, n := markup(b[i+j:])
+			i += j + n
+			switch kind {
+			case mkOpen:
+				if depth++; depth >= maxXMLDepth {
+					return nil, bad("elements nested deeper than %d", maxXMLDepth)
 				}
-				sawTop = true
-			case depth == 1:
-				if name != "event" {
-					return nil, bad("<%s> in a batch, want <event>", name)
-				}
-				start = before
+			case mkClose:
+				depth--
+			case mkBad:
+				return nil, bad("declaration or unterminated markup refused (no DTDs or entities)")
 			}
-			depth++
-			if depth > maxXMLDepth {
-				return nil, bad("elements nested deeper than %d", maxXMLDepth)
-			}
-		case xml.EndElement:
-			depth--
-			switch name := qname(t.Name); {
-			case depth == 0 && name == "events":
-				closed = true
-			case depth == 1 && name == "event":
-				out = append(out, body[start:d.InputOffset()])
-			case depth <= 1:
-				return nil, bad("unexpected </%s>", name)
+			if depth == 0 && kind != mkSkip {
+				break
 			}
 		}
+		out = append(out, b[:i])
+		b = b[i:]
 	}
-	if !sawTop || !closed || depth != 0 {
-		return nil, bad("no complete <events> element")
-	}
-	return out, nil
 }

@@ -109,6 +109,7 @@ func (g *Gateway) serve(conn net.Conn, isTLS bool) {
 		g.mu.Unlock()
 		return
 	}
+	c.sub = g.newSubmitter(c, user)
 	g.clients[c] = struct{}{}
 	for _, ch := range c.channels {
 		g.channels[ch].add(c)
@@ -129,7 +130,6 @@ func (g *Gateway) serve(conn net.Conn, isTLS bool) {
 	c.out <- outItem{xml: controlEvent(c.offerUID, TypeTakpOffer, `<TakControl><TakProtocolSupport version="1"/><TakServerVersionInfo serverVersion="Liaison" apiVersion="3"/></TakControl>`, g.cfg.Now())}
 	var wg sync.WaitGroup
 	wg.Go(c.writeLoop)
-	c.sub = g.newSubmitter(c, user)
 	c.readLoop()
 	c.sub.close()
 	c.close()
