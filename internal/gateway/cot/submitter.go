@@ -20,25 +20,25 @@ type item struct {
 }
 
 // submitter is one input's (a client's, or UDP's) path to the core: the
-// reader queues labelled events and never waits for the store; the
-// submitter takes everything pending, submits one core message per run
-// of events that share a channel, a label and a precedence, and while
-// that Submit is in flight the next events accumulate into the next
-// batch. A run shorter than MinBatch goes event by event, so at low load
+// reader queues parsed events and never waits for the store; the
+// submitter takes everything pending, labels it, and submits one core
+// message per run of events that share a channel, a label and a
+// precedence; while that Submit is in flight the next events accumulate
+// into the next batch. A run shorter than MinBatch goes event by event, so at low load
 // nothing changes: batches form only when a backlog does. A full queue
 // blocks the reader (TCP backpressure), never drops.
 type submitter struct {
 	g    *Gateway
 	from *client // for echo suppression; nil for UDP
 	user string
-	in   chan item
+	in   chan queued
 	done chan struct{}
 }
 
 // newSubmitter starts a submitter; stop it with close once its reader is
 // done: it submits what is queued and returns.
 func (g *Gateway) newSubmitter(from *client, user string) *submitter {
-	s := &submitter{g: g, from: from, user: user, in: make(chan item, g.cfg.BatchQueue), done: make(chan struct{})}
+	s := &submitter{g: g, from: from, user: user, in: make(chan queued, g.cfg.BatchQueue), done: make(chan struct{})}
 	go s.run()
 	return s
 }
@@ -50,21 +50,25 @@ func (s *submitter) close() {
 
 func (s *submitter) run() {
 	defer close(s.done)
-	var pending []item
-	for it := range s.in {
-		pending = append(pending[:0], it)
+	var (
+		pending []item
+		memo    = map[string]labelled{}
+	)
+	for q := range s.in {
+		pending = s.label(q, memo, pending[:0])
 	more:
-		for len(pending) < cap(s.in) {
+		for range cap(s.in) - 1 {
 			select {
-			case it, ok := <-s.in:
+			case q, ok := <-s.in:
 				if !ok {
 					break more
 				}
-				pending = append(pending, it)
+				pending = s.label(q, memo, pending)
 			default:
 				break more
 			}
 		}
+		clear(memo)
 		for _, gr := range s.group(pending) {
 			if len(gr) >= s.g.cfg.MinBatch {
 				s.submit(gr)
@@ -137,30 +141,69 @@ func (s *submitter) submit(gr []item) {
 	}
 }
 
-// submit labels an event on each channel and queues it for s.
+// submit queues an event for s, which labels it on each channel.
 func (g *Gateway) submit(s *submitter, who string, channels []string, e *Event) {
 	raw := append([]byte(nil), e.Raw...)
 	bare := bareEvent(raw)
 	if bare != nil && xmlDepth(bare) >= maxXMLDepth {
 		bare = nil
 	}
-	original := e.Access + "//" + e.Caveat + "//" + e.ReleasableTo
-	for _, ch := range channels {
-		label, err := g.labeler.FromCoT(e.Access, e.Caveat, strings.Fields(e.ReleasableTo), ch)
-		detail := "marking mapped"
-		if err != nil {
-			if g.cfg.DefaultLabel != nil {
-				label = g.cfg.DefaultLabel(ch)
-			} else {
-				label = g.cfg.DefaultLabels[ch]
-			}
-			detail = "default label: " + err.Error()
-			if label == nil {
-				g.audit(Record{Kind: "refused", Client: who, Channel: ch, UID: e.UID, Original: original, Detail: "no default label: " + err.Error()})
-				continue
-			}
+	s.in <- queued{raw: raw, bare: bare, uid: e.UID, who: who, channels: channels,
+		access: e.Access, caveat: e.Caveat, relTo: e.ReleasableTo}
+}
+
+// queued is an event waiting for its submitter: copies of what labelling
+// and submitting need.
+type queued struct {
+	raw, bare             []byte
+	uid, who              string
+	channels              []string
+	access, caveat, relTo string
+}
+
+// labelled is the outcome of labelling one marking on one channel.
+type labelled struct {
+	label  []byte // nil: refused
+	detail string
+}
+
+// label labels q on each channel and appends the results to items. memo
+// holds the outcomes of this round: a client's events mostly repeat one
+// marking, and the label of a marking does not change within a round.
+func (s *submitter) label(q queued, memo map[string]labelled, items []item) []item {
+	g := s.g
+	original := q.access + "//" + q.caveat + "//" + q.relTo
+	for _, ch := range q.channels {
+		key := original + "\x00" + ch
+		l, ok := memo[key]
+		if !ok {
+			l = g.labelFor(q.access, q.caveat, q.relTo, ch)
+			memo[key] = l
 		}
-		g.audit(Record{Kind: "label", Client: who, Channel: ch, UID: e.UID, Original: original, Effective: label, Detail: detail})
-		s.in <- item{channel: ch, label: label, prec: g.prec, raw: raw, bare: bare, uid: e.UID, who: who}
+		if l.label == nil {
+			g.audit(Record{Kind: "refused", Client: q.who, Channel: ch, UID: q.uid, Original: original, Detail: l.detail})
+			continue
+		}
+		g.audit(Record{Kind: "label", Client: q.who, Channel: ch, UID: q.uid, Original: original, Effective: l.label, Detail: l.detail})
+		items = append(items, item{channel: ch, label: l.label, prec: g.prec, raw: q.raw, bare: q.bare, uid: q.uid, who: q.who})
 	}
+	return items
+}
+
+// labelFor maps a marking to its label on channel ch, or to the
+// channel's default label; neither: refused.
+func (g *Gateway) labelFor(access, caveat, relTo, ch string) labelled {
+	label, err := g.labeler.FromCoT(access, caveat, strings.Fields(relTo), ch)
+	if err == nil {
+		return labelled{label: label, detail: "marking mapped"}
+	}
+	if g.cfg.DefaultLabel != nil {
+		label = g.cfg.DefaultLabel(ch)
+	} else {
+		label = g.cfg.DefaultLabels[ch]
+	}
+	if label == nil {
+		return labelled{detail: "no default label: " + err.Error()}
+	}
+	return labelled{label: label, detail: "default label: " + err.Error()}
 }
