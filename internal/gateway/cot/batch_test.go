@@ -170,3 +170,20 @@ func FuzzParseBatch(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkParseBatch splits a batch of 64 events (per event figures).
+func BenchmarkParseBatch(b *testing.B) {
+	evs := make([][]byte, 64)
+	for i := range evs {
+		evs[i] = benchEvent
+	}
+	body := appendBatch(nil, evs)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body) / len(evs)))
+	for b.Loop() {
+		if got, err := ParseBatch(body); err != nil || len(got) != len(evs) {
+			b.Fatal(len(got), err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(evs)), "ns/event")
+}
