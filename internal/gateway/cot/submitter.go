@@ -53,11 +53,13 @@ func (s *submitter) run() {
 	var (
 		pending []item
 		memo    = map[string]labelled{}
+		loaded  bool
 	)
 	for q := range s.in {
 		pending = s.label(q, memo, pending[:0])
+		n := 1 // events taken this round
 	more:
-		for range cap(s.in) - 1 {
+		for ; n < cap(s.in); n++ {
 			select {
 			case q, ok := <-s.in:
 				if !ok {
@@ -69,8 +71,20 @@ func (s *submitter) run() {
 			}
 		}
 		clear(memo)
+		// A backlog of MinBatch events means load: from then on any run
+		// of two or more is one batch, until a round finds one event.
+		switch {
+		case n >= s.g.cfg.MinBatch:
+			loaded = true
+		case n <= 1:
+			loaded = false
+		}
+		least := s.g.cfg.MinBatch
+		if loaded {
+			least = min(least, 2)
+		}
 		for _, gr := range s.group(pending) {
-			if len(gr) >= s.g.cfg.MinBatch {
+			if len(gr) >= least {
 				s.submit(gr)
 				continue
 			}

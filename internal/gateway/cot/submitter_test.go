@@ -141,39 +141,63 @@ func TestBatchGrouping(t *testing.T) {
 	}
 }
 
-// Runs shorter than MinBatch go event by event; each channel keeps its
-// order, and batches stay within MaxBatchBytes.
-func TestBatchBounds(t *testing.T) {
+// Until a round finds MinBatch events waiting, runs go event by event;
+// then any run of two is a batch until a round finds a single event.
+// Each channel keeps its order, and batches stay within MaxBatchBytes.
+func TestBatchLoadAndBounds(t *testing.T) {
 	size := len(bareEvent([]byte(position("e1", marksU))))
 	g, s, core, _ := testSubmitter(t, Config{MinBatch: 3, MaxBatchBytes: batchSize(4*size + 3)})
-	g.submit(s, "c", []string{"sa"}, ev(t, "e0", marksU))
-	core.next(t)
-	g.submit(s, "c", []string{"sa", "chat"}, ev(t, "e1", marksU))
-	g.submit(s, "c", []string{"sa", "chat"}, ev(t, "e2", marksU))
-	for i := 3; i <= 8; i++ {
-		g.submit(s, "c", []string{"sa"}, ev(t, fmt.Sprint("e", i), marksU))
-	}
-	core.release <- nil
 	type sub struct {
 		ch   string
 		uids []string
 	}
-	want := []sub{
-		{"sa", []string{"e1", "e2", "e3", "e4"}},
-		{"chat", []string{"e1"}},
-		{"chat", []string{"e2"}},
-		{"sa", []string{"e5", "e6", "e7", "e8"}},
-	}
-	for _, w := range want {
-		m := core.next(t)
-		core.release <- nil
-		if got := uidsOf(t, m); m.Channel != w.ch || !slices.Equal(got, w.uids) {
-			t.Fatalf("submitted %s %v, want %s %v", m.Channel, got, w.ch, w.uids)
-		}
-		if len(m.Body) > g.cfg.MaxBatchBytes {
-			t.Errorf("batch of %d bytes, bound %d", len(m.Body), g.cfg.MaxBatchBytes)
+	send := func(channels []string, from, to int) {
+		for i := from; i <= to; i++ {
+			g.submit(s, "c", channels, ev(t, fmt.Sprint("e", i), marksU))
 		}
 	}
+	expect := func(want ...sub) {
+		t.Helper()
+		for _, w := range want {
+			m := core.next(t)
+			core.release <- nil
+			if got := uidsOf(t, m); m.Channel != w.ch || !slices.Equal(got, w.uids) {
+				t.Fatalf("submitted %s %v, want %s %v", m.Channel, got, w.ch, w.uids)
+			}
+			if len(m.Body) > g.cfg.MaxBatchBytes {
+				t.Errorf("batch of %d bytes, bound %d", len(m.Body), g.cfg.MaxBatchBytes)
+			}
+		}
+	}
+	send([]string{"sa"}, 0, 0)
+	core.next(t)
+	send([]string{"sa"}, 1, 2) // two waiting: not yet load
+	core.release <- nil
+	core.next(t) // e1 in flight
+	send([]string{"sa", "chat"}, 3, 4)
+	send([]string{"sa"}, 5, 7) // five waiting: load
+	core.release <- nil
+	expect(sub{"sa", []string{"e2"}})
+	m := core.next(t)          // the first batch in flight
+	send([]string{"sa"}, 8, 9) // two waiting, still loaded
+	core.release <- nil
+	if got := uidsOf(t, m); !slices.Equal(got, []string{"e3", "e4", "e5", "e6"}) {
+		t.Fatalf("first batch %v", got)
+	}
+	expect(sub{"chat", []string{"e3", "e4"}}, sub{"sa", []string{"e7"}})
+	m = core.next(t)
+	send([]string{"sa"}, 10, 10) // one waiting: load is over
+	core.release <- nil
+	if got := uidsOf(t, m); !slices.Equal(got, []string{"e8", "e9"}) {
+		t.Fatalf("second batch %v", got)
+	}
+	m = core.next(t)
+	send([]string{"sa"}, 11, 12)
+	core.release <- nil
+	if got := uidsOf(t, m); !slices.Equal(got, []string{"e10"}) {
+		t.Fatalf("got %v", got)
+	}
+	expect(sub{"sa", []string{"e11"}}, sub{"sa", []string{"e12"}})
 }
 
 // More urgent runs are submitted before ROUTINE ones taken in the same
