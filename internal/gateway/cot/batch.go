@@ -16,7 +16,7 @@ const BatchContentType = ContentType + "; batch=events"
 
 // Batching defaults: see [Config].
 const (
-	DefaultMinBatch      = 4
+	DefaultMinBatch      = 8
 	DefaultMaxBatch      = 256
 	DefaultMaxBatchBytes = 128 << 10
 	DefaultBatchQueue    = 1024

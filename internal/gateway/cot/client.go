@@ -109,7 +109,7 @@ func (g *Gateway) serve(conn net.Conn, isTLS bool) {
 		g.mu.Unlock()
 		return
 	}
-	c.sub = g.newSubmitter(c, user)
+	c.sub = g.submitterFor(user)
 	g.clients[c] = struct{}{}
 	for _, ch := range c.channels {
 		g.channels[ch].add(c)
@@ -131,7 +131,6 @@ func (g *Gateway) serve(conn net.Conn, isTLS bool) {
 	var wg sync.WaitGroup
 	wg.Go(c.writeLoop)
 	c.readLoop()
-	c.sub.close()
 	c.close()
 	wg.Wait()
 }
@@ -293,15 +292,17 @@ func (c *client) handle(e *Event) {
 		c.g.contacts[e.UID] = Contact{UID: e.UID, Callsign: e.Callsign, Endpoint: e.Endpoint, Party: c.g.cfg.Origin, User: c.user, Remote: c.remote}
 		c.g.mu.Unlock()
 	}
-	c.g.submit(c.sub, c.name(), c.channels, e)
+	c.g.submit(c.sub, c, c.name(), c.channels, e)
 }
 
 const maxSent = 1 << 16
 
-func (g *Gateway) remember(id message.ID, c *client) {
+// remember notes the sender of each event of message id, for echo
+// suppression.
+func (g *Gateway) remember(id message.ID, from []*client) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.sent[id] = c
+	g.sent[id] = from
 	g.sentOrder = append(g.sentOrder, id)
 	if len(g.sentOrder) > maxSent {
 		delete(g.sent, g.sentOrder[0])
@@ -312,8 +313,9 @@ func (g *Gateway) remember(id message.ID, c *client) {
 func (g *Gateway) serveUDP(pc net.PacketConn) {
 	buf := make([]byte, 65536)
 	channels := g.channelsFor(g.cfg.AnonymousGroups)
-	sub := g.newSubmitter(nil, "anonymous")
-	defer sub.close()
+	g.mu.Lock()
+	sub := g.submitterFor("anonymous")
+	g.mu.Unlock()
 	for {
 		n, addr, err := pc.ReadFrom(buf)
 		if err != nil {
@@ -342,6 +344,6 @@ func (g *Gateway) serveUDP(pc net.PacketConn) {
 		case TypePing, TypePong, TypeTakpOffer, TypeTakpRequest, TypeTakpResponse:
 			continue
 		}
-		g.submit(sub, "udp@"+addr.String(), channels, e)
+		g.submit(sub, nil, "udp@"+addr.String(), channels, e)
 	}
 }

@@ -86,20 +86,18 @@ func (f *fanout) run(ds <-chan Delivery) {
 			continue
 		}
 		g.mu.Lock()
-		from := g.sent[d.Msg.ID]
+		senders := g.sent[d.Msg.ID]
 		g.mu.Unlock()
 		access, caveat, rel, markErr := g.labeler.ToCoT(d.LocalLabel)
 		relTo := strings.Join(rel, " ")
 		targets = targets[:0]
 		f.mu.Lock()
 		for c := range f.clients {
-			if c != from {
-				targets = append(targets, c)
-			}
+			targets = append(targets, c)
 		}
 		f.mu.Unlock()
 		// Each event of a batch is delivered as a single event would be.
-		for _, raw := range raws {
+		for i, raw := range raws {
 			e, err := ParseEvent(raw)
 			if err != nil {
 				g.audit(Record{Kind: "error", Channel: f.channel, Detail: "delivered event: " + err.Error()})
@@ -118,8 +116,14 @@ func (f *fanout) run(ds <-chan Delivery) {
 			}
 			out := e.WithMarkings(access, caveat, relTo)
 			v1 := &v1Frame{}
+			var from *client
+			if i < len(senders) {
+				from = senders[i]
+			}
 			for _, c := range targets {
-				c.send(outItem{xml: out, v1: v1}, t)
+				if c != from {
+					c.send(outItem{xml: out, v1: v1}, t)
+				}
 			}
 		}
 	}

@@ -160,7 +160,8 @@ type Gateway struct {
 	udp       net.PacketConn
 	clients   map[*client]struct{}
 	channels  map[string]*fanout
-	sent      map[message.ID]*client // echo suppression
+	sent      map[message.ID][]*client // echo suppression: each event's sender
+	subs      map[string]*submitter    // by user
 	sentOrder []message.ID
 	contacts  map[string]Contact
 	closed    bool
@@ -239,7 +240,7 @@ func New(cfg Config, core Core, labeler Labeler) (*Gateway, error) {
 	return &Gateway{
 		cfg: cfg, prec: prec, core: core, labeler: labeler, log: log, ctx: ctx, cancel: cancel,
 		clients: map[*client]struct{}{}, channels: map[string]*fanout{},
-		sent: map[message.ID]*client{}, contacts: map[string]Contact{},
+		sent: map[message.ID][]*client{}, subs: map[string]*submitter{}, contacts: map[string]Contact{},
 	}, nil
 }
 
@@ -348,6 +349,13 @@ func (g *Gateway) Close() error {
 		c.conn.Close()
 	}
 	g.wg.Wait()
+	g.mu.Lock()
+	subs := g.subs
+	g.subs = nil
+	g.mu.Unlock()
+	for _, s := range subs {
+		s.close()
+	}
 	return nil
 }
 

@@ -16,11 +16,13 @@ type item struct {
 	raw     []byte // the event as received (the submitter's own copy)
 	bare    []byte // raw from its <event> tag; nil: never batched
 	uid     string
-	who     string // client, for audit records
+	who     string  // client, for audit records
+	from    *client // for echo suppression; nil for UDP
 }
 
-// submitter is one input's (a client's, or UDP's) path to the core: the
-// reader queues parsed events and never waits for the store; the
+// submitter is one user's path to the core, shared by the user's clients
+// (and, for "anonymous", the UDP input): their readers queue parsed events
+// and never wait for the store; the
 // submitter takes everything pending, labels it, and submits one core
 // message per run of events that share a channel, a label and a
 // precedence; while that Submit is in flight the next events accumulate
@@ -29,16 +31,28 @@ type item struct {
 // blocks the reader (TCP backpressure), never drops.
 type submitter struct {
 	g    *Gateway
-	from *client // for echo suppression; nil for UDP
 	user string
 	in   chan queued
 	done chan struct{}
 }
 
-// newSubmitter starts a submitter; stop it with close once its reader is
-// done: it submits what is queued and returns.
-func (g *Gateway) newSubmitter(from *client, user string) *submitter {
-	s := &submitter{g: g, from: from, user: user, in: make(chan queued, g.cfg.BatchQueue), done: make(chan struct{})}
+// submitterFor returns user's submitter, started on first use; g.mu must
+// be held. Every client of one user (TCP and UDP clients are all
+// "anonymous") shares it, so that their events batch together; it runs
+// until Close.
+func (g *Gateway) submitterFor(user string) *submitter {
+	s := g.subs[user]
+	if s == nil {
+		s = g.newSubmitter(user)
+		g.subs[user] = s
+	}
+	return s
+}
+
+// newSubmitter starts a submitter; stop it with close once its readers
+// are done: it submits what is queued and returns.
+func (g *Gateway) newSubmitter(user string) *submitter {
+	s := &submitter{g: g, user: user, in: make(chan queued, g.cfg.BatchQueue), done: make(chan struct{})}
 	go s.run()
 	return s
 }
@@ -145,9 +159,11 @@ func (s *submitter) submit(gr []item) {
 		}
 		m.ContentType, m.Body = BatchContentType, appendBatch(make([]byte, 0, batchSize(n)), evs)
 	}
-	if s.from != nil {
-		g.remember(m.ID, s.from)
+	from := make([]*client, len(gr))
+	for i, it := range gr {
+		from[i] = it.from
 	}
+	g.remember(m.ID, from)
 	if err := g.core.Submit(g.ctx, m); err != nil {
 		for _, it := range gr {
 			g.audit(Record{Kind: "error", Client: it.who, Channel: it.channel, UID: it.uid, Detail: "submit: " + err.Error()})
@@ -156,13 +172,13 @@ func (s *submitter) submit(gr []item) {
 }
 
 // submit queues an event for s, which labels it on each channel.
-func (g *Gateway) submit(s *submitter, who string, channels []string, e *Event) {
+func (g *Gateway) submit(s *submitter, from *client, who string, channels []string, e *Event) {
 	raw := append([]byte(nil), e.Raw...)
 	bare := bareEvent(raw)
 	if bare != nil && xmlDepth(bare) >= maxXMLDepth {
 		bare = nil
 	}
-	s.in <- queued{raw: raw, bare: bare, uid: e.UID, who: who, channels: channels,
+	s.in <- queued{raw: raw, bare: bare, uid: e.UID, who: who, from: from, channels: channels,
 		access: e.Access, caveat: e.Caveat, relTo: e.ReleasableTo}
 }
 
@@ -171,6 +187,7 @@ func (g *Gateway) submit(s *submitter, who string, channels []string, e *Event) 
 type queued struct {
 	raw, bare             []byte
 	uid, who              string
+	from                  *client
 	channels              []string
 	access, caveat, relTo string
 }
@@ -199,7 +216,7 @@ func (s *submitter) label(q queued, memo map[string]labelled, items []item) []it
 			continue
 		}
 		g.audit(Record{Kind: "label", Client: q.who, Channel: ch, UID: q.uid, Original: original, Effective: l.label, Detail: l.detail})
-		items = append(items, item{channel: ch, label: l.label, prec: g.prec, raw: q.raw, bare: q.bare, uid: q.uid, who: q.who})
+		items = append(items, item{channel: ch, label: l.label, prec: g.prec, raw: q.raw, bare: q.bare, uid: q.uid, who: q.who, from: q.from})
 	}
 	return items
 }

@@ -76,7 +76,7 @@ func testSubmitter(t *testing.T, cfg Config) (*Gateway, *submitter, *gateCore, *
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := g.newSubmitter(nil, "alice")
+	s := g.newSubmitter("alice")
 	t.Cleanup(func() {
 		go func() {
 			for range core.got {
@@ -106,7 +106,7 @@ const (
 func TestBatchOfOneUnchanged(t *testing.T) {
 	g, s, core, _ := testSubmitter(t, Config{})
 	e := ev(t, "solo", marksU)
-	g.submit(s, "c", []string{"sa"}, e)
+	g.submit(s, nil, "c", []string{"sa"}, e)
 	m := core.next(t)
 	core.release <- nil
 	if m.ContentType != ContentType || string(m.Body) != string(e.Raw) || m.Channel != "sa" || m.Originator != "alice" || m.Precedence != message.Routine {
@@ -118,11 +118,11 @@ func TestBatchOfOneUnchanged(t *testing.T) {
 // in order at every change of label, and at MaxBatch.
 func TestBatchGrouping(t *testing.T) {
 	g, s, core, _ := testSubmitter(t, Config{MinBatch: 2, MaxBatch: 3})
-	g.submit(s, "c", []string{"sa"}, ev(t, "e0", marksU))
+	g.submit(s, nil, "c", []string{"sa"}, ev(t, "e0", marksU))
 	first := core.next(t)
 	marks := []string{marksU, marksU, marksR, marksR, marksR, marksR, marksR, marksU}
 	for i, mk := range marks {
-		g.submit(s, "c", []string{"sa"}, ev(t, fmt.Sprint("e", i+1), mk))
+		g.submit(s, nil, "c", []string{"sa"}, ev(t, fmt.Sprint("e", i+1), mk))
 	}
 	core.release <- nil
 	if got := uidsOf(t, first); !slices.Equal(got, []string{"e0"}) {
@@ -153,7 +153,7 @@ func TestBatchLoadAndBounds(t *testing.T) {
 	}
 	send := func(channels []string, from, to int) {
 		for i := from; i <= to; i++ {
-			g.submit(s, "c", channels, ev(t, fmt.Sprint("e", i), marksU))
+			g.submit(s, nil, "c", channels, ev(t, fmt.Sprint("e", i), marksU))
 		}
 	}
 	expect := func(want ...sub) {
@@ -227,13 +227,13 @@ func TestBatchPrecedenceFirst(t *testing.T) {
 // is dropped.
 func TestBatchQueueBlocksReader(t *testing.T) {
 	g, s, core, _ := testSubmitter(t, Config{BatchQueue: 2, MinBatch: 1})
-	g.submit(s, "c", []string{"sa"}, ev(t, "e0", marksU))
+	g.submit(s, nil, "c", []string{"sa"}, ev(t, "e0", marksU))
 	core.next(t)
-	g.submit(s, "c", []string{"sa"}, ev(t, "e1", marksU))
-	g.submit(s, "c", []string{"sa"}, ev(t, "e2", marksU))
+	g.submit(s, nil, "c", []string{"sa"}, ev(t, "e1", marksU))
+	g.submit(s, nil, "c", []string{"sa"}, ev(t, "e2", marksU))
 	returned := make(chan struct{})
 	go func() {
-		g.submit(s, "c", []string{"sa"}, ev(t, "e3", marksU))
+		g.submit(s, nil, "c", []string{"sa"}, ev(t, "e3", marksU))
 		close(returned)
 	}()
 	select {
@@ -256,10 +256,10 @@ func TestBatchQueueBlocksReader(t *testing.T) {
 // A failed batch is reported for each of its events.
 func TestBatchSubmitErrorAuditedPerEvent(t *testing.T) {
 	g, s, core, a := testSubmitter(t, Config{MinBatch: 2})
-	g.submit(s, "c", []string{"sa"}, ev(t, "e0", marksU))
+	g.submit(s, nil, "c", []string{"sa"}, ev(t, "e0", marksU))
 	core.next(t)
 	for _, u := range []string{"e1", "e2", "e3"} {
-		g.submit(s, "c", []string{"sa"}, ev(t, u, marksU))
+		g.submit(s, nil, "c", []string{"sa"}, ev(t, u, marksU))
 	}
 	core.release <- nil
 	m := core.next(t)
@@ -267,7 +267,7 @@ func TestBatchSubmitErrorAuditedPerEvent(t *testing.T) {
 	if m.ContentType != BatchContentType {
 		t.Fatalf("content type %q", m.ContentType)
 	}
-	g.submit(s, "c", []string{"sa"}, ev(t, "e4", marksU)) // a barrier: the errors are audited before
+	g.submit(s, nil, "c", []string{"sa"}, ev(t, "e4", marksU)) // a barrier: the errors are audited before
 	core.next(t)
 	var uids []string
 	for _, r := range a.records("error") {
