@@ -115,9 +115,11 @@ type Config struct {
 	// MaxEvent bounds one event in bytes (DefaultMaxEvent if zero, at most
 	// HardMaxEvent).
 	MaxEvent int
-	// MinBatch is the shortest run of waiting events (same channel,
-	// label and precedence) submitted as one batch; shorter runs go event
-	// by event (default DefaultMinBatch).
+	// MinBatch is the backlog that means load: each user's events go to
+	// the core event by event until the user's submitter finds MinBatch
+	// of them waiting; from then on every run of two or more (same
+	// channel, label and precedence) is one message, until it finds a
+	// single event waiting (default DefaultMinBatch; 1 batches any run).
 	MinBatch int
 	// MaxBatch bounds the events in one submitted message (default
 	// DefaultMaxBatch; 1 turns batching off).
@@ -126,9 +128,9 @@ type Config struct {
 	// at most HardMaxEvent); keep it below the smallest content max_size
 	// of the gateway's channels. A larger event travels alone.
 	MaxBatchBytes int
-	// BatchQueue bounds the labelled events an input (a client, or UDP)
-	// may have waiting for the core; a full queue blocks its reader
-	// (default DefaultBatchQueue).
+	// BatchQueue bounds the events one user's clients (anonymous: TCP
+	// and UDP clients) may have waiting for the core; a full queue blocks
+	// their readers (default DefaultBatchQueue).
 	BatchQueue int
 	// QueueLen bounds each client's outbound queue (default 1024).
 	QueueLen int

@@ -159,11 +159,13 @@ func (s *submitter) submit(gr []item) {
 		}
 		m.ContentType, m.Body = BatchContentType, appendBatch(make([]byte, 0, batchSize(n)), evs)
 	}
-	from := make([]*client, len(gr))
-	for i, it := range gr {
-		from[i] = it.from
+	if slices.ContainsFunc(gr, func(it item) bool { return it.from != nil }) {
+		from := make([]*client, len(gr))
+		for i, it := range gr {
+			from[i] = it.from
+		}
+		g.remember(m.ID, from)
 	}
-	g.remember(m.ID, from)
 	if err := g.core.Submit(g.ctx, m); err != nil {
 		for _, it := range gr {
 			g.audit(Record{Kind: "error", Client: it.who, Channel: it.channel, UID: it.uid, Detail: "submit: " + err.Error()})
