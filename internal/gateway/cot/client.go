@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strings"
 	"sync"
 	"time"
 
@@ -53,6 +52,7 @@ type client struct {
 	once     sync.Once
 	uid      string // first SA's uid
 	offerUID string
+	sub      *submitter
 }
 
 func (c *client) name() string { return c.user + "@" + c.remote }
@@ -109,6 +109,7 @@ func (g *Gateway) serve(conn net.Conn, isTLS bool) {
 		g.mu.Unlock()
 		return
 	}
+	c.sub = g.submitterFor(user)
 	g.clients[c] = struct{}{}
 	for _, ch := range c.channels {
 		g.channels[ch].add(c)
@@ -291,49 +292,17 @@ func (c *client) handle(e *Event) {
 		c.g.contacts[e.UID] = Contact{UID: e.UID, Callsign: e.Callsign, Endpoint: e.Endpoint, Party: c.g.cfg.Origin, User: c.user, Remote: c.remote}
 		c.g.mu.Unlock()
 	}
-	c.g.submit(c, c.name(), c.user, c.channels, e)
-}
-
-// submit labels an event and hands it to the core on each channel.
-func (g *Gateway) submit(from *client, who, user string, channels []string, e *Event) {
-	body := append([]byte(nil), e.Raw...)
-	original := e.Access + "//" + e.Caveat + "//" + e.ReleasableTo
-	for _, ch := range channels {
-		label, err := g.labeler.FromCoT(e.Access, e.Caveat, strings.Fields(e.ReleasableTo), ch)
-		detail := "marking mapped"
-		if err != nil {
-			if g.cfg.DefaultLabel != nil {
-				label = g.cfg.DefaultLabel(ch)
-			} else {
-				label = g.cfg.DefaultLabels[ch]
-			}
-			detail = "default label: " + err.Error()
-			if label == nil {
-				g.audit(Record{Kind: "refused", Client: who, Channel: ch, UID: e.UID, Original: original, Detail: "no default label: " + err.Error()})
-				continue
-			}
-		}
-		m := &message.Message{
-			ID: message.NewID(), Channel: ch, Origin: g.cfg.Origin, Originator: user,
-			Precedence: g.prec, Created: g.cfg.Now(), Label: label,
-			ContentType: ContentType, Body: body,
-		}
-		g.audit(Record{Kind: "label", Client: who, Channel: ch, UID: e.UID, Original: original, Effective: label, Detail: detail})
-		if from != nil {
-			g.remember(m.ID, from)
-		}
-		if err := g.core.Submit(g.ctx, m); err != nil {
-			g.audit(Record{Kind: "error", Client: who, Channel: ch, UID: e.UID, Detail: "submit: " + err.Error()})
-		}
-	}
+	c.g.submit(c.sub, c, c.name(), c.channels, e)
 }
 
 const maxSent = 1 << 16
 
-func (g *Gateway) remember(id message.ID, c *client) {
+// remember notes the sender of each event of message id, for echo
+// suppression.
+func (g *Gateway) remember(id message.ID, from []*client) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.sent[id] = c
+	g.sent[id] = from
 	g.sentOrder = append(g.sentOrder, id)
 	if len(g.sentOrder) > maxSent {
 		delete(g.sent, g.sentOrder[0])
@@ -344,6 +313,9 @@ func (g *Gateway) remember(id message.ID, c *client) {
 func (g *Gateway) serveUDP(pc net.PacketConn) {
 	buf := make([]byte, 65536)
 	channels := g.channelsFor(g.cfg.AnonymousGroups)
+	g.mu.Lock()
+	sub := g.submitterFor("anonymous")
+	g.mu.Unlock()
 	for {
 		n, addr, err := pc.ReadFrom(buf)
 		if err != nil {
@@ -372,6 +344,6 @@ func (g *Gateway) serveUDP(pc net.PacketConn) {
 		case TypePing, TypePong, TypeTakpOffer, TypeTakpRequest, TypeTakpResponse:
 			continue
 		}
-		g.submit(nil, "udp@"+addr.String(), "anonymous", channels, e)
+		g.submit(sub, nil, "udp@"+addr.String(), channels, e)
 	}
 }

@@ -55,7 +55,11 @@ func (f *fanout) run(ds <-chan Delivery) {
 	g := f.g
 	t := time.NewTimer(time.Hour)
 	t.Stop()
-	var targets []*client
+	var (
+		targets []*client
+		raws    [][]byte
+		err     error
+	)
 	for {
 		var d Delivery
 		var ok bool
@@ -67,41 +71,60 @@ func (f *fanout) run(ds <-chan Delivery) {
 		case <-g.ctx.Done():
 			return
 		}
-		if d.Msg == nil || d.Msg.ContentType != ContentType {
+		if d.Msg == nil {
+			continue
+		}
+		switch d.Msg.ContentType {
+		case ContentType:
+			raws = append(raws[:0], d.Msg.Body)
+		case BatchContentType:
+			if raws, err = ParseBatch(d.Msg.Body); err != nil {
+				g.audit(Record{Kind: "error", Channel: f.channel, Detail: "delivered batch: " + err.Error()})
+				continue
+			}
+		default:
 			continue
 		}
 		g.mu.Lock()
-		from := g.sent[d.Msg.ID]
+		senders := g.sent[d.Msg.ID]
 		g.mu.Unlock()
-		e, err := ParseEvent(d.Msg.Body)
-		if err != nil {
-			g.audit(Record{Kind: "error", Channel: f.channel, Detail: "delivered event: " + err.Error()})
-			continue
-		}
-		if e.Callsign != "" && d.Msg.Origin != g.cfg.Origin {
-			g.mu.Lock()
-			if _, ok := g.contacts[e.UID]; !ok && len(g.contacts) < maxContacts {
-				g.contacts[e.UID] = Contact{UID: e.UID, Callsign: e.Callsign, Endpoint: e.Endpoint, Party: d.Msg.Origin}
-			}
-			g.mu.Unlock()
-		}
-		access, caveat, rel, err := g.labeler.ToCoT(d.LocalLabel)
-		if err != nil {
-			g.audit(Record{Kind: "refused", Channel: f.channel, UID: e.UID, Effective: d.LocalLabel, Detail: "no local marking for label: " + err.Error()})
-			continue
-		}
-		out := e.WithMarkings(access, caveat, strings.Join(rel, " "))
-		v1 := &v1Frame{}
+		access, caveat, rel, markErr := g.labeler.ToCoT(d.LocalLabel)
+		relTo := strings.Join(rel, " ")
 		targets = targets[:0]
 		f.mu.Lock()
 		for c := range f.clients {
-			if c != from {
-				targets = append(targets, c)
-			}
+			targets = append(targets, c)
 		}
 		f.mu.Unlock()
-		for _, c := range targets {
-			c.send(outItem{xml: out, v1: v1}, t)
+		// Each event of a batch is delivered as a single event would be.
+		for i, raw := range raws {
+			e, err := ParseEvent(raw)
+			if err != nil {
+				g.audit(Record{Kind: "error", Channel: f.channel, Detail: "delivered event: " + err.Error()})
+				continue
+			}
+			if e.Callsign != "" && d.Msg.Origin != g.cfg.Origin {
+				g.mu.Lock()
+				if _, ok := g.contacts[e.UID]; !ok && len(g.contacts) < maxContacts {
+					g.contacts[e.UID] = Contact{UID: e.UID, Callsign: e.Callsign, Endpoint: e.Endpoint, Party: d.Msg.Origin}
+				}
+				g.mu.Unlock()
+			}
+			if markErr != nil {
+				g.audit(Record{Kind: "refused", Channel: f.channel, UID: e.UID, Effective: d.LocalLabel, Detail: "no local marking for label: " + markErr.Error()})
+				continue
+			}
+			out := e.WithMarkings(access, caveat, relTo)
+			v1 := &v1Frame{}
+			var from *client
+			if i < len(senders) {
+				from = senders[i]
+			}
+			for _, c := range targets {
+				if c != from {
+					c.send(outItem{xml: out, v1: v1}, t)
+				}
+			}
 		}
 	}
 }

@@ -115,6 +115,23 @@ type Config struct {
 	// MaxEvent bounds one event in bytes (DefaultMaxEvent if zero, at most
 	// HardMaxEvent).
 	MaxEvent int
+	// MinBatch is the backlog that means load: each user's events go to
+	// the core event by event until the user's submitter finds MinBatch
+	// of them waiting; from then on every run of two or more (same
+	// channel, label and precedence) is one message, until it finds a
+	// single event waiting (default DefaultMinBatch; 1 batches any run).
+	MinBatch int
+	// MaxBatch bounds the events in one submitted message (default
+	// DefaultMaxBatch; 1 turns batching off).
+	MaxBatch int
+	// MaxBatchBytes bounds a batch's body (default DefaultMaxBatchBytes,
+	// at most HardMaxEvent); keep it below the smallest content max_size
+	// of the gateway's channels. A larger event travels alone.
+	MaxBatchBytes int
+	// BatchQueue bounds the events one user's clients (anonymous: TCP
+	// and UDP clients) may have waiting for the core; a full queue blocks
+	// their readers (default DefaultBatchQueue).
+	BatchQueue int
 	// QueueLen bounds each client's outbound queue (default 1024).
 	QueueLen int
 	// SlowClient is how long a full client queue may block delivery
@@ -145,7 +162,8 @@ type Gateway struct {
 	udp       net.PacketConn
 	clients   map[*client]struct{}
 	channels  map[string]*fanout
-	sent      map[message.ID]*client // echo suppression
+	sent      map[message.ID][]*client // echo suppression: each event's sender
+	subs      map[string]*submitter    // by user
 	sentOrder []message.ID
 	contacts  map[string]Contact
 	closed    bool
@@ -172,6 +190,21 @@ func New(cfg Config, core Core, labeler Labeler) (*Gateway, error) {
 	}
 	if cfg.MaxEvent == 0 {
 		cfg.MaxEvent = DefaultMaxEvent
+	}
+	if cfg.MinBatch < 0 || cfg.MaxBatch < 0 || cfg.MaxBatchBytes < 0 || cfg.MaxBatchBytes > HardMaxEvent || cfg.BatchQueue < 0 {
+		return nil, fmt.Errorf("batch bounds %d events, %d bytes, queue %d: negative, or bytes above %d", cfg.MaxBatch, cfg.MaxBatchBytes, cfg.BatchQueue, HardMaxEvent)
+	}
+	if cfg.MinBatch == 0 {
+		cfg.MinBatch = DefaultMinBatch
+	}
+	if cfg.MaxBatch == 0 {
+		cfg.MaxBatch = DefaultMaxBatch
+	}
+	if cfg.MaxBatchBytes == 0 {
+		cfg.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if cfg.BatchQueue == 0 {
+		cfg.BatchQueue = DefaultBatchQueue
 	}
 	if cfg.QueueLen <= 0 {
 		cfg.QueueLen = 1024
@@ -209,7 +242,7 @@ func New(cfg Config, core Core, labeler Labeler) (*Gateway, error) {
 	return &Gateway{
 		cfg: cfg, prec: prec, core: core, labeler: labeler, log: log, ctx: ctx, cancel: cancel,
 		clients: map[*client]struct{}{}, channels: map[string]*fanout{},
-		sent: map[message.ID]*client{}, contacts: map[string]Contact{},
+		sent: map[message.ID][]*client{}, subs: map[string]*submitter{}, contacts: map[string]Contact{},
 	}, nil
 }
 
@@ -318,6 +351,13 @@ func (g *Gateway) Close() error {
 		c.conn.Close()
 	}
 	g.wg.Wait()
+	g.mu.Lock()
+	subs := g.subs
+	g.subs = nil
+	g.mu.Unlock()
+	for _, s := range subs {
+		s.close()
+	}
 	return nil
 }
 
