@@ -32,60 +32,22 @@ func validState(s DeliveryState) bool {
 }
 
 func (c *core) Accept(ctx context.Context, m *message.Message, routes []Route, audit ...[]byte) (uint64, bool, error) {
-	if m == nil {
-		return 0, false, fmt.Errorf("accept: nil message")
+	if err := checkAccept(m, routes); err != nil {
+		return 0, false, err
 	}
-	for _, r := range routes {
-		if !validState(r.State) {
-			return 0, false, fmt.Errorf("accept %s: unknown delivery state %q for %q", m.ID, r.State, r.Peer)
-		}
-	}
-	var (
-		seq int64
-		dup bool
-	)
 	write := c.write
 	if c.accept != nil {
 		write = c.accept
 	}
+	items := [1]AcceptItem{{Msg: m, Routes: routes, Audit: audit}}
+	var out [1]AcceptResult
 	err := write(ctx, func(ctx context.Context, q querier) error {
-		seq, dup = 0, false
-		now := c.nowNano()
-		// The counter row lock serialises Accepts (on PostgreSQL across
-		// instances), so seqs are assigned in commit order and the
-		// de-duplication check below cannot race.
-		if _, err := one(ctx, q, `UPDATE counters SET v = v + 1 WHERE name = 'history' RETURNING v`, nil, &seq); err != nil {
-			return err
-		}
-		var orig int64
-		ok, err := one(ctx, q, `SELECT seq FROM dedup WHERE id = ?`, []any{idb(m.ID)}, &orig)
-		if err != nil {
-			return err
-		}
-		if ok {
-			seq, dup = orig, true
-			return errRollback
-		}
-		// The rest needs no answers: one round trip on PostgreSQL.
-		st := []stmt{
-			{`INSERT INTO dedup (id, seq, accepted) VALUES (?, ?, ?)`, []any{idb(m.ID), seq, now}},
-			{`INSERT INTO messages (` + msgCols + `, accepted) VALUES (` + placeholders(13) + `)`, msgArgs(seq, m, now)},
-		}
-		for _, r := range routes {
-			st = append(st, stmt{upsertDelivery, []any{idb(m.ID), r.Peer, string(r.State), r.Code, r.Reason, now}})
-			if r.State == Queued || r.State == Held {
-				st = append(st, queueStmt(m.ID, r.Peer, seq, int64(m.Precedence), r.State == Held))
-			}
-		}
-		for i, rec := range audit {
-			st = append(st, stmt{`INSERT INTO audit_pending (seq, n, record) VALUES (?, ?, ?)`, []any{seq, int64(i), nonNil(rec)}})
-		}
-		return q.execAll(ctx, st)
+		return c.acceptTx(ctx, q, items[:], out[:])
 	})
 	if err != nil {
 		return 0, false, fmt.Errorf("accept %s: %w", m.ID, err)
 	}
-	return uint64(seq), dup, nil
+	return out[0].Seq, out[0].Dup, nil
 }
 
 const upsertDelivery = `INSERT INTO deliveries (msg_id, peer, state, code, reason, at) VALUES (?, ?, ?, ?, ?, ?)

@@ -126,6 +126,12 @@ type Store interface {
 	// was accepted before, nothing changes and Accept returns the original
 	// seq with dup=true.
 	Accept(ctx context.Context, m *message.Message, routes []Route, audit ...[]byte) (seq uint64, dup bool, err error)
+	// AcceptBatch accepts several messages in one transaction, as Accept
+	// would one after the other: new ones get consecutive seqs in slice
+	// order; one whose id was accepted before, or appears earlier in the
+	// batch, is a duplicate (Dup, with the original seq) and changes
+	// nothing. It is atomic: on error nothing of the batch is stored.
+	AcceptBatch(ctx context.Context, items []AcceptItem) ([]AcceptResult, error)
 	// PendingAudit returns up to n audit records that accepted messages
 	// wrote (the audit arguments of Accept) with an ID greater than after,
 	// oldest (smallest ID) first; after = 0 starts at the oldest. They stay

@@ -510,6 +510,8 @@ func runSuite(t *testing.T, open func(t *testing.T, clk *fakeClock) Store) {
 			t.Fatalf("queue depth %d, want %d", total, G*N)
 		}
 	})
+	t.Run("accept batch", func(t *testing.T) { testAcceptBatch(t, open(t, newClock())) })
+	t.Run("accept batch concurrent", func(t *testing.T) { testAcceptBatchConcurrent(t, open(t, newClock())) })
 	t.Run("close", func(t *testing.T) {
 		s := open(t, newClock())
 		if err := s.Close(); err != nil {
