@@ -53,7 +53,7 @@ func testAcceptBatch(t *testing.T, s Store) {
 	if got := lease(t, s, "XBB", 10); len(got) != 2 || got[0].ID != m1.ID || got[1].ID != old.ID {
 		t.Fatalf("lease = %v, want m1 then old", ids(got))
 	}
-	pend, err := s.PendingAudit(ctx, 10)
+	pend, err := s.PendingAudit(ctx, 0, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
