@@ -5,10 +5,12 @@ import (
 	"net/http"
 	"slices"
 	"testing"
+	"time"
 
 	"liaison/internal/audit"
 	"liaison/internal/guard"
 	"liaison/internal/message"
+	"liaison/internal/node"
 	"liaison/internal/node/nodetest"
 )
 
@@ -80,5 +82,31 @@ func testSubmitBatch(t *testing.T, f *fixture) {
 	waitAudit(t, f.n, ms[1].ID, audit.KindDenied)
 	if res := f.n.SubmitBatch(ctx, nil); len(res) != 0 {
 		t.Errorf("empty batch: %d results", len(res))
+	}
+}
+
+// BenchmarkSubmitBatch submits batches of 64 messages; ns/op is per
+// message, to compare with BenchmarkSubmit.
+func BenchmarkSubmitBatch(b *testing.B) {
+	usa, pak := nodetest.NewHome(b, "USA", nodetest.Config{}), nodetest.NewHome(b, "PAK", nodetest.Config{})
+	n := nodetest.Start(b, usa, node.Options{AuditBatchAge: 50 * time.Millisecond})
+	nodetest.Install(b, n, nodetest.Agreement(b, time.Now(), usa, pak))
+	lbl := nodetest.Label(b, "USA", "CONFIDENTIAL", "USA", "PAK")
+	ctx := context.Background()
+	const size = 64
+	ms := make([]*message.Message, size)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		ms[i] = msg("exercise", message.Routine, lbl, "bench")
+		if i++; i < size {
+			continue
+		}
+		i = 0
+		for _, r := range n.SubmitBatch(ctx, ms) {
+			if r.Err != nil {
+				b.Fatal(r.Err)
+			}
+		}
 	}
 }
