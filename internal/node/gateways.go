@@ -253,6 +253,8 @@ type (
 	xmppCore struct{ n *Node }
 )
 
+var _ xmpp.BatchCore = xmppCore{}
+
 // Submit hands a gateway's message to the node; a refusal is an error.
 func (c cotCore) Submit(ctx context.Context, m *message.Message) error {
 	_, err := c.n.Submit(ctx, m)
@@ -263,6 +265,17 @@ func (c cotCore) Submit(ctx context.Context, m *message.Message) error {
 func (c xmppCore) Submit(ctx context.Context, m *message.Message) error {
 	_, err := c.n.Submit(ctx, m)
 	return err
+}
+
+// SubmitBatch hands a gateway's messages to the node in one store write
+// (xmpp.BatchCore); errs[i] is the refusal of ms[i], if any.
+func (c xmppCore) SubmitBatch(ctx context.Context, ms []*message.Message) []error {
+	res := c.n.SubmitBatch(ctx, ms)
+	errs := make([]error, len(res))
+	for i, r := range res {
+		errs[i] = r.Err
+	}
+	return errs
 }
 
 // Subscribe streams a channel with each message's label under this

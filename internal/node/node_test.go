@@ -46,6 +46,7 @@ var fixtureTests = []struct {
 }{
 	{"SubmitEveryPrecedence", testSubmitEveryPrecedence},
 	{"SubmitDuplicate", testSubmitDuplicate},
+	{"SubmitBatch", testSubmitBatch},
 	{"QuarantineTwoPersonRule", testQuarantineTwoPersonRule},
 	{"QuarantineDeny", testQuarantineDeny},
 	{"SubmitRefusals", testSubmitRefusals},

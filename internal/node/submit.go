@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"time"
 
 	"liaison/internal/agreement"
 	"liaison/internal/api"
@@ -21,33 +22,108 @@ import (
 // are stored in one transaction before Submit returns. A message whose id
 // was accepted before is not stored again: the receipt says duplicate.
 func (n *Node) Submit(ctx context.Context, m *message.Message) (*api.Receipt, error) {
+	now := n.clock.Now()
+	p, err := n.prepare(ctx, m, n.guardRules(), now)
+	if err != nil {
+		return nil, err
+	}
+	seq, dup, err := n.store.Accept(ctx, m, p.Routes, p.Audit...)
+	if err != nil {
+		return nil, fmt.Errorf("store message %s: %w", m.ID, err)
+	}
+	r, err := n.accepted(ctx, p, store.AcceptResult{Seq: seq, Dup: dup}, now)
+	if !dup {
+		n.pumpAudit()
+		n.history.fire()
+		n.kick()
+	}
+	return r, err
+}
+
+// SubmitResult is the outcome of one message of a SubmitBatch: what Submit
+// would have returned for it.
+type SubmitResult struct {
+	Receipt *api.Receipt
+	Err     error
+}
+
+// SubmitBatch submits several messages as Submit does each, in order, with
+// one store transaction for all that pass the checks: their seqs follow
+// slice order. A message refused before storing gets its error and the
+// rest go on; if the store write fails, every message that reached it
+// gets that error (none of them is acknowledged).
+func (n *Node) SubmitBatch(ctx context.Context, ms []*message.Message) []SubmitResult {
+	out := make([]SubmitResult, len(ms))
+	if len(ms) == 0 {
+		return out
+	}
+	now := n.clock.Now()
+	rules := n.guardRules()
+	items := make([]store.AcceptItem, 0, len(ms))
+	idx := make([]int, 0, len(ms))
+	for i, m := range ms {
+		p, err := n.prepare(ctx, m, rules, now)
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		items = append(items, p)
+		idx = append(idx, i)
+	}
+	if len(items) == 0 {
+		return out
+	}
+	res, err := n.store.AcceptBatch(ctx, items)
+	if err == nil && len(res) != len(items) {
+		err = fmt.Errorf("store returned %d results for %d messages", len(res), len(items))
+	}
+	if err != nil {
+		for _, i := range idx {
+			out[i].Err = fmt.Errorf("store message %s: %w", ms[i].ID, err)
+		}
+		return out
+	}
+	fresh := false
+	for k, i := range idx {
+		out[i].Receipt, out[i].Err = n.accepted(ctx, items[k], res[k], now)
+		fresh = fresh || !res[k].Dup
+	}
+	if fresh {
+		n.pumpAudit()
+		n.history.fire()
+		n.kick()
+	}
+	return out
+}
+
+// prepare checks a local message, runs the guard for every other member of
+// its channel and returns what the store takes for it: routes and the
+// audit records written with it. A refusal is audited here.
+func (n *Node) prepare(ctx context.Context, m *message.Message, rules guard.Rules, now time.Time) (store.AcceptItem, error) {
 	if m.Origin == "" {
 		m.Origin = n.party
 	}
 	if m.Origin != n.party {
-		return nil, api.Errorf(http.StatusBadRequest, "bad-origin", "origin %q is not this node's party %q", m.Origin, n.party)
+		return store.AcceptItem{}, api.Errorf(http.StatusBadRequest, "bad-origin", "origin %q is not this node's party %q", m.Origin, n.party)
 	}
 	if err := m.Validate(); err != nil {
-		return nil, api.Errorf(http.StatusBadRequest, "bad-message", "%v", err)
+		return store.AcceptItem{}, api.Errorf(http.StatusBadRequest, "bad-message", "%v", err)
 	}
-	now := n.clock.Now()
-	rules := n.guardRules()
 	members, err := n.channelMembers(rules.Agreements, m.Channel)
 	if err != nil {
 		n.metrics.decisions.WithLabelValues("", "deny", guard.CodeNoAgreement).Inc()
 		n.record(ctx, audit.Entry{Kind: audit.KindDenied, MessageID: m.ID.String(), Channel: m.Channel, Decision: "deny", Reason: guard.CodeNoAgreement})
-		return nil, err
+		return store.AcceptItem{}, err
 	}
 
 	// The label must be valid under our policy before anything else: an
 	// invalid label is refused at the door, not stored and denied later.
 	if d := n.checkOwnLabel(rules, m); d != nil {
 		n.record(ctx, audit.Entry{Kind: audit.KindDenied, MessageID: m.ID.String(), Channel: m.Channel, Decision: "deny", Reason: d.Code})
-		return nil, api.Errorf(http.StatusUnprocessableEntity, d.Code, "%s", d.Reason)
+		return store.AcceptItem{}, api.Errorf(http.StatusUnprocessableEntity, d.Code, "%s", d.Reason)
 	}
 
 	var routes []store.Route
-	var recips []api.Recipient
 	var alts [][]byte
 	for _, to := range members {
 		if to == n.party {
@@ -56,7 +132,6 @@ func (n *Node) Submit(ctx context.Context, m *message.Message) (*api.Receipt, er
 		d := guard.Decide(m, to, now, rules)
 		state, reason := outcome(d)
 		routes = append(routes, store.Route{Peer: to, State: state, Code: d.Code, Reason: reason})
-		recips = append(recips, api.Recipient{Party: to, State: string(state), Code: d.Code, Reason: reason, At: now})
 		if len(d.Alternative) > 0 && !containsBytes(alts, d.Alternative) {
 			alts = append(alts, d.Alternative)
 		}
@@ -69,12 +144,11 @@ func (n *Node) Submit(ctx context.Context, m *message.Message) (*api.Receipt, er
 	// the node dies right after acknowledging.
 	dg := digest(m.Label, m.Body)
 	entries := []audit.Entry{{Kind: audit.KindAccepted, MessageID: m.ID.String(), Digest: dg, Channel: m.Channel, Actor: m.Originator, Decision: "accepted", Detail: map[string]string{"precedence": m.Precedence.String()}}}
-	denied := false
 	for _, r := range routes {
 		kind := audit.KindReleased
 		switch r.State {
 		case store.Denied:
-			kind, denied = audit.KindDenied, true
+			kind = audit.KindDenied
 		case store.Quarantined:
 			kind = audit.KindQuarantined
 		case store.Held:
@@ -84,29 +158,34 @@ func (n *Node) Submit(ctx context.Context, m *message.Message) (*api.Receipt, er
 	}
 	records, err := n.auditRecords(entries, now)
 	if err != nil {
-		return nil, err
+		return store.AcceptItem{}, err
 	}
-	seq, dup, err := n.store.Accept(ctx, m, routes, records...)
-	if err != nil {
-		return nil, fmt.Errorf("store message %s: %w", m.ID, err)
-	}
-	if dup {
+	return store.AcceptItem{Msg: m, Routes: routes, Audit: records}, nil
+}
+
+// accepted counts a stored message and returns its receipt; for a
+// duplicate, the receipt of the original acceptance. The caller pumps the
+// audit and wakes subscribers and links.
+func (n *Node) accepted(ctx context.Context, it store.AcceptItem, r store.AcceptResult, now time.Time) (*api.Receipt, error) {
+	m := it.Msg
+	if r.Dup {
 		st, err := n.MessageStatus(ctx, m.ID)
 		if err != nil {
 			return nil, err
 		}
-		return &api.Receipt{ID: m.ID, Seq: seq, Duplicate: true, Recipients: st.Recipients}, nil
+		return &api.Receipt{ID: m.ID, Seq: r.Seq, Duplicate: true, Recipients: st.Recipients}, nil
 	}
-	n.pumpAudit()
-	for _, r := range routes {
-		n.metrics.decisions.WithLabelValues(r.Peer, string(r.State), r.Code).Inc()
+	var recips []api.Recipient
+	denied := false
+	for _, rt := range it.Routes {
+		n.metrics.decisions.WithLabelValues(rt.Peer, string(rt.State), rt.Code).Inc()
+		recips = append(recips, api.Recipient{Party: rt.Peer, State: string(rt.State), Code: rt.Code, Reason: rt.Reason, At: now})
+		denied = denied || rt.State == store.Denied
 	}
 	n.rates.add(now, 1, boolInt(denied))
 	n.metrics.accepted.Inc()
 	n.log.DebugContext(ctx, "message accepted", slog.String("id", m.ID.String()), slog.String("channel", m.Channel), slog.String("precedence", m.Precedence.String()))
-	n.history.fire()
-	n.kick()
-	return &api.Receipt{ID: m.ID, Seq: seq, Recipients: recips}, nil
+	return &api.Receipt{ID: m.ID, Seq: r.Seq, Recipients: recips}, nil
 }
 
 // outcome maps the guard's decision to a delivery state. A denial only

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -66,26 +67,70 @@ func newTail(max, maxBytes int) *tail {
 func (t *tail) w() uint64 { return t.base + uint64(len(t.entries)) - 1 }
 
 // begin notes an Accept starting; end must follow with its generation.
-func (t *tail) begin() uint64 {
+func (t *tail) begin() uint64 { return t.beginN(1) }
+
+// beginN notes k Accepts starting (a batch of k messages); end must follow
+// for each of them with the generation.
+func (t *tail) beginN(k int) uint64 {
 	t.mu.Lock()
 	g := t.gen
-	t.cur++
+	t.cur += k
 	t.mu.Unlock()
 	return g
 }
 
 // end notes an Accept's outcome and publishes an accepted message.
 func (t *tail) end(g, seq uint64, dup bool, err error, m *message.Message) {
-	var e tailEntry
-	publish := err == nil && !dup && seq > 0
+	e, publish := entryOf(seq, dup, err, m)
+	t.mu.Lock()
+	t.endLocked(g, e, publish, err)
+	t.mu.Unlock()
 	if publish {
-		e = tailEntry{seq: seq, msg: frozen(m)}
-		e.size = len(e.msg.Label) + len(e.msg.Body)
-		for _, a := range e.msg.Alternatives {
-			e.size += len(a)
+		t.wake.fire()
+	}
+}
+
+// endBatch notes the outcome of a batch begun with beginN(len(items)):
+// one end per item, in slice order (the order of their seqs). If the batch
+// failed, err applies to every item.
+func (t *tail) endBatch(g uint64, items []store.AcceptItem, res []store.AcceptResult, err error) {
+	es := make([]tailEntry, len(items))
+	pub := make([]bool, len(items))
+	fired := false
+	for i, it := range items {
+		var r store.AcceptResult
+		if err == nil && i < len(res) {
+			r = res[i]
 		}
+		es[i], pub[i] = entryOf(r.Seq, r.Dup, err, it.Msg)
+		fired = fired || pub[i]
 	}
 	t.mu.Lock()
+	for i := range items {
+		t.endLocked(g, es[i], pub[i], err)
+	}
+	t.mu.Unlock()
+	if fired {
+		t.wake.fire()
+	}
+}
+
+// entryOf returns the entry an Accept's outcome publishes, if any.
+func entryOf(seq uint64, dup bool, err error, m *message.Message) (tailEntry, bool) {
+	if err != nil || dup || seq == 0 {
+		return tailEntry{}, false
+	}
+	e := tailEntry{seq: seq, msg: frozen(m)}
+	e.size = len(e.msg.Label) + len(e.msg.Body)
+	for _, a := range e.msg.Alternatives {
+		e.size += len(a)
+	}
+	return e, true
+}
+
+// endLocked is end with the lock held.
+func (t *tail) endLocked(g uint64, e tailEntry, publish bool, err error) {
+	seq := e.seq
 	if g == t.gen {
 		t.cur--
 	} else {
@@ -115,10 +160,6 @@ func (t *tail) end(g, seq uint64, dup bool, err error, m *message.Message) {
 	}
 	if len(t.pending) > t.max || t.bytes > t.maxBytes {
 		t.lose() // a hole that does not fill: read from the store
-	}
-	t.mu.Unlock()
-	if publish {
-		t.wake.fire()
 	}
 }
 
@@ -276,21 +317,16 @@ func (s tailStore) Accept(ctx context.Context, m *message.Message, routes []stor
 	return seq, dup, err
 }
 
-// AcceptBatch publishes each message of the batch as Accept would: every
-// item counts as an Accept in flight until the batch returns, and the
-// items, whose seqs are consecutive, are published in order.
+// AcceptBatch publishes each message the batch accepts, as Accept does.
 func (s tailStore) AcceptBatch(ctx context.Context, items []store.AcceptItem) ([]store.AcceptResult, error) {
-	gens := make([]uint64, len(items))
-	for i := range items {
-		gens[i] = s.t.begin()
+	if len(items) == 0 {
+		return s.Store.AcceptBatch(ctx, items)
 	}
+	g := s.t.beginN(len(items))
 	res, err := s.Store.AcceptBatch(ctx, items)
-	for i, it := range items {
-		var r store.AcceptResult
-		if err == nil && i < len(res) {
-			r = res[i]
-		}
-		s.t.end(gens[i], r.Seq, r.Dup, err, it.Msg)
+	if err == nil && len(res) != len(items) {
+		err = fmt.Errorf("accept batch: %d results for %d items", len(res), len(items))
 	}
+	s.t.endBatch(g, items, res, err)
 	return res, err
 }

@@ -137,8 +137,8 @@ func TestTailTrim(t *testing.T) {
 	}
 }
 
-// TestSubscribeMatchesStore runs concurrent Accepts on a SQLite store,
-// some failing, with a small tail (or none, as on PostgreSQL), and checks
+// TestSubscribeMatchesStore runs concurrent Accepts and AcceptBatches on a
+// SQLite store, some failing, with a small tail (or none, as on PostgreSQL), and checks
 // that every subscriber sees exactly its channel's history: no entry
 // skipped, repeated or reordered.
 func TestSubscribeMatchesStore(t *testing.T) {
@@ -184,31 +184,37 @@ func testSubscribeMatchesStore(t *testing.T, withTail bool) {
 	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Go(func() {
-			// Odd writers store in batches of 3, as the federation inbox
-			// does; a batch may hold a duplicate of its own first item.
-			var batch []store.AcceptItem
-			for i := range each {
-				m := tailMsg(channels[(w+i)%len(channels)])
+			var prev *message.Message
+			for i := 0; i < each; {
 				actx := ctx
-				if i%25 == 7 {
+				if i%25 == 7 && i < each-10 {
 					c, cancel := context.WithCancel(ctx)
 					cancel() // this Accept fails
 					actx = c
 				}
 				if w%2 == 0 {
-					n.store.Accept(actx, m, nil)
-					n.history.fire() // as Submit does
-					continue
+					// Even writers accept one at a time, odd ones in
+					// batches of 1 to 6 items, with duplicates of an
+					// earlier message and within the batch.
+					n.store.Accept(actx, tailMsg(channels[(w+i)%len(channels)]), nil)
+					i++
+				} else {
+					var items []store.AcceptItem
+					for k := range 1 + i%4 {
+						m := tailMsg(channels[(w+i+k)%len(channels)])
+						items = append(items, store.AcceptItem{Msg: m})
+						if k == 1 && prev != nil {
+							items = append(items, store.AcceptItem{Msg: prev})
+						}
+						if k == 2 {
+							items = append(items, store.AcceptItem{Msg: m})
+						}
+						prev = m
+					}
+					n.store.AcceptBatch(actx, items)
+					i += len(items)
 				}
-				batch = append(batch, store.AcceptItem{Msg: m})
-				if i%15 == 4 {
-					batch = append(batch, store.AcceptItem{Msg: batch[0].Msg})
-				}
-				if len(batch) >= 3 || i == each-1 {
-					n.store.AcceptBatch(actx, batch)
-					n.history.fire()
-					batch = batch[:0]
-				}
+				n.history.fire() // as Submit does
 			}
 		})
 		if w == writers/2 {
@@ -216,15 +222,14 @@ func testSubscribeMatchesStore(t *testing.T, withTail bool) {
 		}
 	}
 	wg.Wait()
-	// The last commit is a batch.
-	if _, err := n.store.AcceptBatch(ctx, []store.AcceptItem{{Msg: tailMsg("a")}, {Msg: tailMsg("c")}}); err != nil {
-		t.Fatal(err)
-	}
-	n.history.fire()
 	if w, ok := n.tail.mark(); withTail && !ok {
 		// Every writer's last Accept succeeds: the tail resyncs after
 		// the last failure.
 		t.Errorf("tail not synced after the writers finished (mark %d)", w)
+	}
+	if withTail && n.tail.stalled() {
+		// Every accepted seq was published: no hole is left.
+		t.Errorf("tail stalled above a hole after the writers finished")
 	}
 
 	for _, c := range channels {
@@ -255,40 +260,56 @@ func testSubscribeMatchesStore(t *testing.T, withTail bool) {
 	cancel()
 }
 
-// TestTailAcceptBatch: a batch is published item by item, in order,
-// duplicates left out, so the tail stays synced through it.
-func TestTailAcceptBatch(t *testing.T) {
+// TestTailStoreBatch checks that a batch publishes each message it
+// accepts, skipping duplicates, and that a failed batch drops the window
+// until the tail resyncs.
+func TestTailStoreBatch(t *testing.T) {
 	ctx := t.Context()
 	raw, err := store.OpenSQLite(ctx, t.TempDir()+"/s.db", store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer raw.Close()
-	tl := newTail(16, 1<<20)
-	st := tailStore{Store: raw, t: tl}
+	tl := newTail(100, 1<<20)
+	s := tailStore{Store: raw, t: tl}
 	first := tailMsg("a")
-	if _, _, err := st.Accept(ctx, first, nil); err != nil {
+	if _, _, err := s.Accept(ctx, first, nil); err != nil {
 		t.Fatal(err)
 	}
-	b := []store.AcceptItem{{Msg: tailMsg("a")}, {Msg: first}, {Msg: tailMsg("b")}, {Msg: tailMsg("a")}}
-	res, err := st.AcceptBatch(ctx, b)
+	a, b := tailMsg("a"), tailMsg("b")
+	items := []store.AcceptItem{{Msg: a}, {Msg: first}, {Msg: b}, {Msg: a}, {Msg: tailMsg("a")}}
+	res, err := s.AcceptBatch(ctx, items)
 	if err != nil {
 		t.Fatal(err)
 	}
-	last := res[len(res)-1].Seq
-	w, ok := tl.mark()
-	if !ok || w != last {
-		t.Fatalf("after a batch: watermark %d synced %v, want %d", w, ok, last)
+	if got := []bool{res[0].Dup, res[1].Dup, res[2].Dup, res[3].Dup, res[4].Dup}; !slices.Equal(got, []bool{false, true, false, true, false}) {
+		t.Fatalf("dup flags %v", got)
 	}
-	got, _, ok := tl.since("a", 0, 16, nil)
-	if !ok {
-		t.Fatal("tail cannot answer from the start")
+	if w, ok := tl.mark(); !ok || w != 4 {
+		t.Fatalf("mark = %d, %v; want 4, true", w, ok)
 	}
-	var seqs []uint64
-	for _, e := range got {
-		seqs = append(seqs, e.seq)
+	if got, ok := tailSeqs(tl, "a", 0); !ok || !slices.Equal(got, []uint64{1, 2, 4}) {
+		t.Errorf("channel a from the tail: %v, %v; want [1 2 4]", got, ok)
 	}
-	if want := []uint64{1, res[0].Seq, res[3].Seq}; !slices.Equal(seqs, want) {
-		t.Errorf("channel a from the tail: %v, want %v", seqs, want)
+	if got, ok := tailSeqs(tl, "b", 0); !ok || !slices.Equal(got, []uint64{3}) {
+		t.Errorf("channel b from the tail: %v, %v; want [3]", got, ok)
+	}
+
+	bad := []store.Route{{Peer: "XBB", State: "no-such-state"}}
+	if _, err := s.AcceptBatch(ctx, []store.AcceptItem{{Msg: tailMsg("a")}, {Msg: tailMsg("b"), Routes: bad}}); err == nil {
+		t.Fatal("batch with a bad route state succeeded")
+	}
+	if _, ok := tl.mark(); ok {
+		t.Fatal("tail still synced after a failed batch")
+	}
+	res, err = s.AcceptBatch(ctx, []store.AcceptItem{{Msg: tailMsg("a")}, {Msg: tailMsg("a")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w, ok := tl.mark(); !ok || w != res[1].Seq {
+		t.Fatalf("after resync mark = %d, %v; want %d, true", w, ok, res[1].Seq)
+	}
+	if got, ok := tailSeqs(tl, "a", res[0].Seq-1); !ok || !slices.Equal(got, []uint64{res[0].Seq, res[1].Seq}) {
+		t.Errorf("channel a after resync: %v, %v; want [%d %d]", got, ok, res[0].Seq, res[1].Seq)
 	}
 }

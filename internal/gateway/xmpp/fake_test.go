@@ -256,6 +256,13 @@ func startNodeWith(t testing.TB, pki *testPKI, partners []Partner) *testNode {
 
 func startNodeDomain(t testing.TB, pki *testPKI, domain, party string, partners []Partner) *testNode {
 	t.Helper()
+	return startNodeCore(t, pki, domain, party, partners, func(c *fakeCore) Core { return c })
+}
+
+// startNodeCore is startNodeDomain with the gateway's Core made from the
+// fake core by wrap.
+func startNodeCore(t testing.TB, pki *testPKI, domain, party string, partners []Partner, wrap func(*fakeCore) Core) *testNode {
+	t.Helper()
 	cert := pki.leaf(t, domain, []string{domain, "conference." + domain}, []net.IP{net.IPv4(127, 0, 0, 1)})
 	users := &UserMap{}
 	for _, u := range []struct{ name, pw, clr string }{{"alice", "alicepw", "SECRET"}, {"bob", "bobpw", "RESTRICTED"}} {
@@ -269,7 +276,7 @@ func startNodeDomain(t testing.TB, pki *testPKI, domain, party string, partners 
 	srv, err := New(Config{
 		Domain: domain, Party: party,
 		TLS:   &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pki.pool, ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS12},
-		Users: users, Core: n.core, Auditor: n.audit,
+		Users: users, Core: wrap(n.core), Auditor: n.audit,
 		Labels:   fakeLabels{ceilings: map[string]string{"ops": "RESTRICTED"}},
 		Rooms:    []Room{{Name: "ops", Channel: "ops-chat"}},
 		Partners: partners,

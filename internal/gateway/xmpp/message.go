@@ -120,11 +120,14 @@ func (ss *session) handleMessage(e *stream.Element, raw []byte) {
 		Precedence: message.Routine, Created: cfg.Now().UTC(), Label: label,
 		ContentType: ct, Body: []byte(body.Text),
 	}
-	if err := cfg.Core.Submit(ss.srv.ctx, m); err != nil {
+	// Submitted in order with the stream's other messages while the
+	// reader goes on; the session handles it before answering an
+	// XEP-0198 <r/> or taking any other stanza.
+	ss.sub.add(pending{m: m, refused: func(err error) {
 		reason := "refused: " + err.Error()
 		ss.srv.audit(AuditBounced, id.String(), reason)
 		ss.bounce(e, toS, "auth", "forbidden", "", reason)
-	}
+	}})
 }
 
 // ingressLabel returns the message's effective label (STANAG 4774 XML), or

@@ -198,9 +198,14 @@ func (s *Server) serveS2SIn(c net.Conn) {
 	c.SetDeadline(time.Time{})
 	r.SetLimit(s.cfg.MaxStanza)
 	s.log.Info("xmpp: s2s inbound authenticated", "partner", p.Domain)
+	// Messages are submitted in order in the background while the
+	// stream is read; presence and the stream's end wait for them.
+	q := newSubmitter(s.ctx, s.cfg.Core)
+	defer q.stop()
 	for {
 		e, raw, err := r.Next()
 		if err != nil {
+			q.flush()
 			if errors.Is(err, stream.ErrStreamEnd) {
 				writeStr(c, "</stream:stream>")
 			}
@@ -230,18 +235,20 @@ func (s *Server) serveS2SIn(c net.Conn) {
 			if e.Child(nsSecLabel, "securitylabel") != nil {
 				continue // XEP-0258 §5: presence must not carry labels; discarded
 			}
+			q.flush()
 			s.roomPresence(&occupant{remote: p, rjid: from}, to, e.AttrValue("type"))
 		case e.Name.Local == "message" && to.Domain == s.cfg.MUCDomain:
-			s.fromPartnerRoom(p, from, to, e, raw)
+			s.fromPartnerRoom(q, p, from, to, e, raw)
 		case e.Name.Local == "message":
-			s.fromPartner(p, from, e, raw)
+			s.fromPartner(q, p, from, e, raw)
 		}
 	}
 }
 
 // fromPartner takes a message from a partner user: label checked against
 // the peer clearance, unlabelled given the agreement's default label.
-func (s *Server) fromPartner(p *partner, from jid, e *stream.Element, raw []byte) {
+// It is queued on q for its submit.
+func (s *Server) fromPartner(q *submitter, p *partner, from jid, e *stream.Element, raw []byte) {
 	typ := e.AttrValue("type")
 	body := e.Child(stream.NSServer, "body")
 	if typ == "error" || body == nil {
@@ -267,10 +274,10 @@ func (s *Server) fromPartner(p *partner, from jid, e *stream.Element, raw []byte
 		ContentType: mime.FormatMediaType(contentType, map[string]string{"to": to.Bare()}),
 		Body:        []byte(body.Text),
 	}
-	if err := s.cfg.Core.Submit(s.ctx, m); err != nil {
+	q.add(pending{m: m, refused: func(err error) {
 		s.audit(AuditBounced, id.String(), "from "+p.Domain+": refused: "+err.Error())
 		s.bounceRemote(p, e, from, "auth", "forbidden", "refused")
-	}
+	}})
 }
 
 func (p *partner) partyName() string {
@@ -485,7 +492,8 @@ func (s *Server) partnerLabel(p *partner, from jid, e *stream.Element, raw []byt
 }
 
 // fromPartnerRoom takes a groupchat message from a remote occupant.
-func (s *Server) fromPartnerRoom(p *partner, from, to jid, e *stream.Element, raw []byte) {
+// It is queued on q for its submit.
+func (s *Server) fromPartnerRoom(q *submitter, p *partner, from, to jid, e *stream.Element, raw []byte) {
 	body := e.Child(stream.NSServer, "body")
 	if e.AttrValue("type") != "groupchat" || body == nil {
 		return
@@ -514,8 +522,8 @@ func (s *Server) fromPartnerRoom(p *partner, from, to jid, e *stream.Element, ra
 		Precedence: message.Routine, Created: s.cfg.Now().UTC(), Label: label,
 		ContentType: contentType, Body: []byte(body.Text),
 	}
-	if err := s.cfg.Core.Submit(s.ctx, m); err != nil {
+	q.add(pending{m: m, refused: func(err error) {
 		s.audit(AuditBounced, id.String(), "from "+p.Domain+": refused: "+err.Error())
 		s.bounceRemote(p, e, from, "auth", "forbidden", "refused")
-	}
+	}})
 }

@@ -42,6 +42,8 @@ type session struct {
 	sm      // XEP-0198 state
 	resumed bool
 
+	sub *submitter // submits the messages the reader takes, in order
+
 	out       chan []byte
 	done      chan struct{}
 	closeOnce sync.Once
@@ -125,8 +127,12 @@ func (ss *session) run() {
 	ss.conn.SetDeadline(time.Time{})
 	ss.writerWG.Add(1)
 	go ss.writer()
+	ss.sub = newSubmitter(ss.srv.ctx, ss.srv.cfg.Core)
 	clean := false
 	defer func() {
+		// Every message read is submitted (or bounced) before the
+		// session goes: as when each was submitted before the next read.
+		ss.sub.stop()
 		if !clean && ss.detach() {
 			ss.close()
 			ss.writerWG.Wait()
@@ -143,6 +149,7 @@ func (ss *session) run() {
 	for {
 		e, raw, err := ss.r.Next()
 		if err != nil {
+			ss.sub.flush()
 			if errors.Is(err, stream.ErrTooLarge) {
 				ss.send([]byte("<stream:error><policy-violation xmlns='" + nsStreams + "'/></stream:error></stream:stream>"))
 			} else if errors.Is(err, stream.ErrStreamEnd) {
@@ -150,6 +157,12 @@ func (ss *session) run() {
 				ss.enqueue([]byte("</stream:stream>"))
 			}
 			return
+		}
+		if e.Name.Local != "message" && (e.Name.Space != nsSM || e.Name.Local == "r") {
+			// Messages are submitted in the background, in order; any
+			// other stanza (and an XEP-0198 <r/>, whose answer counts
+			// stanzas handled) waits until those before it are handled.
+			ss.sub.flush()
 		}
 		if e.Name.Space == nsSM {
 			ss.handleSM(e)
