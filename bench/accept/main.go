@@ -107,7 +107,15 @@ func run(d time.Duration, size int, h2 bool, dir string) error {
 	if err != nil {
 		return err
 	}
-	post, _ := json.Marshal(api.PostMessage{Channel: rig.Channel, Precedence: "routine", Label: string(lbl), ContentType: "text/plain", Body: ptr(string(body))})
+	// Encoded as most clients do (curl with a file, Python's json.dumps):
+	// the label's XML as is, not with Go's HTML escapes (\u003c for <).
+	var pb bytes.Buffer
+	enc := json.NewEncoder(&pb)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(api.PostMessage{Channel: rig.Channel, Precedence: "routine", Label: string(lbl), ContentType: "text/plain", Body: ptr(string(body))}); err != nil {
+		return err
+	}
+	post := bytes.TrimSpace(pb.Bytes())
 	url := "https://" + usa.Node.APIAddr().String() + "/v1/messages"
 	send := func(ctx context.Context) error {
 		req, err := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(post))

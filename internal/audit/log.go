@@ -30,7 +30,7 @@ import (
 
 // Defaults for [Config].
 const (
-	DefaultBatchMaxSize       = 1024
+	DefaultBatchMaxSize       = 4096
 	DefaultBatchMaxAge        = 50 * time.Millisecond
 	DefaultCheckpointInterval = time.Second
 )
