@@ -26,8 +26,10 @@ import (
 //
 // The tail learns where it stands without asking the store: after a start
 // or a failed Accept (which may or may not have committed) it is not
-// synced; it takes the first seq published after that, p, and waits until
-// every Accept that was in flight then has returned. No seq below p can
+// synced; it takes the first seq published after that, p, that is above
+// every seq published before (those may have been dropped with the old
+// window: an Accept can return after a later one), and waits until every
+// Accept that was in flight then has returned. No seq below p can
 // appear after that, so the contiguous run of published seqs ending at p
 // starts the window. Only Accepts through this process's store are
 // published: on PostgreSQL, where other instances commit too, the node
@@ -51,6 +53,11 @@ type tail struct {
 	cur, old int
 	draining bool
 	barrier  uint64 // first seq published since the tail last lost sync
+	// maxSeen is the highest seq ever published; floor is maxSeen when
+	// the tail last lost sync. Entries up to floor may have been
+	// published and dropped with the window, so a barrier and the window
+	// after it must lie above floor.
+	maxSeen, floor uint64
 }
 
 type tailEntry struct {
@@ -136,15 +143,22 @@ func (t *tail) endLocked(g uint64, e tailEntry, publish bool, err error) {
 	} else {
 		t.old--
 	}
+	if publish {
+		t.maxSeen = max(t.maxSeen, seq)
+	}
 	switch {
 	case err != nil:
 		// It may have committed: nothing can be trusted until resynced.
 		t.lose()
-	case publish && (t.synced || t.draining):
-		if !t.synced || seq > t.w() {
+	case publish && t.synced:
+		if seq > t.w() {
 			t.pend(e)
 		}
-	case publish:
+	case publish && t.draining:
+		if seq > t.floor {
+			t.pend(e)
+		}
+	case publish && seq > t.floor:
 		// The first publish since the tail lost sync: the barrier.
 		t.barrier, t.draining = seq, true
 		t.pend(e)
@@ -174,6 +188,7 @@ func (t *tail) pend(e tailEntry) {
 // lose drops the window (with the lock held).
 func (t *tail) lose() {
 	t.synced, t.draining = false, false
+	t.floor = t.maxSeen
 	t.entries = nil
 	clear(t.pending)
 	t.bytes = 0
