@@ -94,17 +94,7 @@ func TestPresenceLabelRefusedAndLimits(t *testing.T) {
 // unknown policy when an equivalent label is readable.
 func TestEquivalentLabel(t *testing.T) {
 	n := startNode(t)
-	tc := &tls.Config{ServerName: "c.test", RootCAs: n.pki.pool}
-	alice, err := dialClient(clientOpts{addr: n.addr, domain: "c.test", user: "alice", password: "alicepw", tls: tc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer alice.close()
-	bob, err := dialClient(clientOpts{addr: n.addr, domain: "c.test", user: "bob", password: "bobpw", tls: tc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bob.close()
+	alice, bob := n.login(t, "alice"), n.login(t, "bob")
 	alice.send("<message type='chat' to='bob@c.test'><body>eq</body><securitylabel xmlns='urn:xmpp:sec-label:0'>" +
 		"<label><other xmlns='urn:example:policy'>TOP</other></label><equivalentlabel>" + string(fakeLabel("RESTRICTED")) +
 		"</equivalentlabel></securitylabel></message>")

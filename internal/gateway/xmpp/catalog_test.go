@@ -1,7 +1,6 @@
 package xmpp
 
 import (
-	"crypto/tls"
 	"crypto/x509"
 	"strings"
 	"testing"
@@ -14,12 +13,7 @@ func TestCatalogContexts(t *testing.T) {
 	pki := newTestPKI(t)
 	n := startNodeWith(t, pki, []Partner{{Domain: "b.test", Addr: "127.0.0.1:1", Roots: x509.NewCertPool(),
 		Channel: "xcc-xbb-chat", Clearance: []byte("UNCLASSIFIED")}})
-	tc := &tls.Config{ServerName: "c.test", RootCAs: pki.pool}
-	alice, err := dialClient(clientOpts{addr: n.addr, domain: "c.test", user: "alice", password: "alicepw", tls: tc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer alice.close()
+	alice := n.login(t, "alice")
 	cases := []struct {
 		ns, to string
 		want   []string

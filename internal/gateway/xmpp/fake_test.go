@@ -259,6 +259,19 @@ func startNodeDomain(t testing.TB, pki *testPKI, domain, party string, partners 
 	return startNodeCore(t, pki, domain, party, partners, func(c *fakeCore) Core { return c })
 }
 
+// login opens a c2s session to n as user (alice or bob, whose password is
+// the name with "pw"), closed when the test ends.
+func (n *testNode) login(t testing.TB, user string) *testClient {
+	t.Helper()
+	tc := &tls.Config{ServerName: "c.test", RootCAs: n.pki.pool}
+	c, err := dialClient(clientOpts{addr: n.addr, domain: "c.test", user: user, password: user + "pw", tls: tc})
+	if err != nil {
+		t.Fatalf("login as %s: %v", user, err)
+	}
+	t.Cleanup(c.close)
+	return c
+}
+
 // startNodeCore is startNodeDomain with the gateway's Core made from the
 // fake core by wrap.
 func startNodeCore(t testing.TB, pki *testPKI, domain, party string, partners []Partner, wrap func(*fakeCore) Core) *testNode {

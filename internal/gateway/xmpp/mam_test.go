@@ -1,7 +1,6 @@
 package xmpp
 
 import (
-	"crypto/tls"
 	"strings"
 	"testing"
 	"time"
@@ -12,17 +11,7 @@ import (
 // cleared for.
 func TestArchiveFilteredByClearance(t *testing.T) {
 	n := startNode(t)
-	tc := &tls.Config{ServerName: "c.test", RootCAs: n.pki.pool}
-	alice, err := dialClient(clientOpts{addr: n.addr, domain: "c.test", user: "alice", password: "alicepw", tls: tc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer alice.close()
-	bob, err := dialClient(clientOpts{addr: n.addr, domain: "c.test", user: "bob", password: "bobpw", tls: tc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bob.close()
+	alice, bob := n.login(t, "alice"), n.login(t, "bob")
 	for _, c := range []string{"UNCLASSIFIED", "SECRET", "RESTRICTED"} {
 		alice.send(labelledChat("bob@c.test", c, "msg "+c))
 	}

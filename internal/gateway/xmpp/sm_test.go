@@ -26,11 +26,7 @@ func TestStreamResumption(t *testing.T) {
 	if id == "" || en.AttrValue("resume") != "true" {
 		t.Fatalf("enabled = %+v", en)
 	}
-	bob, err := dialClient(clientOpts{addr: n.addr, domain: "c.test", user: "bob", password: "bobpw", tls: tc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bob.close()
+	bob := n.login(t, "bob")
 	bodies := func(c *testClient, k int) []string {
 		var out []string
 		for len(out) < k {

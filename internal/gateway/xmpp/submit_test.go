@@ -2,7 +2,6 @@ package xmpp
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"slices"
 	"strings"
@@ -211,17 +210,7 @@ func TestSessionBatches(t *testing.T) {
 		bf = &batchFake{fakeCore: c}
 		return bf
 	})
-	tc := &tls.Config{ServerName: "c.test", RootCAs: n.pki.pool}
-	alice, err := dialClient(clientOpts{addr: n.addr, domain: "c.test", user: "alice", password: "alicepw", tls: tc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer alice.close()
-	bob, err := dialClient(clientOpts{addr: n.addr, domain: "c.test", user: "bob", password: "bobpw", tls: tc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bob.close()
+	alice, bob := n.login(t, "alice"), n.login(t, "bob")
 	bob.send("<enable xmlns='urn:xmpp:sm:3'/>")
 	if _, _, err := bob.next("enabled", 5*time.Second); err != nil {
 		t.Fatal(err)
