@@ -181,18 +181,6 @@ func (c *core) Release(ctx context.Context, peer string, ids ...message.ID) erro
 	return nil
 }
 
-func (c *core) MarkSent(ctx context.Context, id message.ID, peer string) error {
-	err := c.write(ctx, func(ctx context.Context, q querier) error {
-		_, err := q.exec(ctx, `UPDATE deliveries SET state = ?, at = ? WHERE msg_id = ? AND peer = ? AND state = ?`,
-			string(Sent), c.nowNano(), idb(id), peer, string(Queued))
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("mark %s sent to %q: %w", id, peer, err)
-	}
-	return nil
-}
-
 func (c *core) SetRoute(ctx context.Context, id message.ID, peer string, state DeliveryState, code, reason string) error {
 	if !validState(state) {
 		return fmt.Errorf("set route %s for %q: unknown delivery state %q", id, peer, state)

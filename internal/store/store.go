@@ -154,9 +154,8 @@ type Store interface {
 	Ack(ctx context.Context, peer string, ids ...message.ID) error
 	// Release clears the leases so the messages can be leased again.
 	Release(ctx context.Context, peer string, ids ...message.ID) error
-	// MarkSent moves a queued delivery to sent.
-	MarkSent(ctx context.Context, id message.ID, peer string) error
-	// MarkSentBatch is MarkSent for several messages, in one transaction.
+	// MarkSentBatch moves the queued deliveries of ids to peer to sent,
+	// in one transaction.
 	MarkSentBatch(ctx context.Context, peer string, ids ...message.ID) error
 	// SetRoute sets a delivery's state. Queued inserts or activates a queue
 	// row, Held makes it held, Denied, Refused, Quarantined and Delivered

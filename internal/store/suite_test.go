@@ -253,12 +253,12 @@ func runSuite(t *testing.T, open func(t *testing.T, clk *fakeClock) Store) {
 		if got := lease(t, s, "XBB", 5); len(got) != 1 || got[0].ID != b.ID {
 			t.Fatalf("after release lease = %v, want b", ids(got))
 		}
-		// MarkSent, then Ack removes the row and marks delivered.
-		if err := s.MarkSent(ctx, a.ID, "XBB"); err != nil {
+		// MarkSentBatch, then Ack removes the row and marks delivered.
+		if err := s.MarkSentBatch(ctx, "XBB", a.ID); err != nil {
 			t.Fatal(err)
 		}
 		if st := state(t, s, a.ID, "XBB"); st != Sent {
-			t.Fatalf("after MarkSent state = %q", st)
+			t.Fatalf("after MarkSentBatch state = %q", st)
 		}
 		if err := s.Ack(ctx, "XBB", a.ID, b.ID); err != nil {
 			t.Fatal(err)
