@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -56,9 +55,9 @@ func (r *Report) problem(format string, args ...any) {
 // checkpoint it has already archived.
 const publishGrace = 2 * time.Second
 
-// awaitPublished re-reads the published checkpoint until it claims at
-// least size (it is verified by the caller) or publishGrace passes.
-func awaitPublished(ctx context.Context, dir string, size uint64) ([]byte, bool) {
+// awaitPublished re-reads the published checkpoint until it is a valid
+// checkpoint of at least size or publishGrace passes.
+func awaitPublished(ctx context.Context, dir, origin string, v note.Verifier, size uint64) ([]byte, bool) {
 	deadline := time.Now().Add(publishGrace)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		if testHookAwait != nil {
@@ -70,7 +69,7 @@ func awaitPublished(ctx context.Context, dir string, size uint64) ([]byte, bool)
 		if err != nil {
 			continue
 		}
-		if n, ok := claimedSize(raw); ok && n >= size {
+		if cp, err := ParseCheckpoint(raw, origin, v); err == nil && cp.Size >= size {
 			return raw, true
 		}
 	}
@@ -79,17 +78,6 @@ func awaitPublished(ctx context.Context, dir string, size uint64) ([]byte, bool)
 
 // testHookAwait, when set by a test, runs instead of each pause.
 var testHookAwait func()
-
-// claimedSize reads the tree size line of a checkpoint without checking
-// its signature.
-func claimedSize(raw []byte) (uint64, bool) {
-	lines := strings.SplitN(string(raw), "\n", 3)
-	if len(lines) < 2 {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(lines[1], 10, 64)
-	return n, err == nil
-}
 
 type signedCP struct {
 	name string
@@ -158,7 +146,7 @@ func VerifyWith(ctx context.Context, dir, origin string, v note.Verifier) (Repor
 		// A running node archives a checkpoint as it signs it, a moment
 		// before it publishes it: give a live log that moment. A log that
 		// was rolled back stays behind its archive.
-		if raw, ok := awaitPublished(ctx, dir, maxArchived); ok {
+		if raw, ok := awaitPublished(ctx, dir, origin, v, maxArchived); ok {
 			if s, ok := check("checkpoint", raw); ok {
 				published = s
 				rep.TreeSize = s.size
