@@ -392,11 +392,6 @@ type inbox struct{ n *Node }
 
 var _ federation.PreparingInbox = (*inbox)(nil)
 
-// Accept is AcceptBatch of one message.
-func (in *inbox) Accept(ctx context.Context, from string, wire []byte) error {
-	return in.AcceptBatch(ctx, from, [][]byte{wire})[0]
-}
-
 // AcceptBatch opens and guards each message, then stores every accepted
 // one in one store transaction, in the order given.
 func (in *inbox) AcceptBatch(ctx context.Context, from string, wires [][]byte) []error {
@@ -466,8 +461,6 @@ func (in *inbox) prepare(ctx context.Context, from string, wire []byte) (store.A
 			code = "bad-signature"
 		case errors.Is(err, envelope.ErrWrongRecipient):
 			code = "wrong-recipient"
-		case errors.Is(err, envelope.ErrUnknownEpoch):
-			code = "unknown-key-epoch"
 		}
 		n.record(ctx, audit.Entry{Kind: audit.KindRejected, Peer: from, Decision: audit.DecisionRefused, Reason: code})
 		n.metrics.received.WithLabelValues(from, "refused").Inc()
