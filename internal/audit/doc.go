@@ -1,13 +1,14 @@
 // Package audit is a node's tamper-evident audit log and its partners'
 // witness of it.
 //
-// Every decision the node takes (a message accepted, released, denied,
-// quarantined, reviewed, delivered or refused; a link up, down or refused;
-// an agreement installed or changing status; a key rotated or zeroised; a
-// configuration change; a reviewer action) is an [Entry] of metadata and
-// digests, never a message body. Entries are leaves of a Merkle-tree
-// transparency log built on Tessera's POSIX driver, embedded in the node,
-// with C2SP tlog-checkpoint checkpoints signed by the node key.
+// Every decision the node takes (a message accepted and, for each
+// recipient, released, denied or quarantined; reviewed, delivered or
+// refused; a link up, down or refused; an agreement installed or changing
+// status; a key rotated or zeroised; a configuration change; a reviewer
+// action) is an [Entry] of metadata and digests, never a message body.
+// Entries are leaves of a Merkle-tree transparency log built on Tessera's
+// POSIX driver, embedded in the node, with C2SP tlog-checkpoint
+// checkpoints signed by the node key.
 //
 // Start with [Open] and [Log.Append] (or [Log.AppendAsync]): appends are
 // batched, and return once their batch is sequenced, without waiting for a

@@ -14,8 +14,8 @@ import (
 // Kinds of audit entry. Every decision the node takes is one entry; the
 // kind says which decision.
 const (
-	KindAccepted           = "accepted"            // a message was accepted from a local sender
-	KindReleased           = "released"            // the guard released a message to Peer
+	KindAccepted           = "accepted"            // a message with no recipient was accepted from a local sender
+	KindReleased           = "released"            // the guard released a message to Peer (at acceptance, Actor is its sender)
 	KindDenied             = "denied"              // the guard denied a message to Peer
 	KindQuarantined        = "quarantined"         // the guard held a message for review
 	KindReviewed           = "reviewed"            // a reviewer acted on a quarantined message

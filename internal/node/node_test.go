@@ -261,7 +261,7 @@ func testQuarantineDeny(t *testing.T, f *fixture) {
 }
 
 // waitAudit polls the audit log until it holds an entry of each kind for id.
-func waitAudit(t *testing.T, n *node.Node, id message.ID, kinds ...string) {
+func waitAudit(t *testing.T, n *node.Node, id message.ID, kinds ...string) []api.AuditEntry {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -280,7 +280,7 @@ func waitAudit(t *testing.T, n *node.Node, id message.ID, kinds ...string) {
 			}
 		}
 		if missing == "" {
-			return
+			return av.Entries
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no %s audit entry for %s; entries %+v", missing, id, av.Entries)
@@ -300,7 +300,15 @@ func testSubmitRefusals(t *testing.T, f *fixture) {
 	if r := recipient(rc, "PAK"); r.State != "denied" || r.Code != guard.CodeNotReleasable {
 		t.Fatalf("REL TO USA: PAK %+v, want denied %s", r, guard.CodeNotReleasable)
 	}
-	waitAudit(t, f.n, rc.ID, audit.KindAccepted, audit.KindDenied)
+	// One entry per recipient at acceptance: the guard's decision, with
+	// the sender as actor.
+	entries := waitAudit(t, f.n, rc.ID, audit.KindDenied)
+	if len(entries) != 1 {
+		t.Fatalf("audit entries for a message with one recipient: %+v, want 1", entries)
+	}
+	if e := entries[0]; e.Peer != "PAK" || e.Actor != "officer" || e.Reason != guard.CodeNotReleasable || e.Decision != "denied" || e.Digest == "" {
+		t.Errorf("denial entry %+v, want peer PAK, actor officer, reason %s, decision denied, a digest", e, guard.CodeNotReleasable)
+	}
 
 	// NOFORN: also kept home.
 	rc, err = f.n.Submit(ctx, msg("exercise", message.Priority, nodetest.Label(t, "USA", "CONFIDENTIAL"), "NOFORN"))

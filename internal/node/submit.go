@@ -141,20 +141,18 @@ func (n *Node) prepare(ctx context.Context, m *message.Message, rules guard.Rule
 	// The audit entries of this acceptance are written in the same store
 	// transaction as the message, then appended to the log by the audit
 	// pump: an acknowledged message never lacks its audit trail, even if
-	// the node dies right after acknowledging.
+	// the node dies right after acknowledging. There is one entry per
+	// recipient, whose kind is the guard's decision and whose actor is the
+	// sender: together they say who sent what, when, and where it may go.
+	// Only a message with no recipient gets a plain "accepted" entry.
 	dg := digest(m.Label, m.Body)
-	entries := []audit.Entry{{Kind: audit.KindAccepted, MessageID: m.ID.String(), Digest: dg, Channel: m.Channel, Actor: m.Originator, Decision: "accepted", Detail: map[string]string{"precedence": m.Precedence.String()}}}
+	detail := map[string]string{"precedence": m.Precedence.String()}
+	entries := make([]audit.Entry, 0, max(len(routes), 1))
 	for _, r := range routes {
-		kind := audit.KindReleased
-		switch r.State {
-		case store.Denied:
-			kind = audit.KindDenied
-		case store.Quarantined:
-			kind = audit.KindQuarantined
-		case store.Held:
-			kind = audit.KindDenied // not released now; held for a renewal
-		}
-		entries = append(entries, audit.Entry{Kind: kind, MessageID: m.ID.String(), Digest: dg, Peer: r.Peer, Channel: m.Channel, Decision: string(r.State), Reason: r.Code})
+		entries = append(entries, audit.Entry{Kind: decisionKind(r.State), MessageID: m.ID.String(), Digest: dg, Peer: r.Peer, Channel: m.Channel, Actor: m.Originator, Decision: string(r.State), Reason: r.Code, Detail: detail})
+	}
+	if len(entries) == 0 {
+		entries = append(entries, audit.Entry{Kind: audit.KindAccepted, MessageID: m.ID.String(), Digest: dg, Channel: m.Channel, Actor: m.Originator, Decision: "accepted", Detail: detail})
 	}
 	records, err := n.auditRecords(entries, now)
 	if err != nil {
@@ -186,6 +184,19 @@ func (n *Node) accepted(ctx context.Context, it store.AcceptItem, r store.Accept
 	n.metrics.accepted.Inc()
 	n.log.DebugContext(ctx, "message accepted", slog.String("id", m.ID.String()), slog.String("channel", m.Channel), slog.String("precedence", m.Precedence.String()))
 	return &api.Receipt{ID: m.ID, Seq: r.Seq, Recipients: recips}, nil
+}
+
+// decisionKind is the audit kind of a route's state at acceptance.
+func decisionKind(s store.DeliveryState) string {
+	switch s {
+	case store.Denied:
+		return audit.KindDenied
+	case store.Quarantined:
+		return audit.KindQuarantined
+	case store.Held:
+		return audit.KindDenied // not released now; held for a renewal
+	}
+	return audit.KindReleased
 }
 
 // outcome maps the guard's decision to a delivery state. A denial only
@@ -264,13 +275,8 @@ func (n *Node) reevaluate(ctx context.Context, peer string) {
 			n.log.Error("re-routing held message", slog.String("id", m.ID.String()), slog.Any("error", err))
 			continue
 		}
-		kind := audit.KindReleased
-		switch state {
-		case store.Denied:
-			kind = audit.KindDenied
-		case store.Quarantined:
-			kind = audit.KindQuarantined
-		default:
+		kind := decisionKind(state)
+		if kind == audit.KindReleased {
 			released++
 		}
 		n.record(ctx, audit.Entry{Kind: kind, MessageID: m.ID.String(), Digest: digest(m.Label, m.Body), Peer: peer, Channel: m.Channel, Decision: string(state), Reason: d.Code, Detail: map[string]string{"after": "hold"}})

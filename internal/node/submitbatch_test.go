@@ -77,8 +77,8 @@ func testSubmitBatch(t *testing.T, f *fixture) {
 	if want := []string{"old", "a", "denied", "b"}; !slices.Equal(bodies, want) {
 		t.Errorf("history after the first message: %q, want %q", bodies, want)
 	}
-	waitAudit(t, f.n, a.ID, audit.KindAccepted, audit.KindReleased)
-	waitAudit(t, f.n, ms[2].ID, audit.KindAccepted, audit.KindDenied)
+	waitAudit(t, f.n, a.ID, audit.KindReleased)
+	waitAudit(t, f.n, ms[2].ID, audit.KindDenied)
 	waitAudit(t, f.n, ms[1].ID, audit.KindDenied)
 	if res := f.n.SubmitBatch(ctx, nil); len(res) != 0 {
 		t.Errorf("empty batch: %d results", len(res))
