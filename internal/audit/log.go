@@ -263,25 +263,64 @@ func (l *Log) AppendAsync(ctx context.Context, e Entry) func() (uint64, error) {
 // per entry; a caller that queues a full batch (BatchMaxSize entries) has
 // it sequenced at once instead of after BatchMaxAge.
 func (l *Log) AppendBatch(ctx context.Context, es []Entry) func() (failed int, err error) {
-	futs := make([]tessera.IndexFuture, 0, len(es))
-	kinds := make([]string, 0, len(es))
-	l.closeMu.RLock()
-	defer l.closeMu.RUnlock()
-	if l.closed {
-		return func() (int, error) { return len(es), ErrClosed }
-	}
-	for _, e := range es {
+	items := make([]queued, len(es))
+	for i, e := range es {
 		if e.At.IsZero() {
 			e.At = l.cfg.Now()
 		}
-		data, err := e.MarshalBinary()
+		items[i].kind = e.Kind
+		items[i].data, items[i].err = e.MarshalBinary()
+	}
+	return l.queue(ctx, items)
+}
+
+// AppendEncoded is AppendBatch for entries already encoded with
+// [Entry.MarshalBinary], such as those a node keeps in its store until the
+// log has them: it appends the bytes as they are, without encoding them
+// again. Each record is checked with [ParseEntry] first; bad holds, by
+// index, why those that do not parse were not appended (wait does not
+// count them as failed).
+func (l *Log) AppendEncoded(ctx context.Context, recs [][]byte) (bad map[int]error, wait func() (failed int, err error)) {
+	items := make([]queued, 0, len(recs))
+	for i, b := range recs {
+		e, err := ParseEntry(b)
 		if err != nil {
+			if bad == nil {
+				bad = map[int]error{}
+			}
+			bad[i] = err
+			continue
+		}
+		items = append(items, queued{kind: e.Kind, data: b})
+	}
+	return bad, l.queue(ctx, items)
+}
+
+// queued is one entry on its way into the log: its encoding, or why it
+// has none.
+type queued struct {
+	kind string
+	data []byte
+	err  error
+}
+
+// queue adds items to the log in order and returns the wait function of
+// AppendBatch.
+func (l *Log) queue(ctx context.Context, items []queued) func() (failed int, err error) {
+	futs := make([]tessera.IndexFuture, 0, len(items))
+	l.closeMu.RLock()
+	defer l.closeMu.RUnlock()
+	if l.closed {
+		return func() (int, error) { return len(items), ErrClosed }
+	}
+	for _, it := range items {
+		if it.err != nil {
 			// Those queued so far are still resolved and counted.
+			err := it.err
 			futs = append(futs, func() (tessera.Index, error) { return tessera.Index{}, err })
 		} else {
-			futs = append(futs, l.add(ctx, tessera.NewEntry(data)))
+			futs = append(futs, l.add(ctx, tessera.NewEntry(it.data)))
 		}
-		kinds = append(kinds, e.Kind)
 	}
 	// As in AppendAsync, resolve the futures even if the caller never
 	// waits, and keep Close waiting until they are.
@@ -298,8 +337,8 @@ func (l *Log) AppendBatch(ctx context.Context, es []Entry) func() (failed int, e
 			if _, err := fut(); err != nil {
 				nerror++
 				if first == nil {
-					first = fmt.Errorf("appending %s entry: %w", kinds[i], err)
-					l.logger.WarnContext(ctx, "audit append failed", slog.String("kind", kinds[i]), slog.Any("error", err))
+					first = fmt.Errorf("appending %s entry: %w", items[i].kind, err)
+					l.logger.WarnContext(ctx, "audit append failed", slog.String("kind", items[i].kind), slog.Any("error", err))
 				}
 				continue
 			}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -268,5 +269,57 @@ func TestAppendBatch(t *testing.T) {
 		if want := testEntry(i).MessageID; rec.Entry.MessageID != want {
 			t.Fatalf("entry %d is %s, want %s (batch order)", i, rec.Entry.MessageID, want)
 		}
+	}
+}
+
+// AppendEncoded appends encoded entries as they are, in order, and leaves
+// out (reporting their indices) records that are not canonical entries.
+func TestAppendEncoded(t *testing.T) {
+	dir := t.TempDir()
+	key := testKey(t, 1)
+	l := openTestLog(t, dir, key)
+	var recs [][]byte
+	var want []string
+	for i := range 10 {
+		b, err := testEntry(i).MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch i {
+		case 3:
+			b = append(b, 0) // trailing byte: not canonical
+		case 7:
+			b = b[:len(b)/2] // truncated
+		default:
+			want = append(want, testEntry(i).MessageID)
+		}
+		recs = append(recs, b)
+	}
+	bad, wait := l.AppendEncoded(t.Context(), recs)
+	if len(bad) != 2 || !errors.Is(bad[3], ErrMalformedEntry) || !errors.Is(bad[7], ErrMalformedEntry) {
+		t.Errorf("bad = %v, want records 3 and 7 malformed", bad)
+	}
+	if n, err := wait(); n != 0 || err != nil {
+		t.Fatalf("AppendEncoded = %d failed, %v", n, err)
+	}
+	closeLog(t, l)
+	_, wait = l.AppendEncoded(t.Context(), recs[:1])
+	if n, err := wait(); n != 1 || !errors.Is(err, ErrClosed) {
+		t.Fatalf("AppendEncoded after Close = %d failed, %v; want 1, ErrClosed", n, err)
+	}
+	r, err := OpenReader(dir, testOrigin, mustVerifier(t, key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Entries(t.Context(), 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, rec := range got {
+		ids = append(ids, rec.Entry.MessageID)
+	}
+	if !slices.Equal(ids, want) {
+		t.Errorf("log holds %q, want %q", ids, want)
 	}
 }

@@ -112,11 +112,15 @@ func (n *Node) queueAudit(ctx context.Context, after int64) (*auditChunkInFlight
 		return nil, true
 	}
 	c := &auditChunkInFlight{last: pending[len(pending)-1].ID}
-	entries := make([]audit.Entry, 0, len(pending))
+	recs := make([][]byte, len(pending))
+	for i, p := range pending {
+		recs[i] = p.Record
+	}
+	bad, wait := n.audit.AppendEncoded(ctx, recs)
+	c.wait = wait
 	run := false
-	for _, p := range pending {
-		e, err := audit.ParseEntry(p.Record)
-		if err != nil {
+	for i, p := range pending {
+		if err := bad[i]; err != nil {
 			// A record this node wrote that no longer parses is a bug
 			// or a corrupted store: keep it for inspection (the ranges
 			// removed leave it out), say so.
@@ -125,7 +129,6 @@ func (n *Node) queueAudit(ctx context.Context, after int64) (*auditChunkInFlight
 			run = false
 			continue
 		}
-		entries = append(entries, e)
 		if run {
 			c.runs[len(c.runs)-1][1] = p.ID
 		} else {
@@ -133,7 +136,6 @@ func (n *Node) queueAudit(ctx context.Context, after int64) (*auditChunkInFlight
 			run = true
 		}
 	}
-	c.wait = n.audit.AppendBatch(ctx, entries)
 	return c, true
 }
 
