@@ -126,6 +126,30 @@ func RawStore(ctx context.Context, dir string, workers int, d time.Duration, mk 
 	})
 }
 
+// RawStoreBatch is the store's own ceiling for the same messages: one
+// goroutine storing them per messages at a time with store.AcceptBatch
+// (one queued route each), so that every write carries a full batch. A node
+// that groups concurrent submissions into batches is bounded by it.
+func RawStoreBatch(ctx context.Context, dir string, per int, d time.Duration, mk func() *message.Message) (Rate, error) {
+	s, err := store.OpenSQLite(ctx, filepath.Join(dir, fmt.Sprintf("raw-batch-%d.db", per)), store.Config{})
+	if err != nil {
+		return Rate{}, err
+	}
+	defer s.Close()
+	routes := []store.Route{{Peer: "PAK", State: store.Queued, Code: "released"}}
+	items := make([]store.AcceptItem, per)
+	r, err := Load(ctx, 1, d, func(ctx context.Context) error {
+		for i := range items {
+			items[i] = store.AcceptItem{Msg: mk(), Routes: routes}
+		}
+		_, err := s.AcceptBatch(ctx, items)
+		return err
+	})
+	// Load counted calls; each stored per messages.
+	r.N *= int64(per)
+	return r, err
+}
+
 // PlainSQL is the physical ceiling: the same payloads inserted with plain
 // database/sql into one table with the store's pragmas (WAL,
 // synchronous=FULL), 100 rows per transaction, from one goroutine.
