@@ -50,20 +50,6 @@ func (c *core) Accept(ctx context.Context, m *message.Message, routes []Route, a
 	return out[0].Seq, out[0].Dup, nil
 }
 
-const upsertDelivery = `INSERT INTO deliveries (msg_id, peer, state, code, reason, at) VALUES (?, ?, ?, ?, ?, ?)
-	ON CONFLICT (msg_id, peer) DO UPDATE SET state = excluded.state, code = excluded.code, reason = excluded.reason, at = excluded.at`
-
-// queueStmt inserts or re-activates a queue row, clearing any lease.
-func queueStmt(id message.ID, peer string, seq, prec int64, held bool) stmt {
-	h := int64(0)
-	if held {
-		h = 1
-	}
-	return stmt{`INSERT INTO queue (msg_id, peer, seq, precedence, held, lease_until) VALUES (?, ?, ?, ?, ?, 0)
-		ON CONFLICT (msg_id, peer) DO UPDATE SET held = excluded.held, lease_until = 0`,
-		[]any{idb(id), peer, seq, prec, h}}
-}
-
 func (c *core) Lease(ctx context.Context, peer string, n int, ttl time.Duration) ([]*message.Message, error) {
 	if n <= 0 {
 		return nil, nil
@@ -140,22 +126,32 @@ func (c *core) Lease(ctx context.Context, peer string, n int, ttl time.Duration)
 	return out, nil
 }
 
+// The statements of Ack, Release and MarkSentBatch: the ids go in IN
+// lists, after the fixed values.
+var (
+	delQueue = inList(`DELETE FROM queue WHERE peer = ? AND msg_id IN (`, `)`)
+	setState = inList(`UPDATE deliveries SET state = ?, at = ? WHERE peer = ? AND msg_id IN (`, `)`)
+	markSent = inList(`UPDATE deliveries SET state = ?, at = ? WHERE peer = ? AND state = ? AND msg_id IN (`, `)`)
+	unleaseQ = inList(`UPDATE queue SET lease_until = 0 WHERE peer = ? AND msg_id IN (`, `)`)
+)
+
+func idArgs(ids []message.ID) []any {
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = idb(id)
+	}
+	return args
+}
+
 func (c *core) Ack(ctx context.Context, peer string, ids ...message.ID) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	err := c.write(ctx, func(ctx context.Context, q querier) error {
-		now := c.nowNano()
-		for _, id := range ids {
-			if _, err := q.exec(ctx, `DELETE FROM queue WHERE msg_id = ? AND peer = ?`, idb(id), peer); err != nil {
-				return err
-			}
-			if _, err := q.exec(ctx, `UPDATE deliveries SET state = ?, at = ? WHERE msg_id = ? AND peer = ?`,
-				string(Delivered), now, idb(id), peer); err != nil {
-				return err
-			}
-		}
-		return nil
+		args := idArgs(ids)
+		st := delQueue.appendTo(nil, []any{peer}, args)
+		st = setState.appendTo(st, []any{string(Delivered), c.nowNano(), peer}, args)
+		return q.execAll(ctx, st)
 	})
 	if err != nil {
 		return fmt.Errorf("ack for %q: %w", peer, err)
@@ -168,12 +164,7 @@ func (c *core) Release(ctx context.Context, peer string, ids ...message.ID) erro
 		return nil
 	}
 	err := c.write(ctx, func(ctx context.Context, q querier) error {
-		for _, id := range ids {
-			if _, err := q.exec(ctx, `UPDATE queue SET lease_until = 0 WHERE msg_id = ? AND peer = ?`, idb(id), peer); err != nil {
-				return err
-			}
-		}
-		return nil
+		return q.execAll(ctx, unleaseQ.appendTo(nil, []any{peer}, idArgs(ids)))
 	})
 	if err != nil {
 		return fmt.Errorf("release for %q: %w", peer, err)
@@ -203,13 +194,12 @@ func setRoute(ctx context.Context, q querier, now int64, id message.ID, peer str
 	if !ok {
 		return ErrNotFound
 	}
-	if _, err := q.exec(ctx, upsertDelivery, idb(id), peer, string(state), code, reason, now); err != nil {
+	if _, err := q.exec(ctx, upsDelivery.texts[0], idb(id), peer, string(state), code, reason, now); err != nil {
 		return err
 	}
 	switch state {
 	case Queued, Held:
-		st := queueStmt(id, peer, seq, prec, state == Held)
-		_, err := q.exec(ctx, st.sql, st.args...)
+		_, err := q.exec(ctx, upsQueue.texts[0], idb(id), peer, seq, prec, heldInt(state == Held), int64(0))
 		return err
 	case Denied, Refused, Quarantined, Delivered:
 		if _, err := q.exec(ctx, `DELETE FROM queue WHERE msg_id = ? AND peer = ?`, idb(id), peer); err != nil {
