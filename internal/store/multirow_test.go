@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"math/bits"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -96,5 +97,37 @@ func TestRowListNoCopy(t *testing.T) {
 	st := valuesList("V ", 1, "").appendTo(nil, nil, vals)
 	if len(st) != 2 || &st[0].args[0] != &vals[0] || cap(st[0].args) != 2 {
 		t.Fatalf("statements %v", st)
+	}
+}
+
+// TestSQLiteInListPlans: SQLite (which has no statistics here) looks the
+// rows of every IN-list statement up by primary key, at every list length,
+// rather than scanning a peer's rows through another index.
+func TestSQLiteInListPlans(t *testing.T) {
+	s := openSQLiteT(t, filepath.Join(t.TempDir(), "store.db"), nil)
+	for _, x := range rowLists {
+		if !x.l.pad {
+			continue
+		}
+		for i, text := range x.l.texts {
+			args := make([]any, strings.Count(text, "?"))
+			var plan []string
+			rs, err := s.wdb.Query(`EXPLAIN QUERY PLAN `+text, args...)
+			if err != nil {
+				t.Fatalf("%s: %v", x.name, err)
+			}
+			for rs.Next() {
+				var id, parent, unused int64
+				var detail string
+				if err := rs.Scan(&id, &parent, &unused, &detail); err != nil {
+					t.Fatal(err)
+				}
+				plan = append(plan, detail)
+			}
+			rs.Close()
+			if len(plan) != 1 || !strings.Contains(plan[0], "USING INDEX sqlite_autoindex_") {
+				t.Errorf("%s with %d ids: plan %q, want a primary key search", x.name, 1<<i, plan)
+			}
+		}
 	}
 }
