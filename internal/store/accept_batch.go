@@ -32,14 +32,7 @@ func (c *core) AcceptBatch(ctx context.Context, items []AcceptItem) ([]AcceptRes
 		}
 	}
 	out := make([]AcceptResult, len(items))
-	write := c.write
-	if c.accept != nil {
-		write = c.accept
-	}
-	err := write(ctx, func(ctx context.Context, q querier) error {
-		return c.acceptTx(ctx, q, items, out)
-	})
-	if err != nil {
+	if err := c.accept(ctx, items, out); err != nil {
 		return nil, fmt.Errorf("accept batch of %d: %w", len(items), err)
 	}
 	return out, nil

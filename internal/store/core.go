@@ -16,8 +16,9 @@ type core struct {
 	d     dialect
 	now   func() time.Time
 	write func(ctx context.Context, fn func(ctx context.Context, q querier) error) error
-	// accept is the write path for Accept; nil means write.
-	accept func(ctx context.Context, fn func(ctx context.Context, q querier) error) error
+	// accept is the write path of Accept and AcceptBatch: it runs acceptTx
+	// (with other callers', see batcher) and commits.
+	accept func(ctx context.Context, items []AcceptItem, out []AcceptResult) error
 	read   func(ctx context.Context, fn func(ctx context.Context, q querier) error) error
 }
 
@@ -35,16 +36,8 @@ func (c *core) Accept(ctx context.Context, m *message.Message, routes []Route, a
 	if err := checkAccept(m, routes); err != nil {
 		return 0, false, err
 	}
-	write := c.write
-	if c.accept != nil {
-		write = c.accept
-	}
-	items := [1]AcceptItem{{Msg: m, Routes: routes, Audit: audit}}
 	var out [1]AcceptResult
-	err := write(ctx, func(ctx context.Context, q querier) error {
-		return c.acceptTx(ctx, q, items[:], out[:])
-	})
-	if err != nil {
+	if err := c.accept(ctx, []AcceptItem{{Msg: m, Routes: routes, Audit: audit}}, out[:]); err != nil {
 		return 0, false, fmt.Errorf("accept %s: %w", m.ID, err)
 	}
 	return out[0].Seq, out[0].Dup, nil
