@@ -64,8 +64,8 @@ func newRowList(head, row, sep, tail string, width int, pad bool) *rowList {
 }
 
 // appendTo appends to st the statements that carry the rows in vals
-// (width values each, in order), each binding fixed first. vals must hold
-// at least one row.
+// (width values each, in order), each binding fixed first. No rows, no
+// statements.
 func (l *rowList) appendTo(st []stmt, fixed []any, vals []any) []stmt {
 	w := l.width
 	for len(vals) > 0 {
