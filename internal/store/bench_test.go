@@ -218,15 +218,19 @@ func benchAck(b *testing.B, open func(b *testing.B) Store) {
 		}
 	}
 	b.ReportAllocs()
+	var cpu int64
 	for b.Loop() {
 		b.StopTimer()
 		fill()
 		b.StartTimer()
+		cpu0 := cpuTime()
 		if err := s.Ack(ctx, "XBB", ids...); err != nil {
 			b.Fatal(err)
 		}
+		cpu += cpuTime() - cpu0
 	}
 	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "ids/s")
+	b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")
 }
 
 // BenchmarkRead measures the read path on a store holding 1,000 messages:
