@@ -21,9 +21,6 @@ type AcceptResult struct {
 	Dup bool
 }
 
-// maxDedupIn bounds the ids one de-duplication query asks about.
-const maxDedupIn = 128
-
 // AcceptBatch implements Store.
 func (c *core) AcceptBatch(ctx context.Context, items []AcceptItem) ([]AcceptResult, error) {
 	if len(items) == 0 {
@@ -35,14 +32,7 @@ func (c *core) AcceptBatch(ctx context.Context, items []AcceptItem) ([]AcceptRes
 		}
 	}
 	out := make([]AcceptResult, len(items))
-	write := c.write
-	if c.accept != nil {
-		write = c.accept
-	}
-	err := write(ctx, func(ctx context.Context, q querier) error {
-		return c.acceptTx(ctx, q, items, out)
-	})
-	if err != nil {
+	if err := c.accept(ctx, items, out); err != nil {
 		return nil, fmt.Errorf("accept batch of %d: %w", len(items), err)
 	}
 	return out, nil
@@ -60,10 +50,31 @@ func checkAccept(m *message.Message, routes []Route) error {
 	return nil
 }
 
+// The statements of acceptTx, each carrying many rows.
+var (
+	insDedup    = valuesList(`INSERT INTO dedup (id, seq, accepted) VALUES `, 3, ``)
+	insMessages = valuesList(`INSERT INTO messages (`+msgCols+`, accepted) VALUES `, 13, ``)
+	upsDelivery = valuesList(`INSERT INTO deliveries (msg_id, peer, state, code, reason, at) VALUES `, 6, `
+	ON CONFLICT (msg_id, peer) DO UPDATE SET state = excluded.state, code = excluded.code, reason = excluded.reason, at = excluded.at`)
+	// upsQueue inserts or re-activates a queue row, clearing any lease.
+	upsQueue = valuesList(`INSERT INTO queue (msg_id, peer, seq, precedence, held, lease_until) VALUES `, 6, `
+	ON CONFLICT (msg_id, peer) DO UPDATE SET held = excluded.held, lease_until = 0`)
+	insAudit = valuesList(`INSERT INTO audit_pending (seq, n, record) VALUES `, 3, ``)
+	selDedup = inList(`SELECT id, seq FROM dedup WHERE id IN (`, `)`)
+)
+
+const (
+	takeSeqs = `UPDATE counters SET v = v + ? WHERE name = 'history' RETURNING v`
+	giveBack = `UPDATE counters SET v = ? WHERE name = 'history'`
+)
+
 // acceptTx is the body of Accept and AcceptBatch, in the caller's
 // transaction: it stores every item that is not a duplicate (of history or
 // of an earlier item) under consecutive sequence numbers in slice order,
 // and fills out. When every item is a duplicate it returns errRollback.
+//
+// Whatever the batch size it runs a handful of statements: each table's
+// rows go in multi-row statements (see rowList).
 func (c *core) acceptTx(ctx context.Context, q querier, items []AcceptItem, out []AcceptResult) error {
 	clear(out)
 	now := c.nowNano()
@@ -71,7 +82,7 @@ func (c *core) acceptTx(ctx context.Context, q querier, items []AcceptItem, out 
 	// instances), so seqs are assigned in commit order and the
 	// de-duplication check below cannot race.
 	var top int64
-	if _, err := one(ctx, q, `UPDATE counters SET v = v + ? WHERE name = 'history' RETURNING v`, []any{int64(len(items))}, &top); err != nil {
+	if _, err := one(ctx, q, takeSeqs, []any{int64(len(items))}, &top); err != nil {
 		return err
 	}
 	seen, err := c.dedupSeqs(ctx, q, items)
@@ -79,7 +90,7 @@ func (c *core) acceptTx(ctx context.Context, q querier, items []AcceptItem, out 
 		return err
 	}
 	next := top - int64(len(items)) + 1
-	var st []stmt
+	var dedup, msgs, dels, queue, audit []any // rows, flattened
 	for i, it := range items {
 		m := it.Msg
 		if seq, ok := seen[m.ID]; ok {
@@ -90,54 +101,67 @@ func (c *core) acceptTx(ctx context.Context, q querier, items []AcceptItem, out 
 		next++
 		seen[m.ID] = seq
 		out[i] = AcceptResult{Seq: uint64(seq)}
-		st = append(st,
-			stmt{`INSERT INTO dedup (id, seq, accepted) VALUES (?, ?, ?)`, []any{idb(m.ID), seq, now}},
-			stmt{`INSERT INTO messages (` + msgCols + `, accepted) VALUES (` + placeholders(13) + `)`, msgArgs(seq, m, now)})
-		for _, r := range it.Routes {
-			st = append(st, stmt{upsertDelivery, []any{idb(m.ID), r.Peer, string(r.State), r.Code, r.Reason, now}})
-			if r.State == Queued || r.State == Held {
-				st = append(st, queueStmt(m.ID, r.Peer, seq, int64(m.Precedence), r.State == Held))
+		id := idb(m.ID)
+		dedup = append(dedup, id, seq, now)
+		msgs = appendMsgArgs(msgs, seq, m, now)
+		for j, r := range it.Routes {
+			if !laterRoute(it.Routes, j, false) {
+				dels = append(dels, id, r.Peer, string(r.State), r.Code, r.Reason, now)
+			}
+			if (r.State == Queued || r.State == Held) && !laterRoute(it.Routes, j, true) {
+				queue = append(queue, id, r.Peer, seq, int64(m.Precedence), heldInt(r.State == Held), int64(0))
 			}
 		}
 		for k, rec := range it.Audit {
-			st = append(st, stmt{`INSERT INTO audit_pending (seq, n, record) VALUES (?, ?, ?)`, []any{seq, int64(k), nonNil(rec)}})
+			audit = append(audit, seq, int64(k), nonNil(rec))
 		}
 	}
-	if len(st) == 0 {
+	if len(dedup) == 0 {
 		return errRollback // all duplicates: leave the counter as it was
 	}
+	st := insDedup.appendTo(nil, nil, dedup)
+	st = insMessages.appendTo(st, nil, msgs)
+	st = upsDelivery.appendTo(st, nil, dels)
+	st = upsQueue.appendTo(st, nil, queue)
+	st = insAudit.appendTo(st, nil, audit)
 	if next <= top {
 		// Some were duplicates: give back the numbers they did not use,
 		// so that sequence numbers have no gaps.
-		st = append(st, stmt{`UPDATE counters SET v = ? WHERE name = 'history'`, []any{next - 1}})
+		st = append(st, stmt{giveBack, []any{next - 1}})
 	}
 	// None of it needs answers: one round trip on PostgreSQL.
 	return q.execAll(ctx, st)
 }
 
+// laterRoute reports whether a route after routes[j] names the same peer
+// (and, for queue, is queued or held). Upserting one row at a time lets the
+// last of them win; one multi-row upsert must not name a row twice
+// (PostgreSQL refuses to), so acceptTx keeps only that last one.
+func laterRoute(routes []Route, j int, queue bool) bool {
+	for _, r := range routes[j+1:] {
+		if r.Peer == routes[j].Peer && (!queue || r.State == Queued || r.State == Held) {
+			return true
+		}
+	}
+	return false
+}
+
+func heldInt(held bool) int64 {
+	if held {
+		return 1
+	}
+	return 0
+}
+
 // dedupSeqs returns the seqs under which items' ids were accepted before.
 func (c *core) dedupSeqs(ctx context.Context, q querier, items []AcceptItem) (map[message.ID]int64, error) {
 	seen := make(map[message.ID]int64, len(items))
-	args := make([]any, 0, maxDedupIn)
-	for start := 0; start < len(items); start += maxDedupIn {
-		chunk := items[start:min(start+maxDedupIn, len(items))]
-		// Pad to a power of two with the first id so that few distinct
-		// statements are prepared.
-		k := 1
-		for k < len(chunk) {
-			k *= 2
-		}
-		args = args[:0]
-		for i := range k {
-			args = append(args, idb(chunk[min(i, len(chunk)-1)].Msg.ID))
-		}
-		var sql string
-		if k == 1 {
-			sql = `SELECT id, seq FROM dedup WHERE id = ?`
-		} else {
-			sql = `SELECT id, seq FROM dedup WHERE id IN (` + placeholders(k) + `)`
-		}
-		rs, err := q.query(ctx, sql, args...)
+	ids := make([]any, len(items))
+	for i, it := range items {
+		ids[i] = idb(it.Msg.ID)
+	}
+	for _, s := range selDedup.appendTo(nil, nil, ids) {
+		rs, err := q.query(ctx, s.sql, s.args...)
 		if err != nil {
 			return nil, err
 		}
@@ -167,13 +191,7 @@ func (c *core) MarkSentBatch(ctx context.Context, peer string, ids ...message.ID
 		return nil
 	}
 	err := c.write(ctx, func(ctx context.Context, q querier) error {
-		now := c.nowNano()
-		st := make([]stmt, len(ids))
-		for i, id := range ids {
-			st[i] = stmt{`UPDATE deliveries SET state = ?, at = ? WHERE msg_id = ? AND peer = ? AND state = ?`,
-				[]any{string(Sent), now, idb(id), peer, string(Queued)}}
-		}
-		return q.execAll(ctx, st)
+		return q.execAll(ctx, markSent.appendTo(nil, []any{string(Sent), c.nowNano(), peer, string(Queued)}, idArgs(ids)))
 	})
 	if err != nil {
 		return fmt.Errorf("mark %d sent to %q: %w", len(ids), peer, err)

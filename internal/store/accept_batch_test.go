@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -168,30 +167,5 @@ func testAcceptBatchConcurrent(t *testing.T, s Store) {
 	}
 	if want := B/2 + G*N*B/2 + 1; len(h) != want {
 		t.Fatalf("history has %d, want %d", len(h), want)
-	}
-}
-
-// BenchmarkAcceptBatch measures AcceptBatch of 1 KiB messages from one
-// caller, per message, against the same messages through Accept.
-func BenchmarkAcceptBatch(b *testing.B) {
-	for _, n := range []int{1, 16, 128} {
-		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
-			s, err := OpenSQLite(context.Background(), filepath.Join(b.TempDir(), "bench.db"), Config{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			items := make([]AcceptItem, n)
-			b.ReportAllocs()
-			for b.Loop() {
-				for i := range items {
-					items[i] = AcceptItem{Msg: benchMsg(), Routes: queued("XBB"), Audit: [][]byte{[]byte("audit")}}
-				}
-				if _, err := s.AcceptBatch(context.Background(), items); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "msgs/s")
-		})
 	}
 }

@@ -18,8 +18,18 @@ type txn interface {
 // maxBatch), runs each in its own savepoint of one transaction, commits
 // once and then answers each caller. A write that fails rolls back its own
 // savepoint only; a failed commit fails the whole batch.
+//
+// The Accepts and AcceptBatches of a batch run together, as one acceptTx
+// in one savepoint: a handful of statements for all of them rather than a
+// handful for each. Their callers are concurrent (each waits for the
+// commit), so any order among them is one they could have had; acceptTx
+// keeps their items in batch order, and an item already taken by an
+// earlier request is a duplicate, as it would be one request after the
+// other. If that fails, each runs again in its own savepoint, so that one
+// request's failure is not another's.
 type batcher struct {
 	begin    func(ctx context.Context) (txn, error)
+	accept   func(ctx context.Context, q querier, items []AcceptItem, out []AcceptResult) error
 	log      *slog.Logger
 	maxBatch int
 	reqs     chan *writeReq
@@ -32,11 +42,21 @@ type batcher struct {
 
 type writeReq struct {
 	fn   func(ctx context.Context, q querier) error
+	acc  *acceptReq // instead of fn: an accept, run with the batch's others
 	done chan error
 }
 
-func newBatcher(maxBatch int, log *slog.Logger, begin func(ctx context.Context) (txn, error)) *batcher {
-	b := &batcher{begin: begin, log: log, maxBatch: maxBatch,
+type acceptReq struct {
+	items []AcceptItem
+	out   []AcceptResult
+}
+
+// newBatcher starts a batcher. accept is acceptTx: it stores items in the
+// caller's transaction, fills out, and returns errRollback if all were
+// duplicates.
+func newBatcher(maxBatch int, log *slog.Logger, begin func(ctx context.Context) (txn, error),
+	accept func(ctx context.Context, q querier, items []AcceptItem, out []AcceptResult) error) *batcher {
+	b := &batcher{begin: begin, accept: accept, log: log, maxBatch: maxBatch,
 		reqs: make(chan *writeReq, maxBatch), done: make(chan struct{})}
 	go b.run()
 	return b
@@ -44,7 +64,16 @@ func newBatcher(maxBatch int, log *slog.Logger, begin func(ctx context.Context) 
 
 // write queues fn and waits for the commit of its batch.
 func (b *batcher) write(ctx context.Context, fn func(ctx context.Context, q querier) error) error {
-	r := &writeReq{fn: fn, done: make(chan error, 1)}
+	return b.submit(ctx, &writeReq{fn: fn, done: make(chan error, 1)})
+}
+
+// writeAccept queues an accept of items and waits for the commit of its
+// batch; out receives the results.
+func (b *batcher) writeAccept(ctx context.Context, items []AcceptItem, out []AcceptResult) error {
+	return b.submit(ctx, &writeReq{acc: &acceptReq{items, out}, done: make(chan error, 1)})
+}
+
+func (b *batcher) submit(ctx context.Context, r *writeReq) error {
 	b.mu.RLock()
 	if b.closed {
 		b.mu.RUnlock()
@@ -108,10 +137,13 @@ func (b *batcher) runBatch(batch []*writeReq, errs []error) []error {
 	// Writes already queued are applied even if their caller has gone:
 	// the caller is waiting for the answer in any case.
 	ctx := context.Background()
+	errs = errs[:0]
+	for range batch {
+		errs = append(errs, nil)
+	}
 	fail := func(err error) []error {
-		errs = errs[:0]
-		for range batch {
-			errs = append(errs, err)
+		for i := range errs {
+			errs[i] = err
 		}
 		return errs
 	}
@@ -119,30 +151,84 @@ func (b *batcher) runBatch(batch []*writeReq, errs []error) []error {
 	if err != nil {
 		return fail(err)
 	}
-	for _, r := range batch {
-		if _, err := tx.exec(ctx, `SAVEPOINT w`); err != nil {
+	merged, err := b.runAccepts(ctx, tx, batch)
+	if err != nil {
+		tx.rollback(ctx)
+		return fail(err)
+	}
+	for i, r := range batch {
+		if r.acc != nil && merged {
+			continue
+		}
+		fn := r.fn
+		if r.acc != nil {
+			fn = func(ctx context.Context, q querier) error { return b.accept(ctx, q, r.acc.items, r.acc.out) }
+		}
+		ferr, err := savepoint(ctx, tx, fn)
+		if err != nil {
 			tx.rollback(ctx)
 			return fail(err)
 		}
-		err := r.fn(ctx, tx)
-		if err != nil {
-			if _, rerr := tx.exec(ctx, `ROLLBACK TO SAVEPOINT w`); rerr != nil {
-				tx.rollback(ctx)
-				return fail(rerr)
-			}
-			if errors.Is(err, errRollback) {
-				err = nil
-			}
-		}
-		if _, rerr := tx.exec(ctx, `RELEASE SAVEPOINT w`); rerr != nil {
-			tx.rollback(ctx)
-			return fail(rerr)
-		}
-		errs = append(errs, err)
+		errs[i] = ferr
 	}
 	if err := tx.commit(ctx); err != nil {
 		b.log.Error("store commit failed", "err", err, "batch", len(batch))
 		return fail(err)
 	}
 	return errs
+}
+
+// runAccepts runs the accepts of batch, if there are two or more, as one
+// acceptTx in one savepoint, and reports whether that succeeded. An error
+// is one of tx itself, which is then unusable.
+func (b *batcher) runAccepts(ctx context.Context, tx txn, batch []*writeReq) (bool, error) {
+	reqs, n := 0, 0
+	for _, r := range batch {
+		if r.acc != nil {
+			reqs++
+			n += len(r.acc.items)
+		}
+	}
+	if reqs < 2 {
+		return false, nil
+	}
+	items := make([]AcceptItem, 0, n)
+	for _, r := range batch {
+		if r.acc != nil {
+			items = append(items, r.acc.items...)
+		}
+	}
+	out := make([]AcceptResult, n)
+	ferr, err := savepoint(ctx, tx, func(ctx context.Context, q querier) error { return b.accept(ctx, q, items, out) })
+	if err != nil || ferr != nil {
+		return false, err
+	}
+	for _, r := range batch {
+		if r.acc != nil {
+			out = out[copy(r.acc.out, out):]
+		}
+	}
+	return true, nil
+}
+
+// savepoint runs fn in a savepoint of tx. If fn fails its changes are
+// rolled back and its error returned as ferr (nil for errRollback). err is
+// an error of tx itself, which is then unusable.
+func savepoint(ctx context.Context, tx txn, fn func(ctx context.Context, q querier) error) (ferr, err error) {
+	if _, err := tx.exec(ctx, `SAVEPOINT w`); err != nil {
+		return nil, err
+	}
+	ferr = fn(ctx, tx)
+	if ferr != nil {
+		if _, err := tx.exec(ctx, `ROLLBACK TO SAVEPOINT w`); err != nil {
+			return nil, err
+		}
+		if errors.Is(ferr, errRollback) {
+			ferr = nil
+		}
+	}
+	if _, err := tx.exec(ctx, `RELEASE SAVEPOINT w`); err != nil {
+		return nil, err
+	}
+	return ferr, nil
 }

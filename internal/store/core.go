@@ -16,8 +16,9 @@ type core struct {
 	d     dialect
 	now   func() time.Time
 	write func(ctx context.Context, fn func(ctx context.Context, q querier) error) error
-	// accept is the write path for Accept; nil means write.
-	accept func(ctx context.Context, fn func(ctx context.Context, q querier) error) error
+	// accept is the write path of Accept and AcceptBatch: it runs acceptTx
+	// (with other callers', see batcher) and commits.
+	accept func(ctx context.Context, items []AcceptItem, out []AcceptResult) error
 	read   func(ctx context.Context, fn func(ctx context.Context, q querier) error) error
 }
 
@@ -35,33 +36,11 @@ func (c *core) Accept(ctx context.Context, m *message.Message, routes []Route, a
 	if err := checkAccept(m, routes); err != nil {
 		return 0, false, err
 	}
-	write := c.write
-	if c.accept != nil {
-		write = c.accept
-	}
-	items := [1]AcceptItem{{Msg: m, Routes: routes, Audit: audit}}
 	var out [1]AcceptResult
-	err := write(ctx, func(ctx context.Context, q querier) error {
-		return c.acceptTx(ctx, q, items[:], out[:])
-	})
-	if err != nil {
+	if err := c.accept(ctx, []AcceptItem{{Msg: m, Routes: routes, Audit: audit}}, out[:]); err != nil {
 		return 0, false, fmt.Errorf("accept %s: %w", m.ID, err)
 	}
 	return out[0].Seq, out[0].Dup, nil
-}
-
-const upsertDelivery = `INSERT INTO deliveries (msg_id, peer, state, code, reason, at) VALUES (?, ?, ?, ?, ?, ?)
-	ON CONFLICT (msg_id, peer) DO UPDATE SET state = excluded.state, code = excluded.code, reason = excluded.reason, at = excluded.at`
-
-// queueStmt inserts or re-activates a queue row, clearing any lease.
-func queueStmt(id message.ID, peer string, seq, prec int64, held bool) stmt {
-	h := int64(0)
-	if held {
-		h = 1
-	}
-	return stmt{`INSERT INTO queue (msg_id, peer, seq, precedence, held, lease_until) VALUES (?, ?, ?, ?, ?, 0)
-		ON CONFLICT (msg_id, peer) DO UPDATE SET held = excluded.held, lease_until = 0`,
-		[]any{idb(id), peer, seq, prec, h}}
 }
 
 func (c *core) Lease(ctx context.Context, peer string, n int, ttl time.Duration) ([]*message.Message, error) {
@@ -140,22 +119,37 @@ func (c *core) Lease(ctx context.Context, peer string, n int, ttl time.Duration)
 	return out, nil
 }
 
+// The statements of Ack, Release and MarkSentBatch: the ids go in IN
+// lists, after the fixed values. Each is meant to find its rows by primary
+// key (msg_id, peer).
+var (
+	delQueue = inList(`DELETE FROM queue WHERE peer = ? AND msg_id IN (`, `)`)
+	setState = inList(`UPDATE deliveries SET state = ?, at = ? WHERE peer = ? AND msg_id IN (`, `)`)
+	// state || '' keeps the state test out of index choice: SQLite, which
+	// has no statistics here, would otherwise read every delivery queued
+	// for the peer through deliveries_state (state, peer) instead of
+	// looking the ids up by primary key (TestSQLiteInListPlans).
+	markSent = inList(`UPDATE deliveries SET state = ?, at = ? WHERE peer = ? AND state || '' = ? AND msg_id IN (`, `)`)
+	unleaseQ = inList(`UPDATE queue SET lease_until = 0 WHERE peer = ? AND msg_id IN (`, `)`)
+)
+
+func idArgs(ids []message.ID) []any {
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = idb(id)
+	}
+	return args
+}
+
 func (c *core) Ack(ctx context.Context, peer string, ids ...message.ID) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	err := c.write(ctx, func(ctx context.Context, q querier) error {
-		now := c.nowNano()
-		for _, id := range ids {
-			if _, err := q.exec(ctx, `DELETE FROM queue WHERE msg_id = ? AND peer = ?`, idb(id), peer); err != nil {
-				return err
-			}
-			if _, err := q.exec(ctx, `UPDATE deliveries SET state = ?, at = ? WHERE msg_id = ? AND peer = ?`,
-				string(Delivered), now, idb(id), peer); err != nil {
-				return err
-			}
-		}
-		return nil
+		args := idArgs(ids)
+		st := delQueue.appendTo(nil, []any{peer}, args)
+		st = setState.appendTo(st, []any{string(Delivered), c.nowNano(), peer}, args)
+		return q.execAll(ctx, st)
 	})
 	if err != nil {
 		return fmt.Errorf("ack for %q: %w", peer, err)
@@ -168,12 +162,7 @@ func (c *core) Release(ctx context.Context, peer string, ids ...message.ID) erro
 		return nil
 	}
 	err := c.write(ctx, func(ctx context.Context, q querier) error {
-		for _, id := range ids {
-			if _, err := q.exec(ctx, `UPDATE queue SET lease_until = 0 WHERE msg_id = ? AND peer = ?`, idb(id), peer); err != nil {
-				return err
-			}
-		}
-		return nil
+		return q.execAll(ctx, unleaseQ.appendTo(nil, []any{peer}, idArgs(ids)))
 	})
 	if err != nil {
 		return fmt.Errorf("release for %q: %w", peer, err)
@@ -203,13 +192,12 @@ func setRoute(ctx context.Context, q querier, now int64, id message.ID, peer str
 	if !ok {
 		return ErrNotFound
 	}
-	if _, err := q.exec(ctx, upsertDelivery, idb(id), peer, string(state), code, reason, now); err != nil {
+	if _, err := q.exec(ctx, upsDelivery.texts[0], idb(id), peer, string(state), code, reason, now); err != nil {
 		return err
 	}
 	switch state {
 	case Queued, Held:
-		st := queueStmt(id, peer, seq, prec, state == Held)
-		_, err := q.exec(ctx, st.sql, st.args...)
+		_, err := q.exec(ctx, upsQueue.texts[0], idb(id), peer, seq, prec, heldInt(state == Held), int64(0))
 		return err
 	case Denied, Refused, Quarantined, Delivered:
 		if _, err := q.exec(ctx, `DELETE FROM queue WHERE msg_id = ? AND peer = ?`, idb(id), peer); err != nil {

@@ -47,8 +47,8 @@ func OpenPostgres(ctx context.Context, dsn string, cfg Config) (*Postgres, error
 			return nil, err
 		}
 		return pgTxn{pgQ{tx}, tx}, nil
-	})
-	p.core = core{d: postgresDialect, now: cfg.Now, write: p.write, accept: p.b.write, read: p.readFn}
+	}, p.acceptTx)
+	p.core = core{d: postgresDialect, now: cfg.Now, write: p.write, accept: p.b.writeAccept, read: p.readFn}
 	err = p.write(ctx, func(ctx context.Context, q querier) error {
 		// Serialise concurrent migrators (several instances starting).
 		return migrate(ctx, q, postgresDialect, `SELECT pg_advisory_xact_lock(7306412021)`)

@@ -66,9 +66,11 @@ const msgCols = `seq, id, channel, origin, originator, precedence, created, labe
 // msgCols prefixed with a table alias.
 const msgColsM = `m.seq, m.id, m.channel, m.origin, m.originator, m.precedence, m.created, m.label, m.alternatives, m.content_type, m.body, m.trace_id`
 
-func msgArgs(seq int64, m *message.Message, now int64) []any {
-	return []any{seq, idb(m.ID), m.Channel, m.Origin, m.Originator, int64(m.Precedence),
-		m.Created.UnixNano(), nonNil(m.Label), encodeAlts(m.Alternatives), m.ContentType, nonNil(m.Body), m.TraceID, now}
+// appendMsgArgs appends the values of a messages row (msgCols, then
+// accepted) to args.
+func appendMsgArgs(args []any, seq int64, m *message.Message, now int64) []any {
+	return append(args, seq, idb(m.ID), m.Channel, m.Origin, m.Originator, int64(m.Precedence),
+		m.Created.UnixNano(), nonNil(m.Label), encodeAlts(m.Alternatives), m.ContentType, nonNil(m.Body), m.TraceID, now)
 }
 
 func nonNil(b []byte) []byte {

@@ -88,8 +88,8 @@ func OpenSQLite(ctx context.Context, path string, cfg Config) (*SQLite, error) {
 			return nil, err
 		}
 		return &batchQ{tx: tx, stmts: make(map[string]*sql.Stmt), cache: s.stmts}, nil
-	})
-	s.core = core{d: sqliteDialect, now: cfg.Now, write: s.b.write, read: s.readFn}
+	}, s.acceptTx)
+	s.core = core{d: sqliteDialect, now: cfg.Now, write: s.b.write, accept: s.b.writeAccept, read: s.readFn}
 	return s, nil
 }
 
