@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -126,14 +127,15 @@ type Reader struct {
 	closed  bool  // the stream header was an empty element
 	stream  qname // the stream element's name as written, which its end tag repeats
 
-	ns     []binding // namespaces in scope, the stream header's first
-	nsBase int       // how many of ns the stream header declared
-	frames []frame   // open elements of the stanza being read
-	root   *Element  // the stanza's top-level element
-	text   []byte    // character data of the open elements, innermost last
-	attrs  []rawAttr // attributes of the tag being parsed
-	tmp    []byte    // scratch for decoding
-	names  map[string]string
+	ns     []binding   // namespaces in scope, the stream header's first
+	nsBase int         // how many of ns the stream header declared
+	frames []frame     // open elements of the stanza being read
+	root   *Element    // the stanza's top-level element
+	text   []byte      // character data of the open elements, innermost last
+	attrs  []rawAttr   // attributes of the tag being parsed
+	tmp    []byte      // scratch for decoding
+	kids   []*Element  // children of the open elements, innermost last
+	names  [256]string // see intern
 }
 
 // A frame is an open element.
@@ -142,6 +144,7 @@ type frame struct {
 	name   qname // as written in the start tag, which the end tag repeats
 	nsMark int   // len(ns) before the element's declarations
 	text   int   // where the element's character data starts in Reader.text
+	kids   int   // where the element's children start in Reader.kids
 }
 
 // NewReader returns a Reader on src. The caller keeps ownership of src; on
@@ -298,6 +301,8 @@ func (r *Reader) Next() (*Element, []byte, error) {
 	}
 	raw := bytes.Clone(r.buf[:end])
 	r.consume(end)
+	r.root = nil
+	clear(r.frames[:cap(r.frames)])
 	return e, raw, nil
 }
 
@@ -305,7 +310,7 @@ func (r *Reader) Next() (*Element, []byte, error) {
 // return, r.buf starts with it. Between stanzas only white space may
 // appear (RFC 6120 §11.7), and the stream's end tag.
 func (r *Reader) stanza() (*Element, int, error) {
-	r.frames, r.text, r.ns = r.frames[:0], r.text[:0], r.ns[:r.nsBase]
+	r.frames, r.text, r.ns, r.kids = r.frames[:0], r.text[:0], r.ns[:r.nsBase], r.kids[:0]
 	for pos := 0; ; {
 		kind, end, err := r.token(pos)
 		if err != nil {
@@ -360,8 +365,7 @@ func (r *Reader) open(tag []byte, pos, end int) error {
 	}
 	e.Start = pos
 	if len(r.frames) > 0 {
-		p := r.frames[len(r.frames)-1].e
-		p.Children = append(p.Children, e)
+		r.kids = append(r.kids, e)
 	} else {
 		r.root = e
 	}
@@ -370,7 +374,7 @@ func (r *Reader) open(tag []byte, pos, end int) error {
 		r.ns = r.ns[:mark]
 		return nil
 	}
-	r.frames = append(r.frames, frame{e: e, name: n, nsMark: mark, text: len(r.text)})
+	r.frames = append(r.frames, frame{e: e, name: n, nsMark: mark, text: len(r.text), kids: len(r.kids)})
 	return nil
 }
 
@@ -397,6 +401,11 @@ func (r *Reader) close(tag []byte, end int) error {
 	if len(r.text) > f.text {
 		f.e.Text = string(r.text[f.text:])
 		r.text = r.text[:f.text]
+	}
+	if len(r.kids) > f.kids {
+		f.e.Children = slices.Clone(r.kids[f.kids:])
+		clear(r.kids[f.kids:])
+		r.kids = r.kids[:f.kids]
 	}
 	r.ns = r.ns[:f.nsMark]
 	r.frames = r.frames[:len(r.frames)-1]

@@ -52,25 +52,25 @@ type rawAttr struct {
 // byte that cannot be in a name, then checked against XML's Name
 // production. ok is false when no name starts at i.
 func (r *Reader) name(b []byte, i int) (n qname, next int, ok bool, err error) {
-	j := i
-	for j < len(b) && nameByte(b[j]) {
-		j++
+	j, colon, ascii := i, -1, true
+	for ; j < len(b) && nameByte(b[j]); j++ {
+		switch c := b[j]; {
+		case c == ':':
+			if colon >= 0 {
+				// encoding/xml: "expected element name after <" and the like.
+				return qname{}, j, false, nil
+			}
+			colon = j - i
+		case c >= 0x80:
+			ascii = false
+		}
 	}
 	if j == i {
 		return qname{}, i, false, nil
 	}
 	s := b[i:j]
-	if !isName(s) {
+	if ascii && !asciiNameChar(s[0], true) || !ascii && !isName(s) {
 		return qname{}, j, false, fmt.Errorf("invalid XML name %q", s)
-	}
-	colon := -1
-	for k, c := range s {
-		if c == ':' {
-			if colon >= 0 {
-				return qname{}, j, false, nil // encoding/xml: "expected ... name"
-			}
-			colon = k
-		}
 	}
 	switch {
 	case colon < 0:
@@ -303,21 +303,23 @@ func (r *Reader) endTag(b []byte) (qname, error) {
 	return n, nil
 }
 
-// intern returns b as a string, shared with earlier copies: element,
-// attribute and prefix names and namespace names repeat from stanza to
-// stanza. The table is bounded so that a peer cannot grow it.
+// intern returns b as a string, shared with an earlier copy if there is
+// one in a small direct-mapped cache: element, attribute and prefix names
+// and namespace names repeat from stanza to stanza. The cache has a fixed
+// size, so a peer sending ever new names cannot grow it.
 func (r *Reader) intern(b []byte) string {
-	if s, ok := r.names[string(b)]; ok {
-		return s
+	if len(b) > maxInterned {
+		return string(b)
 	}
-	s := string(b)
-	if len(r.names) < maxInterned && len(b) <= 64 {
-		if r.names == nil {
-			r.names = make(map[string]string)
-		}
-		r.names[s] = s
+	h := uint32(2166136261)
+	for _, c := range b {
+		h = (h ^ uint32(c)) * 16777619
 	}
-	return s
+	slot := &r.names[h%uint32(len(r.names))]
+	if *slot != string(b) {
+		*slot = string(b)
+	}
+	return *slot
 }
 
-const maxInterned = 256
+const maxInterned = 64
