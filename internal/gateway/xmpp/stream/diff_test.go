@@ -276,6 +276,11 @@ func FuzzDifferential(f *testing.F) {
 		f.Add([]byte(s), uint8(i%16)&^1, uint32(i))
 	}
 	f.Fuzz(func(t *testing.T, in []byte, mode uint8, seed uint32) {
+		if len(in) > 16<<10 {
+			// The oracle is slow on large inputs (quadratic on text
+			// split by CDATA sections); the limits fuzzed are smaller.
+			return
+		}
 		checkSame(t, in, mode, seed)
 	})
 }
