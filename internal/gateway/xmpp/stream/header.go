@@ -114,6 +114,9 @@ func (r *Reader) streamTag(tag []byte, end int) (Header, error) {
 	}
 	r.stream, r.closed, r.nsBase = n, empty, len(r.ns)
 	r.consume(end)
+	r.elems.reset()
+	r.attrList.reset()
+	r.kidList.reset()
 	return h, nil
 }
 

@@ -32,7 +32,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 )
 
 // Stream namespaces.
@@ -136,6 +135,10 @@ type Reader struct {
 	tmp    []byte      // scratch for decoding
 	kids   []*Element  // children of the open elements, innermost last
 	names  [256]string // see intern
+
+	elems    slab[Element]
+	attrList slab[xml.Attr]
+	kidList  slab[*Element]
 }
 
 // A frame is an open element.
@@ -199,6 +202,9 @@ func (r *Reader) Next() (*Element, []byte, error) {
 	r.consume(end)
 	r.root = nil
 	clear(r.frames[:cap(r.frames)])
+	r.elems.reset()
+	r.attrList.reset()
+	r.kidList.reset()
 	return e, raw, nil
 }
 
@@ -299,7 +305,8 @@ func (r *Reader) close(tag []byte, end int) error {
 		r.text = r.text[:f.text]
 	}
 	if len(r.kids) > f.kids {
-		f.e.Children = slices.Clone(r.kids[f.kids:])
+		f.e.Children = r.kidList.take(len(r.kids) - f.kids)
+		copy(f.e.Children, r.kids[f.kids:])
 		clear(r.kids[f.kids:])
 		r.kids = r.kids[:f.kids]
 	}

@@ -250,7 +250,7 @@ func (r *Reader) element(n qname) (*Element, error) {
 	if err := r.declare(); err != nil {
 		return nil, err
 	}
-	e := &Element{}
+	e := r.elems.one()
 	var err error
 	if e.Name, err = r.elementName(n); err != nil {
 		return nil, err
@@ -258,7 +258,7 @@ func (r *Reader) element(n qname) (*Element, error) {
 	if len(r.attrs) == 0 {
 		return e, nil
 	}
-	e.Attr = make([]xml.Attr, len(r.attrs))
+	e.Attr = r.attrList.take(len(r.attrs))
 	for i, a := range r.attrs {
 		if e.Attr[i].Name, err = r.attrName(a.name); err != nil {
 			return nil, err
