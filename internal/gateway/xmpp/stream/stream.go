@@ -205,7 +205,23 @@ func (r *Reader) Next() (*Element, []byte, error) {
 	r.elems.reset()
 	r.attrList.reset()
 	r.kidList.reset()
+	r.shrink()
 	return e, raw, nil
+}
+
+// shrink lets go of scratch space a large stanza left behind, so that an
+// idle session holds little memory.
+func (r *Reader) shrink() {
+	const keep = 16 << 10
+	if cap(r.buf) > keep {
+		r.buf = nil
+	}
+	if cap(r.text) > keep {
+		r.text = nil
+	}
+	if cap(r.tmp) > keep {
+		r.tmp = nil
+	}
 }
 
 // stanza parses tokens until a top-level element ends at r.buf[end]; on
