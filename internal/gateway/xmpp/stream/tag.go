@@ -304,22 +304,28 @@ func (r *Reader) endTag(b []byte) (qname, error) {
 }
 
 // intern returns b as a string, shared with an earlier copy if there is
-// one in a small direct-mapped cache: element, attribute and prefix names
-// and namespace names repeat from stanza to stanza. The cache has a fixed
-// size, so a peer sending ever new names cannot grow it.
+// one in a small cache: element, attribute and prefix names and namespace
+// names repeat from stanza to stanza. The cache is two-way set-associative
+// with a fixed size, so a peer sending ever new names cannot grow it.
 func (r *Reader) intern(b []byte) string {
-	if len(b) > maxInterned {
+	if len(b) > maxInterned || len(b) == 0 {
 		return string(b)
 	}
-	h := uint32(2166136261)
-	for _, c := range b {
-		h = (h ^ uint32(c)) * 16777619
+	// A hash of the length and three bytes is cheap, and spreads the few
+	// dozen names a stream uses well enough; a miss costs an allocation.
+	n := len(b)
+	h := uint32(n)*0x9E3779B1 ^ uint32(b[0])<<16 ^ uint32(b[n/2])<<8 ^ uint32(b[n-1])
+	i := (h * 0x85EBCA6B) >> (32 - 7) * 2
+	set := r.names[i : i+2]
+	if string(b) == set[0] {
+		return set[0]
 	}
-	slot := &r.names[h%uint32(len(r.names))]
-	if *slot != string(b) {
-		*slot = string(b)
+	if string(b) == set[1] {
+		set[0], set[1] = set[1], set[0]
+		return set[0]
 	}
-	return *slot
+	set[1], set[0] = set[0], string(b)
+	return set[0]
 }
 
 const maxInterned = 64
