@@ -126,15 +126,15 @@ type Reader struct {
 	closed  bool  // the stream header was an empty element
 	stream  qname // the stream element's name as written, which its end tag repeats
 
-	ns     []binding      // namespaces in scope, the stream header's first
-	nsBase int            // how many of ns the stream header declared
-	frames []frame        // open elements of the stanza being read
-	root   *Element       // the stanza's top-level element
-	text   []byte         // character data of the open elements, innermost last
-	attrs  []rawAttr      // attributes of the tag being parsed
-	tmp    []byte         // scratch for decoding
-	kids   []*Element     // children of the open elements, innermost last
-	names  [2 << 7]string // see intern
+	ns     []binding                // namespaces in scope, the stream header's first
+	nsBase int                      // how many of ns the stream header declared
+	frames []frame                  // open elements of the stanza being read
+	root   *Element                 // the stanza's top-level element
+	text   []byte                   // character data of the open elements, innermost last
+	attrs  []rawAttr                // attributes of the tag being parsed
+	tmp    []byte                   // scratch for decoding
+	kids   []*Element               // children of the open elements, innermost last
+	names  [2 << nameSetBits]string // see intern
 
 	elems    slab[Element]
 	attrList slab[xml.Attr]

@@ -315,7 +315,7 @@ func (r *Reader) intern(b []byte) string {
 	// dozen names a stream uses well enough; a miss costs an allocation.
 	n := len(b)
 	h := uint32(n)*0x9E3779B1 ^ uint32(b[0])<<16 ^ uint32(b[n/2])<<8 ^ uint32(b[n-1])
-	i := (h * 0x85EBCA6B) >> (32 - 7) * 2
+	i := (h * 0x85EBCA6B) >> (32 - nameSetBits) * 2
 	set := r.names[i : i+2]
 	if string(b) == set[0] {
 		return set[0]
@@ -328,4 +328,9 @@ func (r *Reader) intern(b []byte) string {
 	return set[0]
 }
 
-const maxInterned = 64
+// The name cache has 1<<nameSetBits sets of two names each, and keeps
+// names of up to maxInterned bytes.
+const (
+	nameSetBits = 6
+	maxInterned = 64
+)
