@@ -13,12 +13,21 @@
 // declaration, comments, undeclared entities, and stanzas larger or deeper
 // than the configured bounds. It never panics on input.
 //
+// It is its own parser for that restricted XML, not encoding/xml: it
+// copies input in chunks from a bufio.Reader (input.go), finds each token
+// whole, then parses it from memory (tag.go, text.go). It accepts what
+// encoding/xml in strict mode accepts and reports the same names, attributes
+// and text, except for a few constructs that Namespaces in XML forbids and
+// encoding/xml lets through (listed in tag.go); FuzzDifferential holds it
+// to that against the encoding/xml reader it replaced.
+//
 // Start with [NewReader], then [Reader.Header] once per stream (re)start
 // and [Reader.Next] in a loop.
 package stream
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -103,68 +112,42 @@ func (e *Element) ChildrenNamed(space, local string) []*Element {
 	return out
 }
 
-// Header is an opening <stream:stream> tag.
-type Header struct {
-	To, From, ID, Version, Lang string
-	// NS is the default (content) namespace: jabber:client or jabber:server.
-	NS string
-}
-
 // Reader reads one XMPP stream. It is not safe for concurrent use.
 type Reader struct {
 	src       *bufio.Reader
-	rec       recorder
-	dec       *xml.Decoder
 	maxStanza int
 	maxDepth  int
+
+	buf    []byte // the stanza (or header) being read; see input.go
+	peeked int    // bytes at the end of buf still unconsumed in src
+	err    error  // sticky: once Next fails it keeps failing
+
+	started bool  // Header succeeded
+	closed  bool  // the stream header was an empty element
+	stream  qname // the stream element's name as written, which its end tag repeats
+
+	ns     []binding                // namespaces in scope, the stream header's first
+	nsBase int                      // how many of ns the stream header declared
+	frames []frame                  // open elements of the stanza being read
+	root   *Element                 // the stanza's top-level element
+	text   []byte                   // character data of the open elements, innermost last
+	attrs  []rawAttr                // attributes of the tag being parsed
+	tmp    []byte                   // scratch for decoding
+	kids   []*Element               // children of the open elements, innermost last
+	names  [2 << nameSetBits]string // see intern
+
+	elems    slab[Element]
+	attrList slab[xml.Attr]
+	kidList  slab[*Element]
 }
 
-// recorder is the io.ByteReader the decoder reads from: it keeps the bytes
-// of the stanza being read and enforces the size limit while they arrive,
-// so that no token can grow past the bound.
-type recorder struct {
-	src    *bufio.Reader
-	buf    []byte
-	base   int64 // stream offset of buf[0]
-	off    int64 // bytes handed to the decoder since the decoder started
-	active bool  // recording a stanza
-	limit  int
-	err    error
-}
-
-func (r *recorder) ReadByte() (byte, error) {
-	if r.err != nil {
-		return 0, r.err
-	}
-	c, err := r.src.ReadByte()
-	if err != nil {
-		return 0, err
-	}
-	r.off++
-	if r.active {
-		r.buf = append(r.buf, c)
-		if len(r.buf) > r.limit {
-			r.err = fmt.Errorf("%w: more than %d bytes", ErrTooLarge, r.limit)
-			return 0, r.err
-		}
-	} else if r.off-r.base > int64(r.limit) {
-		// Bytes between stanzas (whitespace keepalives) are bounded too.
-		r.err = fmt.Errorf("%w: %d bytes between stanzas", ErrTooLarge, r.off-r.base)
-		return 0, r.err
-	}
-	return c, nil
-}
-
-func (r *recorder) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	c, err := r.ReadByte()
-	if err != nil {
-		return 0, err
-	}
-	p[0] = c
-	return 1, nil
+// A frame is an open element.
+type frame struct {
+	e      *Element
+	name   qname // as written in the start tag, which the end tag repeats
+	nsMark int   // len(ns) before the element's declarations
+	text   int   // where the element's character data starts in Reader.text
+	kids   int   // where the element's children start in Reader.kids
 }
 
 // NewReader returns a Reader on src. The caller keeps ownership of src; on
@@ -174,183 +157,237 @@ func NewReader(src io.Reader) *Reader {
 	if !ok {
 		br = bufio.NewReaderSize(src, 4096)
 	}
-	r := &Reader{src: br, maxStanza: DefaultMaxStanza, maxDepth: DefaultMaxDepth}
-	r.rec = recorder{src: br, limit: DefaultMaxStanza}
-	return r
+	return &Reader{src: br, maxStanza: DefaultMaxStanza, maxDepth: DefaultMaxDepth}
 }
 
-// SetLimit sets the largest stanza accepted, in bytes.
+// SetLimit sets the largest stanza accepted, in bytes. The same bound
+// applies to the stream header and to white space between stanzas.
 func (r *Reader) SetLimit(n int) {
 	if n > 0 {
 		r.maxStanza = n
-		r.rec.limit = n
 	}
 }
 
-// Header reads the XML declaration (optional) and the opening stream tag,
-// starting a fresh parser as RFC 6120 §4.3.3 requires on a stream restart.
-func (r *Reader) Header() (Header, error) {
-	r.rec.off, r.rec.base, r.rec.err, r.rec.active = 0, 0, nil, false
-	r.rec.buf = r.rec.buf[:0]
-	d := xml.NewDecoder(&r.rec)
-	d.Strict = true
-	r.dec = d
-	first := true
-	for {
-		tok, err := d.Token()
-		if err != nil {
-			return Header{}, fmt.Errorf("reading stream header: %w", err)
-		}
-		switch t := tok.(type) {
-		case xml.ProcInst:
-			if !first || t.Target != "xml" {
-				return Header{}, fmt.Errorf("%w: processing instruction %q", ErrForbidden, t.Target)
-			}
-		case xml.CharData:
-			if !isSpace(t) {
-				return Header{}, errors.New("text before stream header")
-			}
-		case xml.StartElement:
-			if t.Name.Local != "stream" || t.Name.Space != NSStream {
-				return Header{}, fmt.Errorf("expected stream:stream, got %q", t.Name.Space+" "+t.Name.Local)
-			}
-			var h Header
-			for _, a := range t.Attr {
-				switch {
-				case a.Name.Space == "" && a.Name.Local == "to":
-					h.To = a.Value
-				case a.Name.Space == "" && a.Name.Local == "from":
-					h.From = a.Value
-				case a.Name.Space == "" && a.Name.Local == "id":
-					h.ID = a.Value
-				case a.Name.Space == "" && a.Name.Local == "version":
-					h.Version = a.Value
-				case a.Name.Space == xmlNS && a.Name.Local == "lang":
-					h.Lang = a.Value
-				case a.Name.Space == "" && a.Name.Local == "xmlns":
-					h.NS = a.Value
-				}
-			}
-			if h.NS != NSClient && h.NS != NSServer {
-				return Header{}, fmt.Errorf("unsupported stream namespace %q", h.NS)
-			}
-			r.rec.base = r.rec.off
-			return h, nil
-		default:
-			return Header{}, fmt.Errorf("%w: %T before stream header", ErrForbidden, tok)
-		}
-		first = false
-	}
-}
-
-const xmlNS = "http://www.w3.org/XML/1998/namespace"
-
-func isSpace(b []byte) bool {
-	for _, c := range b {
-		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
-			return false
-		}
-	}
-	return true
+// fail makes err sticky and gives up the input looked at.
+func (r *Reader) fail(err error) error {
+	r.err = err
+	r.consume(len(r.buf))
+	return err
 }
 
 // Next reads the next top-level stanza (or stream-level element such as
 // <starttls/>, <auth/> or an XEP-0198 <r/>). It returns the parsed element
 // and a fresh copy of its exact bytes. At the peer's </stream:stream> it
-// returns ErrStreamEnd.
+// returns ErrStreamEnd; at the end of input between stanzas, io.EOF.
 func (r *Reader) Next() (*Element, []byte, error) {
-	if r.dec == nil {
+	if r.err != nil {
+		return nil, nil, r.err
+	}
+	if !r.started {
 		return nil, nil, errors.New("stream: Next before Header")
 	}
-	d := r.dec
-	rec := &r.rec
-	var stack []*Element
-	var root *Element
-	pendingLT := false
-	// Start recording: between stanzas only whitespace may appear.
-	rec.active = true
-	rec.buf = rec.buf[:0]
-	for {
-		pos := len(rec.buf)
-		tok, err := d.Token()
-		if err != nil {
-			rec.active = false
-			if errors.Is(err, io.EOF) && len(stack) == 0 {
-				return nil, nil, io.EOF
-			}
-			return nil, nil, fmt.Errorf("reading stanza: %w", err)
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			if len(stack) >= r.maxDepth {
-				return nil, nil, fmt.Errorf("%w: deeper than %d elements", ErrTooLarge, r.maxDepth)
-			}
-			start := pos
-			if pendingLT {
-				start = pos - 1
-			}
-			if len(stack) == 0 {
-				// Drop any whitespace recorded before this stanza.
-				rec.buf = append(rec.buf[:0], rec.buf[start:]...)
-				start = 0
-			}
-			e := &Element{Name: t.Name, Attr: t.Attr, Start: start}
-			if len(stack) > 0 {
-				p := stack[len(stack)-1]
-				p.Children = append(p.Children, e)
-			} else {
-				root = e
-			}
-			stack = append(stack, e)
-			pendingLT = false
-		case xml.EndElement:
-			if len(stack) == 0 {
-				rec.active = false
-				if t.Name.Space == NSStream && t.Name.Local == "stream" {
-					return nil, nil, ErrStreamEnd
-				}
-				return nil, nil, fmt.Errorf("unexpected end element %q", t.Name.Local)
-			}
-			e := stack[len(stack)-1]
-			e.End = len(rec.buf)
-			stack = stack[:len(stack)-1]
-			pendingLT = false
-			if len(stack) == 0 {
-				raw := make([]byte, len(rec.buf))
-				copy(raw, rec.buf)
-				rec.buf = rec.buf[:0]
-				rec.active = false
-				rec.base = rec.off
-				return root, raw, nil
-			}
-		case xml.CharData:
-			if len(stack) == 0 {
-				if !isSpace(t) {
-					return nil, nil, errors.New("text between stanzas")
-				}
-				// Keep only the '<' the decoder read ahead.
-				if n := len(rec.buf); n > 0 && rec.buf[n-1] == '<' {
-					rec.buf = append(rec.buf[:0], '<')
-					pendingLT = true
-				} else {
-					rec.buf = rec.buf[:0]
-					pendingLT = false
-				}
-				rec.base = rec.off
-				continue
-			}
-			e := stack[len(stack)-1]
-			e.Text += string(t)
-			n := len(rec.buf)
-			pendingLT = n > 0 && rec.buf[n-1] == '<'
-		case xml.Comment:
-			return nil, nil, fmt.Errorf("%w: comment", ErrForbidden)
-		case xml.ProcInst:
-			return nil, nil, fmt.Errorf("%w: processing instruction %q", ErrForbidden, t.Target)
-		case xml.Directive:
-			return nil, nil, fmt.Errorf("%w: directive (DTD or entity declaration)", ErrForbidden)
-		}
+	if r.closed {
+		r.err = ErrStreamEnd
+		return nil, nil, ErrStreamEnd
 	}
+	r.buf = r.buf[:0]
+	e, end, err := r.stanza()
+	if err != nil {
+		if err != io.EOF && err != ErrStreamEnd {
+			err = fmt.Errorf("reading stanza: %w", err)
+		}
+		return nil, nil, r.fail(err)
+	}
+	raw := bytes.Clone(r.buf[:end])
+	r.consume(end)
+	r.root = nil
+	clear(r.frames[:cap(r.frames)])
+	r.elems.reset()
+	r.attrList.reset()
+	r.kidList.reset()
+	r.shrink()
+	return e, raw, nil
+}
+
+// shrink lets go of scratch space a large stanza left behind, so that an
+// idle session holds little memory.
+func (r *Reader) shrink() {
+	const keep = 16 << 10
+	if cap(r.buf) > keep {
+		r.buf = nil
+	}
+	if cap(r.text) > keep {
+		r.text = nil
+	}
+	if cap(r.tmp) > keep {
+		r.tmp = nil
+	}
+}
+
+// stanza parses tokens until a top-level element ends at r.buf[end]; on
+// return, r.buf starts with it. Between stanzas only white space may
+// appear (RFC 6120 §11.7), and the stream's end tag.
+func (r *Reader) stanza() (*Element, int, error) {
+	r.frames, r.text, r.ns, r.kids = r.frames[:0], r.text[:0], r.ns[:r.nsBase], r.kids[:0]
+	for pos := 0; ; {
+		kind, end, err := r.token(pos)
+		if err != nil {
+			if len(r.frames) > 0 {
+				err = eofIsUnexpected(err)
+			}
+			return nil, 0, err
+		}
+		tok := r.buf[pos:end]
+		switch {
+		case len(r.frames) == 0 && (kind == tokText || kind == tokCDATA):
+			if err := r.topText(tok, kind); err != nil {
+				return nil, 0, err
+			}
+			r.drop(end)
+			end = 0
+		case kind == tokText || kind == tokCDATA:
+			if r.text, err = appendText(r.text, textOf(tok, kind), modeOf(kind)); err != nil {
+				return nil, 0, err
+			}
+		case kind == tokStart:
+			if err := r.open(tok, pos, end); err != nil {
+				return nil, 0, err
+			}
+		case kind == tokEnd:
+			if err := r.close(tok, end); err != nil {
+				return nil, 0, err
+			}
+		default:
+			return nil, 0, forbidden(kind, nil)
+		}
+		if kind != tokText && kind != tokCDATA && len(r.frames) == 0 {
+			return r.root, end, nil
+		}
+		pos = end
+	}
+}
+
+// open starts the element whose start tag is r.buf[pos:end].
+func (r *Reader) open(tag []byte, pos, end int) error {
+	n, empty, err := r.startTag(tag)
+	if err != nil {
+		return err
+	}
+	if len(r.frames) >= r.maxDepth {
+		return fmt.Errorf("%w: deeper than %d elements", ErrTooLarge, r.maxDepth)
+	}
+	mark := len(r.ns)
+	e, err := r.element(n)
+	if err != nil {
+		return err
+	}
+	e.Start = pos
+	if len(r.frames) > 0 {
+		r.kids = append(r.kids, e)
+	} else {
+		r.root = e
+	}
+	if empty {
+		e.End = end
+		r.ns = r.ns[:mark]
+		return nil
+	}
+	r.frames = append(r.frames, frame{e: e, name: n, nsMark: mark, text: len(r.text), kids: len(r.kids)})
+	return nil
+}
+
+// close ends the innermost open element with the end tag r.buf[pos:end],
+// which must repeat its name as written (XML 1.0 §3, constraint Element
+// Type Match). Outside any stanza, only the stream's own end tag may come.
+func (r *Reader) close(tag []byte, end int) error {
+	n, err := r.endTag(tag)
+	if err != nil {
+		return err
+	}
+	if len(r.frames) == 0 {
+		if n != r.stream {
+			return fmt.Errorf("element <%s> closed by </%s>", r.stream, n)
+		}
+		r.consume(end)
+		return ErrStreamEnd
+	}
+	f := r.frames[len(r.frames)-1]
+	if n != f.name {
+		return fmt.Errorf("element <%s> closed by </%s>", f.name, n)
+	}
+	f.e.End = end
+	if len(r.text) > f.text {
+		f.e.Text = string(r.text[f.text:])
+		r.text = r.text[:f.text]
+	}
+	if len(r.kids) > f.kids {
+		f.e.Children = r.kidList.take(len(r.kids) - f.kids)
+		copy(f.e.Children, r.kids[f.kids:])
+		clear(r.kids[f.kids:])
+		r.kids = r.kids[:f.kids]
+	}
+	r.ns = r.ns[:f.nsMark]
+	r.frames = r.frames[:len(r.frames)-1]
+	return nil
+}
+
+func (n qname) String() string {
+	if n.prefix == "" {
+		return n.local
+	}
+	return n.prefix + ":" + n.local
+}
+
+// topText checks character data outside any element: once decoded, it
+// must be white space.
+func (r *Reader) topText(tok []byte, kind tokKind) error {
+	if kind == tokText && isSpace(tok) {
+		return nil
+	}
+	var err error
+	if r.tmp, err = appendText(r.tmp[:0], textOf(tok, kind), modeOf(kind)); err != nil {
+		return err
+	}
+	if !isSpace(r.tmp) {
+		return errors.New("text between stanzas")
+	}
+	return nil
+}
+
+// textOf is the character data of a text or CDATA token.
+func textOf(tok []byte, kind tokKind) []byte {
+	if kind == tokCDATA {
+		return tok[len("<![CDATA[") : len(tok)-len("]]>")]
+	}
+	return tok
+}
+
+func modeOf(kind tokKind) textMode {
+	if kind == tokCDATA {
+		return inCDATA
+	}
+	return inContent
+}
+
+// forbidden is the error for markup an XMPP stream must not carry.
+func forbidden(kind tokKind, target []byte) error {
+	switch kind {
+	case tokComment:
+		return fmt.Errorf("%w: comment", ErrForbidden)
+	case tokPI:
+		if target == nil {
+			return fmt.Errorf("%w: processing instruction", ErrForbidden)
+		}
+		return fmt.Errorf("%w: processing instruction %q", ErrForbidden, target)
+	}
+	return fmt.Errorf("%w: directive (DTD or entity declaration)", ErrForbidden)
+}
+
+func eofIsUnexpected(err error) error {
+	if err == io.EOF {
+		return fmt.Errorf("unexpected end of input: %w", io.ErrUnexpectedEOF)
+	}
+	return err
 }
 
 // Parse reads one self-contained element (with its own namespace
