@@ -60,10 +60,65 @@ type controlMux struct {
 
 	mu      sync.Mutex // guards pending
 	pending map[string]chan ctlPayload
+
+	// Offered checkpoints are witnessed one at a time per partner, in the
+	// order they came: witnessing two at once could check an older one
+	// after a newer one and take a stale offer for a rollback.
+	offerMu    sync.Mutex // guards offers and witnessing
+	offers     map[string][][]byte
+	witnessing map[string]bool
+	witnessFn  func(party string, cp []byte) // c.witness; a test may replace it
+
+	sendMu sync.Mutex // offers go out in the order their checkpoints were read
 }
 
+// maxQueuedOffers bounds the checkpoints a partner may have waiting to be
+// witnessed; more are dropped (it offers again on its next round).
+const maxQueuedOffers = 8
+
 func newControlMux(n *Node) *controlMux {
-	return &controlMux{n: n, pending: map[string]chan ctlPayload{}}
+	c := &controlMux{n: n, pending: map[string]chan ctlPayload{}, offers: map[string][][]byte{}, witnessing: map[string]bool{}}
+	c.witnessFn = c.witness
+	return c
+}
+
+// queueOffer queues a partner's offered checkpoint for witnessing and
+// starts the partner's witnessing goroutine if none runs.
+func (c *controlMux) queueOffer(party string, cp []byte) {
+	c.offerMu.Lock()
+	if len(c.offers[party]) >= maxQueuedOffers {
+		c.offerMu.Unlock()
+		if c.n != nil {
+			c.n.log.Warn("partner checkpoint offer dropped: too many waiting", slog.String("from", party))
+		}
+		return
+	}
+	c.offers[party] = append(c.offers[party], cp)
+	start := !c.witnessing[party]
+	c.witnessing[party] = true
+	c.offerMu.Unlock()
+	if start {
+		go c.witnessOffers(party)
+	}
+}
+
+// witnessOffers witnesses party's queued checkpoints in order until none
+// are left.
+func (c *controlMux) witnessOffers(party string) {
+	for {
+		c.offerMu.Lock()
+		q := c.offers[party]
+		if len(q) == 0 {
+			delete(c.offers, party)
+			c.witnessing[party] = false
+			c.offerMu.Unlock()
+			return
+		}
+		cp := q[0]
+		c.offers[party] = q[1:]
+		c.offerMu.Unlock()
+		c.witnessFn(party, cp)
+	}
 }
 
 func (c *controlMux) send(party, kind string, p ctlPayload) error {
@@ -117,7 +172,7 @@ func (c *controlMux) receive(party, kind string, data []byte) {
 			c.n.log.Warn("partner witness key refused", slog.String("from", party), slog.Any("error", err))
 		}
 	case ctlCheckpoint:
-		go c.witness(party, p.Checkpoint)
+		c.queueOffer(party, p.Checkpoint)
 	case ctlCosig:
 		go func() {
 			ctx := context.Background()
@@ -203,6 +258,8 @@ func (c *controlMux) hello(party string) {
 
 // offer sends our latest checkpoint to party for cosigning.
 func (c *controlMux) offer(ctx context.Context, party string) {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
 	cp, err := c.n.audit.Checkpoint(ctx)
 	if err != nil || len(cp) == 0 {
 		return
