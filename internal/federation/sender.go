@@ -119,8 +119,13 @@ func (s *session) write(bw *bufio.Writer, leases, peeks chan<- int) error {
 		// asking for more once half is used, so that each lease (a store
 		// write) carries half a batch or more and the next one arrives
 		// while this one is still being sent. When told of new work,
-		// lease more so a new FLASH is seen now: with the next lease, or
-		// with a small one of its own beside a lease under way.
+		// lease a little at once with the peeker when the leaser is at
+		// work or the link has half a batch at hand anyway, so that a new
+		// FLASH is neither queued behind a lease under way nor leased
+		// (and sealed) with a whole batch it does not need; otherwise
+		// (the link runs low, as under a stream of submissions, where the
+		// news never stops and small leases would each cost a store
+		// write for a few messages) the leaser leases a batch.
 		unsent := 0
 		if !leasing || (peek && !peeking) {
 			for _, m := range order {
@@ -130,7 +135,7 @@ func (s *session) write(bw *bufio.Writer, leases, peeks chan<- int) error {
 			}
 		}
 		switch {
-		case leasing && peek && !peeking && unsent < 2*cfg.LeaseBatch:
+		case peek && !peeking && unsent < 2*cfg.LeaseBatch && (leasing || unsent > cfg.LeaseBatch/2):
 			peek = false
 			s.mu.Lock()
 			s.peeking = true
@@ -142,9 +147,6 @@ func (s *session) write(bw *bufio.Writer, leases, peeks chan<- int) error {
 			case unsent <= cfg.LeaseBatch/2 && !drained:
 				n = cfg.LeaseBatch - unsent
 			case peek && unsent < 2*cfg.LeaseBatch:
-				// Up to a batch more, not just one: under a stream of
-				// submissions the news never stops, and leases of one
-				// would each cost a store write.
 				n = min(cfg.LeaseBatch, 2*cfg.LeaseBatch-unsent)
 			}
 			if n > 0 {
@@ -195,8 +197,8 @@ func (s *session) write(bw *bufio.Writer, leases, peeks chan<- int) error {
 	}
 }
 
-// peekLease is the size of a lease made beside a lease under way when the
-// queue signals new work: enough for a few FLASH.
+// peekLease is the size of the peeker's lease when the queue signals new
+// work: enough for a few FLASH.
 const peekLease = 4
 
 // leaser runs Outbox.Lease for the writer, one request at a time: each
@@ -253,14 +255,14 @@ func (s *session) acker(stop <-chan struct{}) {
 // pick chooses the next fragment: the most urgent message that is under
 // way or may start. A message may start while the window has room, or
 // when it is more urgent than everything in flight (so a full window of
-// ROUTINE never holds a FLASH back).
+// ROUTINE never holds a FLASH back). The pipe is counted per precedence:
+// a message waits only for the unacknowledged bytes of messages at least
+// as urgent as itself, so a pipe full of ROUTINE does not hold a FLASH
+// back either (the FLASH follows those bytes on the wire, not their ACKs).
 func (s *session) pick(order []*outMsg) (*outMsg, uint64, uint64) {
 	cfg := &s.m.cfg
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.pipe >= cfg.PipeBytes {
-		return nil, 0, 0
-	}
 	n, bytes, urgent := 0, 0, message.Precedence(255)
 	for _, m := range order {
 		if m.started && !m.done {
@@ -270,9 +272,16 @@ func (s *session) pick(order []*outMsg) (*outMsg, uint64, uint64) {
 		}
 	}
 	room := n < cfg.Window && bytes < cfg.WindowBytes
+	ahead, counted := 0, 0 // pipe bytes of precedences < counted
 	for _, m := range order {
 		if m.done || m.sent {
 			continue
+		}
+		for ; counted <= int(m.Precedence); counted++ {
+			ahead += s.pipe[counted]
+		}
+		if ahead >= cfg.PipeBytes {
+			return nil, 0, 0 // order is most urgent first: no later message has less ahead
 		}
 		if !m.started && !room && m.Precedence >= urgent {
 			continue
@@ -280,7 +289,7 @@ func (s *session) pick(order []*outMsg) (*outMsg, uint64, uint64) {
 		off := m.next
 		end := min(off+uint64(cfg.FragmentSize), uint64(len(m.Wire)))
 		m.next = end
-		s.pipe += int(end - off)
+		s.pipe[m.Precedence] += int(end - off)
 		if !m.started {
 			m.started = true
 			s.inflight.Add(1)
