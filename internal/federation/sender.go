@@ -119,13 +119,8 @@ func (s *session) write(bw *bufio.Writer, leases, peeks chan<- int) error {
 		// asking for more once half is used, so that each lease (a store
 		// write) carries half a batch or more and the next one arrives
 		// while this one is still being sent. When told of new work,
-		// lease a little at once with the peeker when the leaser is at
-		// work or the link has half a batch at hand anyway, so that a new
-		// FLASH is neither queued behind a lease under way nor leased
-		// (and sealed) with a whole batch it does not need; otherwise
-		// (the link runs low, as under a stream of submissions, where the
-		// news never stops and small leases would each cost a store
-		// write for a few messages) the leaser leases a batch.
+		// lease more so a new FLASH is seen now: with the next lease, or
+		// with a small one of its own beside a lease under way.
 		unsent := 0
 		if !leasing || (peek && !peeking) {
 			for _, m := range order {
@@ -135,7 +130,7 @@ func (s *session) write(bw *bufio.Writer, leases, peeks chan<- int) error {
 			}
 		}
 		switch {
-		case peek && !peeking && unsent < 2*cfg.LeaseBatch && (leasing || unsent > cfg.LeaseBatch/2):
+		case leasing && peek && !peeking && unsent < 2*cfg.LeaseBatch:
 			peek = false
 			s.mu.Lock()
 			s.peeking = true
@@ -147,6 +142,9 @@ func (s *session) write(bw *bufio.Writer, leases, peeks chan<- int) error {
 			case unsent <= cfg.LeaseBatch/2 && !drained:
 				n = cfg.LeaseBatch - unsent
 			case peek && unsent < 2*cfg.LeaseBatch:
+				// Up to a batch more, not just one: under a stream of
+				// submissions the news never stops, and leases of one
+				// would each cost a store write.
 				n = min(cfg.LeaseBatch, 2*cfg.LeaseBatch-unsent)
 			}
 			if n > 0 {
@@ -197,8 +195,8 @@ func (s *session) write(bw *bufio.Writer, leases, peeks chan<- int) error {
 	}
 }
 
-// peekLease is the size of the peeker's lease when the queue signals new
-// work: enough for a few FLASH.
+// peekLease is the size of a lease made beside a lease under way when the
+// queue signals new work: enough for a few FLASH.
 const peekLease = 4
 
 // leaser runs Outbox.Lease for the writer, one request at a time: each
