@@ -353,12 +353,7 @@ func (s *session) accepter() {
 	var ready chan prepared
 	var committer sync.WaitGroup
 	if pipelined {
-		// Unbuffered: the accepter prepares one batch while the committer
-		// stores the last, and takes the next batch from the queue only
-		// when the committer has taken this one. A FLASH that arrives
-		// meanwhile therefore waits for at most two batches (the one
-		// committing and the one prepared), not three.
-		ready = make(chan prepared)
+		ready = make(chan prepared, 1)
 		committer.Go(func() {
 			for p := range ready {
 				s.accepted(p.jobs, p.commit())
