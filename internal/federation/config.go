@@ -194,7 +194,7 @@ type Config struct {
 	FragmentSize int           // bytes of message data per DATA frame (16 KiB); smaller for slow links
 	Window       int           // messages sent and awaiting custody ACK (64)
 	WindowBytes  int           // bytes of those messages (8 MiB)
-	PipeBytes    int           // data bytes written but not yet acknowledged as received (256 KiB); ≈ max(bandwidth-delay product, 2 fragments); bounds FLASH preemption delay
+	PipeBytes    int           // data bytes written but not yet acknowledged as received (256 KiB), per precedence: a message waits only for the bytes of messages at least as urgent; ≈ max(bandwidth-delay product, 2 fragments); bounds FLASH preemption delay
 	LeaseBatch   int           // messages leased at a time (4)
 	Heartbeat    time.Duration // PING interval; a link silent for 3 heartbeats is dead (15 s)
 	BackoffMin   time.Duration // first redial delay (500 ms), doubled up to BackoffMax (1 min), ±50 % jitter

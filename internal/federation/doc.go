@@ -20,7 +20,9 @@
 //     acknowledged).
 //   - Precedence: the writer always sends a fragment of the most urgent
 //     sendable message next, so a FLASH waits at most one fragment (plus the
-//     bounded pipe, Config.PipeBytes) behind a large ROUTINE transfer.
+//     bounded pipe, Config.PipeBytes) behind a large ROUTINE transfer. A
+//     full window or pipe of less urgent messages does not hold it back,
+//     and the receiver stores the most urgent precedence waiting first.
 //   - Resumption: the receiver keeps partial messages per peer and reports
 //     them in HELLO; the sender continues from there if the wire bytes are
 //     the same (matched by a tag of their hash).

@@ -432,3 +432,37 @@ func TestSessionSetupBytes(t *testing.T) {
 	id := p.a.out.putMsg("XBB", message.Flash, 10)
 	waitFor(t, 5*time.Second, "delivered after reconnect", func() bool { return p.b.in.unique() == 1 && p.b.in.order[0] == id })
 }
+
+func TestFlashBypassesFullPipe(t *testing.T) {
+	// Single-fragment messages hold the pipe until their custody ACK; the
+	// receiver's store is stuck, so ROUTINE fills the pipe, not the window.
+	const size = 100 // wire bytes 116: a pipe of 1024 takes 9
+	p := newPair(t, func(c *Config) { c.FragmentSize, c.PipeBytes, c.Window = 1024, 1024, 1000 }, nil)
+	p.b.in.gate = make(chan struct{})
+	var routine []message.ID
+	for range 20 {
+		routine = append(routine, p.a.out.putMsg("XBB", message.Routine, size))
+	}
+	inflight := func() int { return p.a.m.Status()[0].InFlight }
+	waitFor(t, 5*time.Second, "pipe full of ROUTINE", func() bool { return inflight() == 9 })
+	flash := p.a.out.putMsg("XBB", message.Flash, size)
+	waitFor(t, 5*time.Second, "FLASH started past the full pipe", func() bool { return inflight() == 10 })
+	close(p.b.in.gate)
+	waitFor(t, 10*time.Second, "all delivered", func() bool { return p.b.in.unique() == 21 && p.a.out.len("XBB") == 0 })
+	p.b.in.mu.Lock()
+	defer p.b.in.mu.Unlock()
+	pos := slices.Index(p.b.in.order, flash)
+	if pos > 9 {
+		t.Errorf("FLASH stored at position %d, want before the ROUTINE still queued behind the pipe (<= 9)", pos)
+	}
+	// FIFO within ROUTINE, whatever the FLASH did.
+	var got []message.ID
+	for _, id := range p.b.in.order {
+		if id != flash {
+			got = append(got, id)
+		}
+	}
+	if !slices.Equal(got, routine) {
+		t.Error("ROUTINE not stored in the order queued")
+	}
+}

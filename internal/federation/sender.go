@@ -253,14 +253,14 @@ func (s *session) acker(stop <-chan struct{}) {
 // pick chooses the next fragment: the most urgent message that is under
 // way or may start. A message may start while the window has room, or
 // when it is more urgent than everything in flight (so a full window of
-// ROUTINE never holds a FLASH back).
+// ROUTINE never holds a FLASH back). The pipe is counted per precedence:
+// a message waits only for the unacknowledged bytes of messages at least
+// as urgent as itself, so a pipe full of ROUTINE does not hold a FLASH
+// back either (the FLASH follows those bytes on the wire, not their ACKs).
 func (s *session) pick(order []*outMsg) (*outMsg, uint64, uint64) {
 	cfg := &s.m.cfg
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.pipe >= cfg.PipeBytes {
-		return nil, 0, 0
-	}
 	n, bytes, urgent := 0, 0, message.Precedence(255)
 	for _, m := range order {
 		if m.started && !m.done {
@@ -270,9 +270,16 @@ func (s *session) pick(order []*outMsg) (*outMsg, uint64, uint64) {
 		}
 	}
 	room := n < cfg.Window && bytes < cfg.WindowBytes
+	ahead, counted := 0, 0 // pipe bytes of precedences < counted
 	for _, m := range order {
 		if m.done || m.sent {
 			continue
+		}
+		for ; counted <= int(m.Precedence); counted++ {
+			ahead += s.pipe[counted]
+		}
+		if ahead >= cfg.PipeBytes {
+			return nil, 0, 0 // order is most urgent first: no later message has less ahead
 		}
 		if !m.started && !room && m.Precedence >= urgent {
 			continue
@@ -280,7 +287,7 @@ func (s *session) pick(order []*outMsg) (*outMsg, uint64, uint64) {
 		off := m.next
 		end := min(off+uint64(cfg.FragmentSize), uint64(len(m.Wire)))
 		m.next = end
-		s.pipe += int(end - off)
+		s.pipe[m.Precedence] += int(end - off)
 		if !m.started {
 			m.started = true
 			s.inflight.Add(1)

@@ -47,14 +47,14 @@ type session struct {
 	custody   []message.ID // custody ACKs received, for the acker to pass to Outbox.Ack
 	refusals  []linkproto.Refuse
 	out       map[message.ID]*outMsg
-	fresh     []*outMsg // leased, for the writer to take into its order
-	leasing   bool      // the leaser is at work
-	peeking   bool      // the peeker is at work
-	leaseSeq  uint64    // leased messages so far: their order within a precedence
-	drained   bool      // the last lease came back short: wait for news or the poll
-	forgotten uint64    // messages forget removed from out, so far
-	pipe      int       // data bytes written and not yet acknowledged as received
-	closing   string    // reason, once shutdown was called
+	fresh     []*outMsg                // leased, for the writer to take into its order
+	leasing   bool                     // the leaser is at work
+	peeking   bool                     // the peeker is at work
+	leaseSeq  uint64                   // leased messages so far: their order within a precedence
+	drained   bool                     // the last lease came back short: wait for news or the poll
+	forgotten uint64                   // messages forget removed from out, so far
+	pipe      [message.Routine + 1]int // data bytes written and not yet acknowledged as received, by precedence
+	closing   string                   // reason, once shutdown was called
 	closeSent bool
 }
 
@@ -433,7 +433,7 @@ func (s *session) onAcks(acks []linkproto.AckEntry) {
 		}
 		switch a.Kind {
 		case linkproto.AckCustody:
-			s.pipe -= int(m.next - m.recv)
+			s.pipe[m.Precedence] -= int(m.next - m.recv)
 			m.recv = m.next
 			// Done now, so that the window has room before the acker has
 			// written it to the queue (it undoes this if that fails).
@@ -442,12 +442,12 @@ func (s *session) onAcks(acks []linkproto.AckEntry) {
 			custody = true
 		case linkproto.AckProgress:
 			if a.Offset > m.recv && a.Offset <= m.next {
-				s.pipe -= int(a.Offset - m.recv)
+				s.pipe[m.Precedence] -= int(a.Offset - m.recv)
 				m.recv = a.Offset
 			}
 		case linkproto.AckRewind:
 			if a.Offset <= uint64(len(m.Wire)) {
-				s.pipe -= int(m.next - m.recv)
+				s.pipe[m.Precedence] -= int(m.next - m.recv)
 				m.next, m.recv, m.sent = a.Offset, a.Offset, false
 			}
 		}
@@ -526,7 +526,7 @@ func (s *session) applyAcks(ctx context.Context) {
 		m := s.out[r.ID]
 		if m != nil && !m.done {
 			m.done = true
-			s.pipe -= int(m.next - m.recv)
+			s.pipe[m.Precedence] -= int(m.next - m.recv)
 		}
 		s.mu.Unlock()
 		if m == nil {
