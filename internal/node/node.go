@@ -98,7 +98,6 @@ type Node struct {
 	clock   clock.Clock
 	log     *slog.Logger
 	store   store.Store
-	acceptq acceptor // batches concurrent Submits into one store write
 	audit   *audit.Log
 	witness *audit.Witness
 	fed     *federation.Manager

@@ -27,12 +27,12 @@ func (n *Node) Submit(ctx context.Context, m *message.Message) (*api.Receipt, er
 	if err != nil {
 		return nil, err
 	}
-	res, err := n.acceptq.accept(ctx, n.store, p)
+	seq, dup, err := n.store.Accept(ctx, m, p.Routes, p.Audit...)
 	if err != nil {
 		return nil, fmt.Errorf("store message %s: %w", m.ID, err)
 	}
-	r, err := n.accepted(ctx, p, res, now)
-	if !res.Dup {
+	r, err := n.accepted(ctx, p, store.AcceptResult{Seq: seq, Dup: dup}, now)
+	if !dup {
 		n.pumpAudit()
 		n.history.fire()
 		n.kick()
