@@ -17,7 +17,12 @@ import (
 type Outgoing struct {
 	ID         message.ID
 	Precedence message.Precedence
-	Wire       []byte // sealed envelope bytes; the link never looks inside
+	// Seq is the message's place in the outbox: within a precedence, a
+	// message queued later has a larger Seq. The link sends in (Precedence,
+	// Seq) order even when two leases it ran side by side return out of
+	// order; an Outbox that leaves Seq zero gets lease order instead.
+	Seq  uint64
+	Wire []byte // sealed envelope bytes; the link never looks inside
 }
 
 // Outbox is the sending node's per-peer queue (the node implements it over

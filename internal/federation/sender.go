@@ -110,9 +110,7 @@ func (s *session) write(bw *bufio.Writer, leases, peeks chan<- int) error {
 		}
 		if len(fresh) > 0 {
 			order = append(order, fresh...)
-			slices.SortStableFunc(order, func(a, b *outMsg) int {
-				return cmp.Or(cmp.Compare(a.Precedence, b.Precedence), cmp.Compare(a.seq, b.seq))
-			})
+			slices.SortStableFunc(order, sendOrder)
 		}
 
 		// Lease ahead: keep up to LeaseBatch unstarted messages at hand,
@@ -193,6 +191,14 @@ func (s *session) write(bw *bufio.Writer, leases, peeks chan<- int) error {
 			}
 		}
 	}
+}
+
+// sendOrder is the order in which leased messages go out: most urgent
+// precedence first, then the outbox's queue order (Outgoing.Seq), then the
+// order they were leased in. Queue order matters because the peeker's
+// small lease can return before a larger lease made just before it.
+func sendOrder(a, b *outMsg) int {
+	return cmp.Or(cmp.Compare(a.Precedence, b.Precedence), cmp.Compare(a.Outgoing.Seq, b.Outgoing.Seq), cmp.Compare(a.seq, b.seq))
 }
 
 // peekLease is the size of a lease made beside a lease under way when the

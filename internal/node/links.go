@@ -256,9 +256,13 @@ func (o *outbox) Lease(ctx context.Context, peer string, k int) ([]federation.Ou
 	// until its TTL because the session went away mid-call.
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	msgs, err := n.store.Lease(lctx, peer, k, n.leaseFor())
-	if err != nil || len(msgs) == 0 {
+	leased, err := n.store.Lease(lctx, peer, k, n.leaseFor())
+	if err != nil || len(leased) == 0 {
 		return nil, err
+	}
+	msgs := make([]*message.Message, len(leased))
+	for i, l := range leased {
+		msgs[i] = l.Message
 	}
 	if ctx.Err() != nil {
 		n.releaseAll(lctx, peer, msgs)
@@ -269,7 +273,7 @@ func (o *outbox) Lease(ctx context.Context, peer string, k int) ([]federation.Ou
 	out := make([]federation.Outgoing, len(msgs))
 	var fresh []int
 	for i, m := range msgs {
-		out[i] = federation.Outgoing{ID: m.ID, Precedence: m.Precedence, Wire: o.wires.get(peer, m.ID, c.Epoch)}
+		out[i] = federation.Outgoing{ID: m.ID, Precedence: m.Precedence, Seq: leased[i].Seq, Wire: o.wires.get(peer, m.ID, c.Epoch)}
 		if out[i].Wire == nil {
 			fresh = append(fresh, i)
 		}

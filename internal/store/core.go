@@ -43,7 +43,7 @@ func (c *core) Accept(ctx context.Context, m *message.Message, routes []Route, a
 	return out[0].Seq, out[0].Dup, nil
 }
 
-func (c *core) Lease(ctx context.Context, peer string, n int, ttl time.Duration) ([]*message.Message, error) {
+func (c *core) Lease(ctx context.Context, peer string, n int, ttl time.Duration) ([]Leased, error) {
 	if n <= 0 {
 		return nil, nil
 	}
@@ -110,10 +110,10 @@ func (c *core) Lease(ctx context.Context, peer string, n int, ttl time.Duration)
 	if err != nil {
 		return nil, fmt.Errorf("lease for %q: %w", peer, err)
 	}
-	out := make([]*message.Message, 0, len(cands))
+	out := make([]Leased, 0, len(cands))
 	for _, x := range cands {
 		if m := bySeq[uint64(x.seq)]; m != nil {
-			out = append(out, m)
+			out = append(out, Leased{Message: m, Seq: uint64(x.seq)})
 		}
 	}
 	return out, nil

@@ -148,8 +148,9 @@ type Store interface {
 	// Lease returns up to n queued messages for peer that are not leased
 	// (or whose lease expired), not held, for a peer not on hold, most
 	// urgent precedence first and FIFO within a precedence, and leases them
-	// for ttl.
-	Lease(ctx context.Context, peer string, n int, ttl time.Duration) ([]*message.Message, error)
+	// for ttl. Each comes with its place in peer's queue (Leased.Seq), so
+	// that what two leases return can be merged in queue order.
+	Lease(ctx context.Context, peer string, n int, ttl time.Duration) ([]Leased, error)
 	// Ack removes the queue rows and marks the deliveries delivered.
 	Ack(ctx context.Context, peer string, ids ...message.ID) error
 	// Release clears the leases so the messages can be leased again.
@@ -212,4 +213,11 @@ func Open(ctx context.Context, url string, cfg Config) (Store, error) {
 		return OpenPostgres(ctx, url, cfg)
 	}
 	return nil, fmt.Errorf("store url %q: want sqlite:PATH or postgres://...", url)
+}
+
+// Leased is a message Lease handed out, with its sequence number: a peer's
+// queue is FIFO by Seq within a precedence.
+type Leased struct {
+	*message.Message
+	Seq uint64
 }

@@ -91,11 +91,23 @@ func accept(t *testing.T, s Store, m *message.Message, routes []Route) uint64 {
 	return seq
 }
 
+// lease leases for peer and checks each message's Seq: its history seq,
+// ascending within a precedence.
 func lease(t *testing.T, s Store, peer string, n int) []*message.Message {
 	t.Helper()
-	ms, err := s.Lease(context.Background(), peer, n, time.Minute)
+	ls, err := s.Lease(context.Background(), peer, n, time.Minute)
 	if err != nil {
 		t.Fatalf("Lease: %v", err)
+	}
+	var ms []*message.Message
+	for i, l := range ls {
+		if _, seq, err := s.Get(context.Background(), l.ID); err != nil || seq != l.Seq {
+			t.Fatalf("leased %s with Seq %d; its history seq is %d (%v)", l.ID, l.Seq, seq, err)
+		}
+		if i > 0 && ls[i-1].Precedence == l.Precedence && ls[i-1].Seq >= l.Seq {
+			t.Fatalf("lease out of queue order: Seq %d before %d at %s", ls[i-1].Seq, l.Seq, l.Precedence)
+		}
+		ms = append(ms, l.Message)
 	}
 	return ms
 }
