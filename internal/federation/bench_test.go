@@ -41,23 +41,42 @@ func BenchmarkLink(b *testing.B) {
 // acceptance by the peer, unloaded and while a 100,000-message ROUTINE
 // backlog drains (run with -benchtime=1x).
 func BenchmarkFlashLatency(b *testing.B) {
-	for _, backlog := range []int{0, 100_000} {
+	benchFlash(b, 100_000, flashRun{size: 1<<10 - 16})
+}
+
+// benchFlash runs r unloaded and behind a backlog of ROUTINE messages.
+func benchFlash(b *testing.B, backlog int, r flashRun) {
+	for _, backlog := range []int{0, backlog} {
 		name := "unloaded"
 		if backlog > 0 {
-			name = "backlog=100000"
+			name = fmt.Sprintf("backlog=%d", backlog)
 		}
 		b.Run(name, func(b *testing.B) {
 			for b.Loop() {
-				lat := flashLatencies(b, backlog, 200)
+				lat, rate := flashLatencies(b, backlog, 200, r)
 				b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+				if r.drain && backlog > 0 {
+					b.ReportMetric(rate, "drain-msgs/s")
+				}
 			}
 		})
 	}
 }
 
-func flashLatencies(b *testing.B, backlog, samples int) []time.Duration {
-	p := newPair(b, nil, nil)
+// flashRun is how flashLatencies sets up and probes a pair.
+type flashRun struct {
+	a, b  func(*Config) // configure the sending and receiving side (nil: defaults)
+	size  int           // body bytes of every message
+	gap   time.Duration // pause between probes
+	drain bool          // wait for the backlog to drain and report its rate
+}
+
+// flashLatencies queues backlog ROUTINE messages, then up to samples FLASH
+// probes one at a time while the backlog is still large, and returns their
+// latencies sorted, with the backlog's drain rate if r.drain.
+func flashLatencies(b *testing.B, backlog, samples int, r flashRun) ([]time.Duration, float64) {
+	p := newPair(b, r.a, r.b)
 	waitFor(b, 10*time.Second, "link up", func() bool { return p.a.up("XBB") })
 	var mu sync.Mutex
 	arrived := map[message.ID]chan struct{}{}
@@ -68,8 +87,9 @@ func flashLatencies(b *testing.B, backlog, samples int) []time.Duration {
 		}
 		mu.Unlock()
 	}
+	begin := time.Now()
 	for range backlog {
-		p.a.out.putMsg("XBB", message.Routine, 1<<10-16)
+		p.a.out.putMsg("XBB", message.Routine, r.size)
 	}
 	var lat []time.Duration
 	for range samples {
@@ -78,19 +98,25 @@ func flashLatencies(b *testing.B, backlog, samples int) []time.Duration {
 		}
 		c := make(chan struct{})
 		start := time.Now()
-		p.a.out.putMsgWatch("XBB", message.Flash, 256, func(id message.ID) {
+		p.a.out.putMsgWatch("XBB", message.Flash, r.size, func(id message.ID) {
 			mu.Lock()
 			arrived[id] = c
 			mu.Unlock()
 		})
 		<-c
 		lat = append(lat, time.Since(start))
+		time.Sleep(r.gap)
 	}
 	if backlog > 0 {
 		b.Logf("%d FLASH samples while %d ROUTINE were still queued", len(lat), p.a.out.len("XBB"))
 	}
+	var rate float64
+	if r.drain {
+		waitFor(b, 5*time.Minute, "backlog drained", func() bool { return p.b.in.unique() >= backlog+len(lat) })
+		rate = float64(backlog) / time.Since(begin).Seconds()
+	}
 	slices.Sort(lat)
-	return lat
+	return lat, rate
 }
 
 // BenchmarkSlowLink measures goodput and FLASH latency over an emulated
