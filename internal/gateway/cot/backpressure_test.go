@@ -2,7 +2,6 @@ package cot
 
 import (
 	"bufio"
-	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
@@ -69,17 +68,10 @@ func TestSlowClientIsDisconnectedNotSkipped(t *testing.T) {
 	n := &fakeNet{}
 	l := testLabeler()
 	a := &memAudit{}
-	g, err := New(Config{
+	g := startGateway(t, Config{
 		Origin: "USA", TCP: "127.0.0.1:0", AnonymousGroups: []string{"Cyan"},
 		Channels: map[string]string{"Cyan": "sa"}, QueueLen: 4, SlowClient: 2 * time.Second, Auditor: a,
 	}, n.node("USA"), l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
 	slow := dial(t, g)
 	slow.conn.(*net.TCPConn).SetReadBuffer(4096)
 	fast := dial(t, g)
@@ -106,19 +98,12 @@ func TestTLSUserByFingerprint(t *testing.T) {
 	_, _, serverCert := p.issue(t, "gateway", true)
 	_, _, cert := p.issue(t, "no-such-cn", false)
 	sum := sha256.Sum256(cert.Certificate[0])
-	g, err := New(Config{
+	g := startGateway(t, Config{
 		Origin: "USA", TLS: "127.0.0.1:0",
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientCAs: p.pool, ClientAuth: tls.RequireAndVerifyClientCert},
 		Users:     map[string]User{"sha256:" + hex.EncodeToString(sum[:]): {Name: "device-7", Groups: []string{"Cyan"}}},
 		Channels:  map[string]string{"Cyan": "sa"},
 	}, (&fakeNet{}).node("USA"), testLabeler())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
 	_, addr, _ := g.Addrs()
 	conn, err := tls.Dial("tcp", addr.String(), &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: p.pool})
 	if err != nil {

@@ -42,18 +42,10 @@ func batchPair(t *testing.T) (usaCore *heldCore, px, ux, tx *tcpClient, sub *sub
 	l := testLabeler()
 	usaCore = &heldCore{fakeCore: n.node("USA"), gate: make(chan struct{}), entered: make(chan struct{})}
 	start := func(party string, core Core) *Gateway {
-		g, err := New(Config{
+		return startGateway(t, Config{
 			Origin: party, TCP: "127.0.0.1:0", AnonymousGroups: []string{"Cyan"},
 			Channels: map[string]string{"Cyan": "coalition-sa"}, MinBatch: 4,
 		}, core, l)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := g.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { g.Close() })
-		return g
 	}
 	usa := start("USA", usaCore)
 	pak := start("PAK", n.node("PAK"))

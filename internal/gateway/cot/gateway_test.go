@@ -20,26 +20,33 @@ func testLabeler() *MappingLabeler {
 }
 
 // pair starts two gateways for parties USA and PAK joined by a fake core.
+// startGateway makes a gateway of cfg and starts it; it closes when the
+// test ends.
+func startGateway(t *testing.T, cfg Config, core Core, l Labeler) *Gateway {
+	t.Helper()
+	g, err := New(cfg, core, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	return g
+}
+
 func pairGateways(t *testing.T) (usa, pak *Gateway, auditUSA *memAudit) {
 	t.Helper()
 	n := &fakeNet{}
 	l := testLabeler()
 	start := func(party string, a *memAudit) *Gateway {
-		g, err := New(Config{
+		return startGateway(t, Config{
 			Origin: party, TCP: "127.0.0.1:0", UDP: "127.0.0.1:0",
 			AnonymousGroups: []string{"Cyan"},
 			Channels:        map[string]string{"Cyan": "coalition-sa"},
 			DefaultLabels:   map[string][]byte{"coalition-sa": l.Label("RESTRICTED", nil, []string{party})},
 			Auditor:         a,
 		}, n.node(party), l)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := g.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { g.Close() })
-		return g
 	}
 	auditUSA = &memAudit{}
 	return start("USA", auditUSA), start("PAK", &memAudit{}), auditUSA

@@ -2,7 +2,6 @@ package cot
 
 import (
 	"bufio"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -171,7 +170,7 @@ func tlsPair(t *testing.T, p *testPKI) (usa, pak *Gateway) {
 	l := testLabeler()
 	_, _, serverCert := p.issue(t, "gateway", true)
 	start := func(party string) *Gateway {
-		g, err := New(Config{
+		return startGateway(t, Config{
 			Origin: party, TLS: "127.0.0.1:0",
 			TLSConfig: &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientCAs: p.pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12},
 			Users: map[string]User{
@@ -181,14 +180,6 @@ func tlsPair(t *testing.T, p *testPKI) (usa, pak *Gateway) {
 			Channels:      map[string]string{"Cyan": "coalition-sa"},
 			DefaultLabels: map[string][]byte{"coalition-sa": l.Label("RESTRICTED", nil, []string{party})},
 		}, n.node(party), l)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := g.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { g.Close() })
-		return g
 	}
 	return start("USA"), start("PAK")
 }
