@@ -88,9 +88,7 @@ func (c *controlMux) queueOffer(party string, cp []byte) {
 	c.offerMu.Lock()
 	if len(c.offers[party]) >= maxQueuedOffers {
 		c.offerMu.Unlock()
-		if c.n != nil {
-			c.n.log.Warn("partner checkpoint offer dropped: too many waiting", slog.String("from", party))
-		}
+		c.n.log.Warn("partner checkpoint offer dropped: too many waiting", slog.String("from", party), slog.Int("waiting", maxQueuedOffers))
 		return
 	}
 	c.offers[party] = append(c.offers[party], cp)
@@ -110,7 +108,7 @@ func (c *controlMux) witnessOffers(party string) {
 		q := c.offers[party]
 		if len(q) == 0 {
 			delete(c.offers, party)
-			c.witnessing[party] = false
+			delete(c.witnessing, party)
 			c.offerMu.Unlock()
 			return
 		}

@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"testing"
@@ -11,7 +12,7 @@ import (
 // they came, so that a stale offer is never checked after a newer one (which
 // the witness would take for a rollback); a flood of offers is bounded.
 func TestOffersWitnessedInOrder(t *testing.T) {
-	c := newControlMux(nil)
+	c := newControlMux(&Node{log: slog.New(slog.DiscardHandler)})
 	var (
 		mu      sync.Mutex
 		got     []string
