@@ -26,6 +26,7 @@ type leanPoster struct {
 	tls   *tls.Config
 	req   []byte
 	conns chan *leanConn
+	check func(status int, body []byte) error
 }
 
 type leanConn struct {
@@ -33,7 +34,8 @@ type leanConn struct {
 	br *bufio.Reader
 }
 
-func newLeanPoster(p *rig.Party, path string, body []byte, senders int) *leanPoster {
+// newLeanPoster posts body to path; check judges each answer.
+func newLeanPoster(p *rig.Party, path string, body []byte, senders int, check func(status int, body []byte) error) *leanPoster {
 	pool := x509.NewCertPool()
 	pool.AddCert(p.Node.Identity().CACert)
 	addr := p.Node.APIAddr().String()
@@ -45,10 +47,11 @@ func newLeanPoster(p *rig.Party, path string, body []byte, senders int) *leanPos
 		tls:   &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}},
 		req:   req.Bytes(),
 		conns: make(chan *leanConn, senders),
+		check: check,
 	}
 }
 
-// post sends the request once and checks for 201 Created.
+// post sends the request once and checks the answer.
 func (l *leanPoster) post(ctx context.Context) error {
 	var c *leanConn
 	select {
@@ -71,10 +74,7 @@ func (l *leanPoster) post(ctx context.Context) error {
 	default:
 		c.c.Close()
 	}
-	if status != 201 {
-		return fmt.Errorf("POST: status %d: %s", status, body)
-	}
-	return nil
+	return l.check(status, body)
 }
 
 func (l *leanPoster) close() {

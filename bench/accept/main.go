@@ -7,14 +7,15 @@
 // It starts a USA node (SQLite store on disk, synchronous=FULL, audit log
 // on) with a signed agreement with PAK, and posts to POST /v1/messages with
 // the operator token over HTTP/1.1 keep-alive connections (-h2 for one
-// HTTP/2 connection), from 1 and from 64 concurrent senders. Baselines,
-// measured in the same run on the same disk:
+// HTTP/2 connection), from 1 and from 64 concurrent senders; then the same
+// messages 16 to a request to POST /v1/messages/batch (-batch N), as a
+// sender that feeds many small messages would. Baselines, measured in the
+// same run on the same disk:
 //
 //   - raw: store.OpenSQLite on a temp file, Accept called directly from
 //     the same number of goroutines (the store's group commit);
 //   - batch: store.AcceptBatch of 128 messages per call from one goroutine,
-//     the store's own ceiling (the node groups concurrent submissions into
-//     such batches, so this bounds it);
+//     the store's own ceiling;
 //   - plain: database/sql inserting the same payloads, 100 per transaction
 //     (the physical ceiling of this disk with this fsync policy).
 //
@@ -36,6 +37,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
+	"strings"
 	"time"
 
 	"liaison/bench/internal/rig"
@@ -47,6 +49,7 @@ func main() {
 	duration := flag.Duration("duration", 5*time.Second, "length of each measurement")
 	size := flag.Int("size", 1024, "message body bytes")
 	h2 := flag.Bool("h2", false, "use HTTP/2 (one multiplexed connection) instead of HTTP/1.1 keep-alive (implies -client nethttp)")
+	flag.IntVar(&batch, "batch", 16, "also post this many messages per request to POST /v1/messages/batch (0: skip; lean client only)")
 	flag.StringVar(&clientKind, "client", "lean", "load generator: lean (a minimal HTTP/1.1 keep-alive client, like wrk) or nethttp (Go's http.Client)")
 	dir := flag.String("dir", "", "directory for the node home and stores (default: a new temp dir, removed after)")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the 64-sender node run to this file")
@@ -150,7 +153,7 @@ func run(d time.Duration, size int, h2 bool, dir string) error {
 	case h2:
 		proto = "HTTP/2, Go http.Client"
 	case clientKind == "lean":
-		lp := newLeanPoster(usa, "/v1/messages", post, 64)
+		lp := newLeanPoster(usa, "/v1/messages", post, 64, wantCreated)
 		defer lp.close()
 		send = lp.post
 		proto = "HTTP/1.1 keep-alive, lean client"
@@ -162,19 +165,20 @@ func run(d time.Duration, size int, h2 bool, dir string) error {
 		return err
 	}
 	type row struct {
-		w          int
-		r          rig.Rate
-		auditPerS  float64
-		auditPerMs float64
+		w         int
+		r         rig.Rate
+		auditPerS float64
 	}
-	var rows []row
-	for _, w := range []int{1, 64} {
+	// measure runs send from w senders for d; each call carries per
+	// messages.
+	measure := func(what string, w, per int, send func(context.Context) error) (row, error) {
 		before := rig.SettledAuditSize(ctx, usa)
-		fmt.Printf("node: POST /v1/messages over HTTPS (%s), %d sender(s)...\n", proto, w)
+		fmt.Printf("node: %s, %d sender(s)...\n", what, w)
 		var stop func()
-		if w == 64 && (cpuProfile != "" || traceFile != "") {
+		if w == 64 && per == 1 && (cpuProfile != "" || traceFile != "") {
+			var err error
 			if stop, err = startProfile(cpuProfile); err != nil {
-				return err
+				return row{}, err
 			}
 		}
 		r, err := rig.Load(ctx, w, d, send)
@@ -182,21 +186,52 @@ func run(d time.Duration, size int, h2 bool, dir string) error {
 			stop()
 		}
 		if err != nil {
-			return err
+			return row{}, err
 		}
+		r.N *= int64(per)
 		after := rig.SettledAuditSize(ctx, usa)
 		a := float64(after - before)
-		rows = append(rows, row{w, r, a / r.Elapsed.Seconds(), a / float64(r.N)})
 		fmt.Printf("   %s   audit %.0f appends/s (%.1f per message)\n", r, a/r.Elapsed.Seconds(), a/float64(r.N))
+		return row{w, r, a / r.Elapsed.Seconds()}, nil
+	}
+	var rows, batched []row
+	for _, w := range []int{1, 64} {
+		x, err := measure(fmt.Sprintf("POST /v1/messages over HTTPS (%s)", proto), w, 1, send)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, x)
+	}
+	if batch > 0 && clientKind == "lean" && !h2 {
+		// The same message, batch times per request: each gets its own id.
+		bb := []byte(`{"messages":[` + strings.Repeat(string(post)+",", batch-1) + string(post) + `]}`)
+		bp := newLeanPoster(usa, "/v1/messages/batch", bb, 64, wantAllAccepted(batch))
+		defer bp.close()
+		if _, err := rig.Load(ctx, 64, 500*time.Millisecond, bp.post); err != nil {
+			return err
+		}
+		for _, w := range []int{1, 64} {
+			x, err := measure(fmt.Sprintf("POST /v1/messages/batch, %d messages per request (lean client)", batch), w, batch, bp.post)
+			if err != nil {
+				return err
+			}
+			batched = append(batched, x)
+		}
 	}
 
 	fmt.Printf("\nResults (%d B bodies, %s each, GOMAXPROCS=%d)\n", size, d, runtime.GOMAXPROCS(0))
-	fmt.Printf("  %-46s %s\n", "plain database/sql, 100/tx (physical ceiling)", plain)
-	fmt.Printf("  %-46s %9.0f msgs/s\n", "store.AcceptBatch, 128 per call (store ceiling)", rawBatch.PerSec())
-	for _, x := range rows {
-		fmt.Printf("  %-46s %s\n", fmt.Sprintf("store.Accept direct, %d goroutine(s) (raw)", x.w), raw[x.w])
-		fmt.Printf("  %-46s %s  = %.2f× raw, %.2f× plain; audit %.0f appends/s\n", fmt.Sprintf("node HTTPS API, %d sender(s)", x.w), x.r,
+	fmt.Printf("  %-52s %s\n", "plain database/sql, 100/tx (physical ceiling)", plain)
+	fmt.Printf("  %-52s %9.0f msgs/s\n", "store.AcceptBatch, 128 per call (store ceiling)", rawBatch.PerSec())
+	for i, x := range rows {
+		fmt.Printf("  %-52s %s\n", fmt.Sprintf("store.Accept direct, %d goroutine(s) (raw)", x.w), raw[x.w])
+		fmt.Printf("  %-52s %s  = %.2f× raw, %.2f× plain; audit %.0f appends/s\n", fmt.Sprintf("node HTTPS API, %d sender(s)", x.w), x.r,
 			x.r.PerSec()/raw[x.w].PerSec(), x.r.PerSec()/plain.PerSec(), x.auditPerS)
+		if i < len(batched) {
+			b := batched[i]
+			fmt.Printf("  %-52s %s  = %.2f× raw, %.2f× plain; audit %.0f appends/s (latency per request)\n",
+				fmt.Sprintf("node HTTPS API, %d sender(s), %d per batch", b.w, batch), b.r,
+				b.r.PerSec()/raw[b.w].PerSec(), b.r.PerSec()/plain.PerSec(), b.auditPerS)
+		}
 	}
 	ratio := rows[1].r.PerSec() / raw[64].PerSec()
 	verdict := "met"
@@ -204,10 +239,44 @@ func run(d time.Duration, size int, h2 bool, dir string) error {
 		verdict = "NOT met"
 	}
 	fmt.Printf("goal node ≥ 0.5× raw with 64 senders: %.2f× — %s (%.2f× the store's batch ceiling)\n", ratio, verdict, rows[1].r.PerSec()/rawBatch.PerSec())
+	if len(batched) > 1 {
+		fmt.Printf("with %d messages per request, 64 senders: %.2f× raw (%.2f× the store's batch ceiling)\n", batch,
+			batched[1].r.PerSec()/raw[64].PerSec(), batched[1].r.PerSec()/rawBatch.PerSec())
+	}
 	return nil
 }
 
-var cpuProfile, traceFile, clientKind string
+// wantCreated accepts the answer to POST /v1/messages that stored the
+// message.
+func wantCreated(status int, body []byte) error {
+	if status != 201 {
+		return fmt.Errorf("POST /v1/messages: status %d: %s", status, body)
+	}
+	return nil
+}
+
+// wantAllAccepted accepts the answer to POST /v1/messages/batch that
+// stored all n messages.
+func wantAllAccepted(n int) func(int, []byte) error {
+	return func(status int, body []byte) error {
+		var ans api.BatchAnswer
+		if status != 200 {
+			return fmt.Errorf("POST /v1/messages/batch: status %d: %s", status, body)
+		}
+		if err := json.Unmarshal(body, &ans); err != nil {
+			return fmt.Errorf("POST /v1/messages/batch: %v", err)
+		}
+		if ans.Accepted != n {
+			return fmt.Errorf("POST /v1/messages/batch: %d of %d accepted: %s", ans.Accepted, n, body)
+		}
+		return nil
+	}
+}
+
+var (
+	cpuProfile, traceFile, clientKind string
+	batch                             int
+)
 
 func ptr[T any](v T) *T { return &v }
 

@@ -248,18 +248,27 @@ func Errorf(status int, code, format string, args ...any) *Error {
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *Error
+	if errors.Is(err, context.Canceled) && !errors.As(err, &ae) {
+		return // the caller went away; nothing to say
+	}
+	status, code, msg := s.problem(r, err)
+	writeError(w, status, code, msg)
+}
+
+// problem is what the caller is told about err: an *Error as it is, a
+// body over its bound as 413, anything else as a 500 whose cause goes to
+// the node's log, not to the caller.
+func (s *Server) problem(r *http.Request, err error) (status int, code, msg string) {
+	var ae *Error
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &ae):
-		writeError(w, ae.Status, ae.Code, ae.Message)
+		return ae.Status, ae.Code, ae.Message
 	case errors.As(err, &mbe):
-		writeError(w, http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("request body exceeds %d bytes", mbe.Limit))
-	case errors.Is(err, context.Canceled):
-		// the caller went away; nothing to say
-	default:
-		s.log.ErrorContext(r.Context(), "api request failed", "route", r.Pattern, "err", err)
-		writeError(w, http.StatusInternalServerError, "internal", "internal error; see the node log")
+		return http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("request body exceeds %d bytes", mbe.Limit)
 	}
+	s.log.ErrorContext(r.Context(), "api request failed", "route", r.Pattern, "err", err)
+	return http.StatusInternalServerError, "internal", "internal error; see the node log"
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {

@@ -26,12 +26,17 @@ const (
 	// A message body travels base64 in JSON: 4/3 of the largest body plus
 	// room for the label and fields.
 	maxMessageBody = message.MaxBody/3*4 + 4 + 2*message.MaxLabel
+	// A batch is for many small messages: a large one goes on its own.
+	maxBatchBody = 16 << 20
+	// MaxBatch is how many messages one POST /v1/messages/batch may carry.
+	MaxBatch = 256
 )
 
 var routes = []route{
 	{pattern: "GET /healthz", handle: (*Server).healthz},
 	{pattern: "GET /readyz", handle: (*Server).readyz},
 	{pattern: "POST /v1/messages", roles: []Role{RoleSender}, maxBody: maxMessageBody, handle: (*Server).postMessage},
+	{pattern: "POST /v1/messages/batch", roles: []Role{RoleSender}, maxBody: maxBatchBody, handle: (*Server).postBatch},
 	{pattern: "GET /v1/messages/{id}", roles: []Role{RoleSender, RoleAuditor, RoleReviewer}, handle: (*Server).getMessage},
 	{pattern: "GET /v1/channels/{channel}/messages", roles: []Role{RoleSender, RoleAuditor}, handle: (*Server).history},
 	{pattern: "GET /v1/channels/{channel}/stream", roles: []Role{RoleSender, RoleAuditor}, handle: (*Server).stream},
@@ -156,6 +161,92 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, status, rc)
 	return nil
+}
+
+// PostBatch is the body of POST /v1/messages/batch.
+type PostBatch struct {
+	Messages []PostMessage `json:"messages"`
+}
+
+// BatchResult is one message's outcome in the answer to POST
+// /v1/messages/batch: the status and receipt that POST /v1/messages would
+// have answered for it, or its error.
+type BatchResult struct {
+	Status  int        `json:"status"`
+	Receipt *Receipt   `json:"receipt,omitempty"`
+	Error   *ErrorBody `json:"error,omitempty"`
+}
+
+// ErrorBody is the "error" member of an error answer.
+type ErrorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// BatchAnswer is the answer to POST /v1/messages/batch: one result per
+// message, in order, and how many were accepted (new or duplicate) and
+// refused.
+type BatchAnswer struct {
+	Results  []BatchResult `json:"results"`
+	Accepted int           `json:"accepted"`
+	Refused  int           `json:"refused"`
+}
+
+// postBatch submits up to MaxBatch messages in one request, for senders
+// that feed many small messages: each message is checked, guarded and
+// answered as POST /v1/messages would, and those that pass are stored in
+// one transaction. A refused message does not stop the others.
+func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) error {
+	var pb PostBatch
+	if err := decodeJSON(r, &pb); err != nil {
+		return err
+	}
+	if n := len(pb.Messages); n == 0 || n > MaxBatch {
+		return Errorf(http.StatusBadRequest, "bad-batch", "a batch carries 1-%d messages, got %d", MaxBatch, n)
+	}
+	now := time.Now()
+	p := PrincipalFrom(r.Context())
+	ans := BatchAnswer{Results: make([]BatchResult, len(pb.Messages))}
+	ms := make([]*message.Message, 0, len(pb.Messages))
+	idx := make([]int, 0, len(pb.Messages))
+	for i := range pb.Messages {
+		m, err := pb.Messages[i].Message(s.cfg.Backend.Party(), p, now)
+		if err != nil {
+			ans.Results[i] = s.batchError(r, err)
+			continue
+		}
+		ms = append(ms, m)
+		idx = append(idx, i)
+	}
+	if len(ms) > 0 {
+		for k, res := range s.cfg.Backend.SubmitBatch(r.Context(), ms) {
+			i := idx[k]
+			if res.Err != nil {
+				ans.Results[i] = s.batchError(r, res.Err)
+				continue
+			}
+			st := http.StatusCreated
+			if res.Receipt.Duplicate {
+				st = http.StatusOK
+			}
+			ans.Results[i] = BatchResult{Status: st, Receipt: res.Receipt}
+		}
+	}
+	for _, res := range ans.Results {
+		if res.Error == nil {
+			ans.Accepted++
+		} else {
+			ans.Refused++
+		}
+	}
+	writeJSON(w, http.StatusOK, ans)
+	return nil
+}
+
+// batchError is the result of a message of a batch that failed with err.
+func (s *Server) batchError(r *http.Request, err error) BatchResult {
+	st, code, msg := s.problem(r, err)
+	return BatchResult{Status: st, Error: &ErrorBody{Code: code, Message: msg}}
 }
 
 func (s *Server) getMessage(w http.ResponseWriter, r *http.Request) error {

@@ -16,6 +16,10 @@ type Backend interface {
 	// Submit accepts a message: the guard decides per recipient and the
 	// message is stored durably before Submit returns.
 	Submit(ctx context.Context, m *message.Message) (*Receipt, error)
+	// SubmitBatch submits several messages as Submit does each, in order,
+	// and returns one result per message: a refusal of one does not stop
+	// the others, and every accepted one is durable before it returns.
+	SubmitBatch(ctx context.Context, ms []*message.Message) []SubmitResult
 	// History returns a channel's messages with sequence numbers above
 	// after, oldest first, at most limit.
 	History(ctx context.Context, channel string, after uint64, limit int) ([]Entry, error)
@@ -42,6 +46,13 @@ type Backend interface {
 	RotateKey(ctx context.Context) (uint32, error)
 	// Ready reports nil once the node can accept messages.
 	Ready(ctx context.Context) error
+}
+
+// SubmitResult is the outcome of one message of a SubmitBatch: what Submit
+// would have returned for it.
+type SubmitResult struct {
+	Receipt *Receipt
+	Err     error
 }
 
 // Receipt is the answer to a submitted message.

@@ -40,12 +40,8 @@ func (n *Node) Submit(ctx context.Context, m *message.Message) (*api.Receipt, er
 	return r, err
 }
 
-// SubmitResult is the outcome of one message of a SubmitBatch: what Submit
-// would have returned for it.
-type SubmitResult struct {
-	Receipt *api.Receipt
-	Err     error
-}
+// SubmitResult is the outcome of one message of a SubmitBatch.
+type SubmitResult = api.SubmitResult
 
 // SubmitBatch submits several messages as Submit does each, in order, with
 // one store transaction for all that pass the checks: their seqs follow

@@ -2,11 +2,15 @@ package node_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"liaison/internal/api"
 	"liaison/internal/audit"
 	"liaison/internal/guard"
 	"liaison/internal/message"
@@ -109,4 +113,70 @@ func BenchmarkSubmitBatch(b *testing.B) {
 			}
 		}
 	}
+}
+
+// TestPostBatchOverHTTP posts a batch to a real node's API: each message
+// gets what POST /v1/messages would have answered, the accepted ones are
+// stored in order and audited, and the refused one is audited as a denial
+// and not stored.
+func TestPostBatchOverHTTP(t *testing.T) {
+	f := newFixture(t, "")
+	post := func(lbl []byte, body string, id message.ID) string {
+		b, err := json.Marshal(api.PostMessage{ID: id.String(), Channel: "exercise", Precedence: "ROUTINE", Label: string(lbl), Body: &body})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	first, refused, denied := message.NewID(), message.NewID(), message.NewID()
+	body := `{"messages":[` + strings.Join([]string{
+		post(f.rel, "first", first),
+		post([]byte("<not a label"), "refused", refused),
+		post(nodetest.Label(t, "USA", "CONFIDENTIAL", "USA"), "not for PAK", denied),
+		post(f.rel, "first", first),
+	}, ",") + `]}`
+	req := httptest.NewRequest("POST", "/v1/messages/batch", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+f.usa.Tokens["officer"])
+	w := httptest.NewRecorder()
+	f.n.Handler().ServeHTTP(w, req)
+	if w.Code != http.StatusOK {
+		t.Fatalf("batch: %d %s", w.Code, w.Body)
+	}
+	var ans api.BatchAnswer
+	if err := json.Unmarshal(w.Body.Bytes(), &ans); err != nil {
+		t.Fatal(err)
+	}
+	if len(ans.Results) != 4 || ans.Accepted != 3 || ans.Refused != 1 {
+		t.Fatalf("answer %s: want 4 results, 3 accepted, 1 refused", w.Body)
+	}
+	r := ans.Results
+	if r[0].Status != http.StatusCreated || r[0].Receipt.ID != first || recipient(r[0].Receipt, "PAK").State != "queued" {
+		t.Errorf("first: %+v, want 201 queued for PAK", r[0])
+	}
+	if r[1].Status != http.StatusUnprocessableEntity || r[1].Error == nil || r[1].Error.Code != guard.CodeLabelUnparsable {
+		t.Errorf("bad label: %+v, want 422 %s", r[1], guard.CodeLabelUnparsable)
+	}
+	if r[2].Status != http.StatusCreated || recipient(r[2].Receipt, "PAK").State != "denied" {
+		t.Errorf("not releasable to PAK: %+v, want 201 denied for PAK", r[2])
+	}
+	if r[3].Status != http.StatusOK || !r[3].Receipt.Duplicate || r[3].Receipt.Seq != r[0].Receipt.Seq {
+		t.Errorf("repeat of the first: %+v, want 200 duplicate of seq %d", r[3], r[0].Receipt.Seq)
+	}
+	es, err := f.n.History(context.Background(), "exercise", 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []message.ID
+	for _, e := range es {
+		ids = append(ids, e.Message.ID)
+		if e.Message.Originator != "officer" {
+			t.Errorf("%s stored with originator %q, want officer", e.Message.ID, e.Message.Originator)
+		}
+	}
+	if want := []message.ID{first, denied}; !slices.Equal(ids, want) {
+		t.Errorf("history %v, want %v", ids, want)
+	}
+	waitAudit(t, f.n, first, audit.KindReleased)
+	waitAudit(t, f.n, denied, audit.KindDenied)
+	waitAudit(t, f.n, refused, audit.KindDenied)
 }

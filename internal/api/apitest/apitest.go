@@ -102,6 +102,15 @@ func (f *Fake) receive(m *message.Message) {
 	f.recordLocked(api.AuditEntry{Kind: "receive", MessageID: m.ID.String(), Peer: m.Origin, Channel: m.Channel, Decision: "accept"})
 }
 
+// SubmitBatch submits each message with Submit, in order.
+func (f *Fake) SubmitBatch(ctx context.Context, ms []*message.Message) []api.SubmitResult {
+	out := make([]api.SubmitResult, len(ms))
+	for i, m := range ms {
+		out[i].Receipt, out[i].Err = f.Submit(ctx, m)
+	}
+	return out
+}
+
 func (f *Fake) Submit(ctx context.Context, m *message.Message) (*api.Receipt, error) {
 	f.mu.Lock()
 	if seq, ok := f.seen[m.ID]; ok {
