@@ -23,6 +23,13 @@ type Outgoing struct {
 	// order; an Outbox that leaves Seq zero gets lease order instead.
 	Seq  uint64
 	Wire []byte // sealed envelope bytes; the link never looks inside
+	// Shared are byte ranges of Wire, in order, that other messages are
+	// likely to repeat (an envelope's labels, its batch's key and
+	// signature: envelope.SharedRanges). The link sends a message that
+	// fits one frame with those ranges by reference to what it already
+	// sent in the session (a DATAREF frame); the receiver gets the same
+	// bytes. Optional.
+	Shared [][2]int
 }
 
 // Outbox is the sending node's per-peer queue (the node implements it over

@@ -86,6 +86,7 @@ type fakeOutbox struct {
 	acked    int
 	notify   chan struct{}
 	leaseErr error
+	shared   [][2]int // given to the messages put from now on
 }
 
 type fakeItem struct {
@@ -108,8 +109,8 @@ func (o *fakeOutbox) putMsgWatch(peer string, p message.Precedence, size int, wa
 	if watch != nil {
 		watch(id)
 	}
-	it := &fakeItem{Outgoing: Outgoing{ID: id, Precedence: p, Wire: testWire(id, size)}}
 	o.mu.Lock()
+	it := &fakeItem{Outgoing: Outgoing{ID: id, Precedence: p, Wire: testWire(id, size), Shared: o.shared}}
 	q := o.q[peer]
 	if q == nil {
 		q = new([4][]*fakeItem)

@@ -304,8 +304,18 @@ func (s *session) pick(order []*outMsg) (*outMsg, uint64, uint64) {
 	return nil, 0, 0
 }
 
-// writeData writes one DATA frame without copying the chunk.
+// writeData writes one DATA frame without copying the chunk, or, for a
+// message with shared ranges sent whole in this frame, a DATAREF frame.
 func (s *session) writeData(bw *bufio.Writer, m *outMsg, off, end uint64) error {
+	if off == 0 && end == uint64(len(m.Wire)) && len(m.Shared) > 0 && len(m.Wire) <= linkproto.MaxRefMessage {
+		var err error
+		if s.refBuf, err = s.interns.AppendDataRef(s.refBuf[:0], m.ID, m.tag, m.Precedence, m.Wire, m.Shared); err != nil {
+			return err
+		}
+		_, err = bw.Write(s.refBuf)
+		s.m.dataBytes.Add(int64(end - off))
+		return err
+	}
 	var h [linkproto.MaxDataHeader]byte
 	b := linkproto.AppendDataHeader(h[:0], m.ID, m.tag, m.Precedence, off, uint64(len(m.Wire)), int(end-off))
 	if _, err := bw.Write(b); err != nil {

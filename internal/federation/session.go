@@ -36,6 +36,9 @@ type session struct {
 	ackWake chan struct{} // pokes the acker; capacity 1
 	done    chan struct{} // closed when the session has ended and settled
 	acceptQ *acceptQueue
+	interns linkproto.Interner // the writer's: shared strings sent
+	refBuf  []byte             // the writer's: a DATAREF frame
+	table   linkproto.Table    // the reader's: shared strings received
 
 	notified atomic.Bool  // Outbox signalled new work
 	inflight atomic.Int64 // for Status
@@ -295,6 +298,13 @@ func (s *session) read(br *bufio.Reader) error {
 		switch f.Type {
 		case linkproto.FrameData:
 			s.onData(&f.Data)
+		case linkproto.FrameDataRef:
+			wire, err := s.table.Rebuild(&f.DataRef)
+			if err != nil {
+				return fmt.Errorf("read: %w", err)
+			}
+			r := &f.DataRef
+			s.onData(&linkproto.Data{ID: r.ID, Tag: r.Tag, Precedence: r.Precedence, Total: r.Total, Chunk: wire})
 		case linkproto.FrameAck:
 			s.onAcks(f.Acks)
 		case linkproto.FrameRefuse:

@@ -33,11 +33,13 @@ const (
 	FramePong    FrameType = 6
 	FrameClose   FrameType = 7
 	FrameControl FrameType = 8
+	FrameDataRef FrameType = 9
 )
 
 var frameNames = map[FrameType]string{
 	FrameHello: "HELLO", FrameData: "DATA", FrameAck: "ACK", FrameRefuse: "REFUSE",
 	FramePing: "PING", FramePong: "PONG", FrameClose: "CLOSE", FrameControl: "CONTROL",
+	FrameDataRef: "DATAREF",
 }
 
 func (t FrameType) String() string {
@@ -144,6 +146,7 @@ type Frame struct {
 	Type    FrameType
 	Hello   Hello
 	Data    Data
+	DataRef DataRef
 	Acks    []AckEntry
 	Refuse  Refuse
 	Nonce   uint64 // PING and PONG
@@ -194,6 +197,11 @@ func AppendFrame(b []byte, f *Frame) ([]byte, error) {
 		p = appendString(p, r.Code)
 		p = appendString(p, r.Reason)
 		p = appendString(p, string(r.Detail))
+	case FrameDataRef:
+		var err error
+		if p, err = appendDataRef(p, &f.DataRef); err != nil {
+			return nil, err
+		}
 	case FramePing, FramePong:
 		p = binary.AppendUvarint(p, f.Nonce)
 	case FrameClose:
@@ -438,6 +446,8 @@ func decodePayload(t FrameType, p []byte, f *Frame) error {
 		if d.err == nil && f.Refuse.Code == "" {
 			d.fail("refusal without code")
 		}
+	case FrameDataRef:
+		decodeDataRef(d, &f.DataRef)
 	case FramePing, FramePong:
 		f.Nonce = d.uvarint("nonce")
 	case FrameClose:

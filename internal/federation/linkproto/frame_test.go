@@ -25,6 +25,9 @@ func sampleFrames() []Frame {
 		{Type: FrameClose, Reason: "held: agreement suspended"},
 		{Type: FrameClose},
 		{Type: FrameControl, Control: Control{Kind: "card", Data: []byte("new card")}},
+		{Type: FrameDataRef, DataRef: DataRef{ID: id, Tag: Tag{3}, Precedence: message.Priority, Total: 12, Parts: []Part{
+			{Kind: PartLiteral, Bytes: []byte("ab")}, {Kind: PartDefine, Slot: 5, Bytes: []byte("cdef")},
+			{Kind: PartRef, Slot: 5}, {Kind: PartLiteral, Bytes: []byte("gh")}}}},
 	}
 }
 
