@@ -18,6 +18,17 @@ type wire struct {
 	signed []byte // bytes covered by the leaf hash: everything before the proof
 	proof  [][hashSize]byte
 	sig    []byte
+	// shared[:nshared] are the byte ranges of the labels, enc and sig:
+	// see SharedRanges.
+	shared  [3 + message.MaxAlternates][2]int
+	nshared int
+}
+
+func (w *wire) share(from, to int) {
+	if w.nshared < len(w.shared) {
+		w.shared[w.nshared] = [2]int{from, to}
+		w.nshared++
+	}
 }
 
 // appendHeader appends the header fields up to and including enc: the part
@@ -42,7 +53,11 @@ func appendHeader(b []byte, h *Header, enc []byte) []byte {
 	b = appendString(b, h.TraceID)
 	b = binary.AppendUvarint(b, uint64(h.BodyLen))
 	b = append(b, h.Compression)
-	return appendBytes(b, enc)
+	b = appendBytes(b, enc)
+	if h.Version >= 2 {
+		b = binary.AppendUvarint(b, h.KeyIndex)
+	}
+	return b
 }
 
 // appendTrailer appends what follows the AEAD data in the signed part.
@@ -145,8 +160,8 @@ func decode(b []byte) (*wire, error) {
 	d := &decoder{b: b}
 	w := &wire{}
 	h := &w.h
-	if h.Version = d.byte("version"); d.err == nil && h.Version != Version {
-		return nil, fmt.Errorf("%w: version %d, want %d", ErrMalformed, h.Version, Version)
+	if h.Version = d.byte("version"); d.err == nil && (h.Version < 1 || h.Version > Version) {
+		return nil, fmt.Errorf("%w: version %d, want 1-%d", ErrMalformed, h.Version, Version)
 	}
 	copy(h.ID[:], d.take(16, "id"))
 	h.Channel = d.string("channel", 1, message.MaxNameLen)
@@ -159,9 +174,11 @@ func decode(b []byte) (*wire, error) {
 		h.Created = time.Unix(0, int64(binary.BigEndian.Uint64(c))).UTC()
 	}
 	h.Label = d.bytes("label", 1, message.MaxLabel)
+	w.share(d.off-len(h.Label), d.off)
 	n := d.uvarint("alternatives", message.MaxAlternates)
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		h.Alternatives = append(h.Alternatives, d.bytes("alternative label", 1, message.MaxLabel))
+		w.share(d.off-len(h.Alternatives[i]), d.off)
 	}
 	h.Recipient = d.string("recipient", 1, maxParty)
 	h.Epoch = uint32(d.uvarint("epoch", math.MaxUint32))
@@ -175,6 +192,10 @@ func decode(b []byte) (*wire, error) {
 		d.fail("compression %d", h.Compression)
 	}
 	w.enc = d.bytes("encapsulated key", 1, maxEnc)
+	w.share(d.off-len(w.enc), d.off)
+	if h.Version >= 2 {
+		h.KeyIndex = d.uvarint("key index", math.MaxUint64)
+	}
 	w.aad = b[:d.off]
 	maxCT := h.BodyLen + aeadOverhead
 	w.ct = d.bytes("ciphertext", aeadOverhead, maxCT)
@@ -185,6 +206,9 @@ func decode(b []byte) (*wire, error) {
 	h.BatchSize = int(d.uvarint("batch size", MaxBatch))
 	if d.err == nil && (h.BatchSize == 0 || h.Index >= h.BatchSize) {
 		d.fail("index %d in a batch of %d", h.Index, h.BatchSize)
+	}
+	if h.Version == 1 {
+		h.KeyIndex = uint64(h.Index)
 	}
 	w.signed = b[:d.off]
 	np := int(d.byte("proof length"))
@@ -200,6 +224,7 @@ func decode(b []byte) (*wire, error) {
 		}
 	}
 	w.sig = d.take(sigSize, "signature")
+	w.share(d.off-len(w.sig), d.off)
 	if d.err == nil && d.off != len(b) {
 		d.fail("%d trailing bytes", len(b)-d.off)
 	}
@@ -207,6 +232,19 @@ func decode(b []byte) (*wire, error) {
 		return nil, d.err
 	}
 	return w, nil
+}
+
+// SharedRanges returns the byte ranges of an envelope that other envelopes
+// are likely to repeat, in order: the label and each alternative label
+// (the same for most messages of a channel), the encapsulated key and the
+// root signature (the same for every envelope of a batch). A link may send
+// them once and then by reference; it verifies nothing.
+func SharedRanges(b []byte) ([][2]int, error) {
+	w, err := decode(b)
+	if err != nil {
+		return nil, err
+	}
+	return w.shared[:w.nshared:w.nshared], nil
 }
 
 // DecodeHeader returns an envelope's header without verifying anything: use

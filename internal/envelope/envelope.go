@@ -7,14 +7,21 @@
 //
 // # Sealing and signing in batches
 //
-// A [Batch] performs one HPKE encapsulation to the recipient's current key
-// and one Ed25519 signature, however many messages it holds. Each message's
-// AEAD key and nonce are exported from the batch's HPKE context under the
-// message's index, and the signature covers the RFC 6962 Merkle root over
-// the hashes of the batch's signed items (header and ciphertext). Every
-// envelope carries the batch's encapsulated key, its index, its inclusion
-// proof and the root signature, so each one is verified and opened on its
-// own, in any order, whatever happens to the rest of the batch.
+// A [Sealer] performs one HPKE encapsulation to the recipient's current
+// key, and seals any number of batches with that context; a [Batch] makes
+// one Ed25519 signature, however many messages it holds. Each message's
+// AEAD key and nonce are exported from the HPKE context under the
+// message's key index, which the Sealer never gives twice, and the
+// signature covers the RFC 6962 Merkle root over the hashes of the batch's
+// signed items (header and ciphertext). Every envelope carries the
+// encapsulated key, its key index, its inclusion proof and the root
+// signature, so each one is verified and opened on its own, in any order,
+// whatever happens to the rest of the batch. Because the encapsulated key
+// is the same across a Sealer's batches, a link sends it once per session
+// and the receiver decapsulates once.
+//
+// Version 1 envelopes (one HPKE context per batch, keys by batch index)
+// still open; this package writes version 2.
 //
 // # Verify first
 //
@@ -40,7 +47,8 @@ import (
 )
 
 // Version is the first byte of every envelope this package writes.
-const Version = 1
+// Version 1 envelopes still open.
+const Version = 2
 
 // Limits the decoder enforces.
 const (
@@ -92,8 +100,9 @@ type Header struct {
 	KEMID        uint16   // HPKE KEM of the recipient key
 	ContentType  string
 	TraceID      string
-	BodyLen      int   // length of the plaintext body
-	Compression  uint8 // CompressionNone or CompressionZstd
-	Index        int   // position in the batch
-	BatchSize    int   // messages in the batch
+	BodyLen      int    // length of the plaintext body
+	Compression  uint8  // CompressionNone or CompressionZstd
+	KeyIndex     uint64 // what the message's AEAD key is exported under (version 1: Index)
+	Index        int    // position in the batch
+	BatchSize    int    // messages in the batch
 }

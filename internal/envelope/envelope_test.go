@@ -198,3 +198,154 @@ func TestOpenerCaches(t *testing.T) {
 		t.Errorf("tampered proof with warm cache: %v", err)
 	}
 }
+
+func TestSharedRanges(t *testing.T) {
+	f := newFixture(t, hpke.MLKEM768X25519())
+	msgs := []*message.Message{testMessage(0, []byte("one")), testMessage(1, []byte("two")), testMessage(2, nil)}
+	wires := seal(t, f, 1, msgs...)
+	var encs, sigs [][]byte
+	for i, w := range wires {
+		rs, err := SharedRanges(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rs) != 4 {
+			t.Fatalf("envelope %d: %d ranges, want label, alternative, enc and signature", i, len(rs))
+		}
+		part := func(k int) []byte { return w[rs[k][0]:rs[k][1]] }
+		if !bytes.Equal(part(0), msgs[i].Label) || !bytes.Equal(part(1), msgs[i].Alternatives[0]) {
+			t.Errorf("envelope %d: ranges 0 and 1 are %q and %q, want its labels", i, part(0), part(1))
+		}
+		if rs[3][1] != len(w) || rs[3][1]-rs[3][0] != 64 {
+			t.Errorf("envelope %d: signature range %v of %d bytes", i, rs[3], len(w))
+		}
+		for k := 1; k < len(rs); k++ {
+			if rs[k][0] < rs[k-1][1] {
+				t.Errorf("envelope %d: ranges %v overlap or are out of order", i, rs)
+			}
+		}
+		encs, sigs = append(encs, part(2)), append(sigs, part(3))
+	}
+	for i := 1; i < len(wires); i++ {
+		if !bytes.Equal(encs[i], encs[0]) || !bytes.Equal(sigs[i], sigs[0]) {
+			t.Errorf("envelope %d of one batch has another enc or signature", i)
+		}
+	}
+	if len(encs[0]) != 1120 {
+		t.Errorf("ML-KEM-768+X25519 enc is %d bytes, want 1120", len(encs[0]))
+	}
+	if _, err := SharedRanges(wires[0][:len(wires[0])-1]); !errors.Is(err, ErrMalformed) {
+		t.Errorf("truncated envelope: %v, want ErrMalformed", err)
+	}
+}
+
+// TestSealerAcrossBatches seals several batches with one Sealer: they share
+// the encapsulated key, every message has its own key index, each envelope
+// opens alone, and an Opener decapsulates once for all of them.
+func TestSealerAcrossBatches(t *testing.T) {
+	f := newFixture(t, hpke.MLKEM768X25519())
+	s, err := NewSealer(f.recipient(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wires [][]byte
+	var msgs []*message.Message
+	for batch, n := range []int{3, 1, 4} {
+		b, err := s.NewBatch(f.signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			m := testMessage(i, []byte(fmt.Sprintf("batch %d message %d", batch, i)))
+			msgs = append(msgs, m)
+			if err := b.Add(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ws, err := b.Finish()
+		if err != nil {
+			t.Fatal(err)
+		}
+		wires = append(wires, ws...)
+	}
+	if s.Sealed() != 8 {
+		t.Errorf("Sealed = %d, want 8", s.Sealed())
+	}
+	o := &Opener{Verify: f.verify, Keys: f.lookup, Self: "XBB"}
+	var enc []byte
+	for i := len(wires) - 1; i >= 0; i-- {
+		w, err := decode(wires[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.h.Version != 2 || w.h.KeyIndex != uint64(i) {
+			t.Errorf("envelope %d: version %d, key index %d; want 2 and %d", i, w.h.Version, w.h.KeyIndex, i)
+		}
+		if enc != nil && !bytes.Equal(w.enc, enc) {
+			t.Errorf("envelope %d has another encapsulated key", i)
+		}
+		enc = w.enc
+		got, _, err := f.open(wires[i]) // alone, no cache
+		if err != nil {
+			t.Fatalf("envelope %d alone: %v", i, err)
+		}
+		sameMessage(t, got, msgs[i])
+		if got, _, err = o.Open(wires[i]); err != nil {
+			t.Fatalf("envelope %d: %v", i, err)
+		}
+		sameMessage(t, got, msgs[i])
+	}
+	if len(o.ctxs) != 1 || len(o.roots) != 3 {
+		t.Errorf("opener cached %d contexts and %d roots, want 1 and 3", len(o.ctxs), len(o.roots))
+	}
+	// Another Sealer, another context: its envelopes do not share the key.
+	s2, err := NewSealer(f.recipient(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(s2.enc, s.enc) {
+		t.Error("two Sealers made the same encapsulated key")
+	}
+}
+
+// TestOpensVersion1 keeps version 1 envelopes (one context per batch, keys
+// by batch index, as earlier releases sealed them) opening.
+func TestOpensVersion1(t *testing.T) {
+	f := newFixture(t, hpke.MLKEM768X25519())
+	s, err := newSealer(f.recipient(1), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.NewBatch(f.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := []*message.Message{testMessage(0, []byte("one")), testMessage(1, bytes.Repeat([]byte("two "), 40))}
+	for _, m := range msgs {
+		if err := b.Add(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wires, err := b.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range wires {
+		if w[0] != 1 {
+			t.Fatalf("envelope %d: version byte %d, want 1", i, w[0])
+		}
+		got, h, err := f.open(w)
+		if err != nil {
+			t.Fatalf("version 1 envelope %d: %v", i, err)
+		}
+		if h.KeyIndex != uint64(i) {
+			t.Errorf("version 1 envelope %d: key index %d, want its batch index", i, h.KeyIndex)
+		}
+		sameMessage(t, got, msgs[i])
+		// The same bytes claiming version 2 do not open.
+		v2 := append([]byte{2}, w[1:]...)
+		if _, _, err := f.open(v2); err == nil {
+			t.Errorf("version 1 envelope %d opened as version 2", i)
+		}
+	}
+}

@@ -76,7 +76,7 @@ func (o *Opener) Open(b []byte) (*message.Message, *Header, error) {
 		return nil, h, err
 	}
 	o.mu.Lock()
-	g, nonce, err := messageAEAD(r.Export, h.Index)
+	g, nonce, err := messageAEAD(r.Export, h.Version, h.KeyIndex)
 	o.mu.Unlock()
 	if err != nil {
 		return nil, h, fmt.Errorf("%w: %v", ErrMalformed, err)
@@ -119,10 +119,11 @@ func (o *Opener) verify(w *wire) error {
 	if !ok {
 		return fmt.Errorf("%w: inclusion proof of %d hashes does not fit index %d of %d", ErrBadSignature, len(w.proof), w.h.Index, w.h.BatchSize)
 	}
-	// The cache key covers the key, the root and the signature: a hit means
-	// exactly this signature by exactly this key over this root verified.
-	key := make([]byte, 0, len(pub)+hashSize+sigSize)
-	key = append(append(append(key, pub...), root[:]...), w.sig...)
+	// The cache key covers the version, the key, the root and the
+	// signature: a hit means exactly this signature by exactly this key
+	// over this root verified.
+	key := make([]byte, 0, 1+len(pub)+hashSize+sigSize)
+	key = append(append(append(append(key, w.h.Version), pub...), root[:]...), w.sig...)
 	if o.cacheSize() > 0 {
 		o.mu.Lock()
 		hit := o.roots[string(key)]
@@ -131,7 +132,7 @@ func (o *Opener) verify(w *wire) error {
 			return nil
 		}
 	}
-	if !ed25519.Verify(pub, append([]byte(rootDomain), root[:]...), w.sig) {
+	if !ed25519.Verify(pub, rootMessage(w.h.Version, root), w.sig) {
 		return fmt.Errorf("%w: batch root signature by %q", ErrBadSignature, w.h.Origin)
 	}
 	if n := o.cacheSize(); n > 0 {
@@ -156,8 +157,9 @@ func (o *Opener) recipient(w *wire) (*hpke.Recipient, error) {
 		return nil, fmt.Errorf("%w: epoch %d key is kem %#04x, envelope says %#04x", ErrWrongRecipient, h.Epoch, id, h.KEMID)
 	}
 	// The epoch names one key for the life of the node (epochs only grow),
-	// so recipient, epoch and KEM with enc identify the context.
-	key := binary.BigEndian.AppendUint16(hpkeInfo(h.Recipient, h.Epoch), h.KEMID)
+	// so version, recipient, epoch and KEM with enc identify the context.
+	info := hpkeInfo(h.Version, h.Recipient, h.Epoch)
+	key := binary.BigEndian.AppendUint16(info, h.KEMID)
 	key = append(key, w.enc...)
 	if o.cacheSize() > 0 {
 		o.mu.Lock()
@@ -167,7 +169,7 @@ func (o *Opener) recipient(w *wire) (*hpke.Recipient, error) {
 			return r, nil
 		}
 	}
-	r, err := hpke.NewRecipient(w.enc, priv, kdf, aead, hpkeInfo(h.Recipient, h.Epoch))
+	r, err := hpke.NewRecipient(w.enc, priv, kdf, aead, info)
 	if err != nil {
 		return nil, fmt.Errorf("%w: cannot decapsulate with the key of epoch %d: %v", ErrWrongRecipient, h.Epoch, err)
 	}

@@ -52,6 +52,7 @@ func TestTamperFailsSignature(t *testing.T) {
 		{"alternative label", func(t *testing.T, b []byte) []byte { b[locate(t, b, []byte(">XBB<"))+1] = 'Y'; return b }},
 		{"recipient", func(t *testing.T, b []byte) []byte { b[locate(t, b, []byte("\x03XBB"))+3] = 'C'; return b }},
 		{"encapsulated key", func(t *testing.T, b []byte) []byte { b[locate(t, b, w.enc[:32])+5] ^= 1; return b }},
+		{"key index", func(t *testing.T, b []byte) []byte { b[locate(t, b, w.enc)+len(w.enc)] = 5; return b }},
 		{"ciphertext", func(t *testing.T, b []byte) []byte { b[locate(t, b, w.ct)+3] ^= 1; return b }},
 		{"aead tag", func(t *testing.T, b []byte) []byte { b[locate(t, b, w.ct)+len(w.ct)-1] ^= 1; return b }},
 		{"index", func(t *testing.T, b []byte) []byte { b[len(w.signed)-2] = 2; return b }},
@@ -175,7 +176,8 @@ func TestDecodeStrict(t *testing.T) {
 		b    []byte
 	}{
 		{"empty", nil},
-		{"version", append([]byte{2}, wire[1:]...)},
+		{"version 0", append([]byte{0}, wire[1:]...)},
+		{"version 3", append([]byte{3}, wire[1:]...)},
 		{"truncated", wire[:len(wire)-1]},
 		{"trailing byte", append(bytes.Clone(wire), 0)},
 		{"non-canonical varint", append(append(append([]byte{}, wire[:chanAt]...), 0x83, 0x00), wire[chanAt+1:]...)},
@@ -240,6 +242,18 @@ func FuzzDecodeHeader(f *testing.F) {
 		// Strict: an accepted envelope has exactly one encoding.
 		if re := reencode(w); !bytes.Equal(re, b) {
 			t.Errorf("accepted envelope re-encodes differently")
+		}
+		// Shared ranges are in order, inside b, and hold what they name.
+		rs, _ := SharedRanges(b)
+		at := 0
+		for _, r := range rs {
+			if r[0] < at || r[1] < r[0] || r[1] > len(b) {
+				t.Fatalf("shared ranges %v of %d bytes", rs, len(b))
+			}
+			at = r[1]
+		}
+		if len(rs) != 3+len(w.h.Alternatives) || !bytes.Equal(b[rs[0][0]:rs[0][1]], w.h.Label) || !bytes.Equal(b[rs[len(rs)-1][0]:], w.sig) {
+			t.Errorf("shared ranges %v do not name the labels and signature", rs)
 		}
 	})
 }

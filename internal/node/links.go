@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
@@ -115,6 +116,7 @@ type outbox struct {
 	wires wireCache
 
 	mu      sync.Mutex                         // guards below
+	sealers map[string]*sealer                 // by peer: the HPKE context its envelopes are sealed with
 	meta    map[wireKey]crossMeta              // of leased messages, for the audit entry of their delivery
 	sent    map[string]map[message.ID]struct{} // sent marks not yet written, by peer
 	marking bool                               // a goroutine is writing sent marks
@@ -278,9 +280,6 @@ func (o *outbox) Lease(ctx context.Context, peer string, k int) ([]federation.Ou
 			fresh = append(fresh, i)
 		}
 	}
-	if len(fresh) == 0 {
-		return out, nil
-	}
 	policy := n.policyOf(peer)
 	for len(fresh) > 0 {
 		k := min(len(fresh), maxSealBatch)
@@ -289,6 +288,11 @@ func (o *outbox) Lease(ctx context.Context, peer string, k int) ([]federation.Ou
 			return nil, err
 		}
 		fresh = fresh[k:]
+	}
+	// Labels, and a batch's key and signature, travel once per link
+	// session; the link sends them by reference after that.
+	for i := range out {
+		out[i].Shared, _ = envelope.SharedRanges(out[i].Wire)
 	}
 	return out, nil
 }
@@ -299,10 +303,60 @@ func (o *outbox) Lease(ctx context.Context, peer string, k int) ([]federation.Ou
 // HPKE encapsulation saved per 32 messages.
 const maxSealBatch = 32
 
+// A sealer is the HPKE context a node seals a partner's envelopes with,
+// across batches, so that its encapsulated key (1,120 bytes with
+// ML-KEM-768) crosses a link once per session instead of once per batch,
+// and the partner decapsulates once. It is replaced when the partner's key
+// epoch changes, after sealerLife or sealerMessages, and dropped when no
+// agreement covers the partner any more: whatever was sealed with one
+// context is exposed if that context leaks, and these bound how much.
+type sealer struct {
+	*envelope.Sealer
+	since time.Time
+}
+
+const (
+	sealerLife     = 10 * time.Minute
+	sealerMessages = 1 << 20
+)
+
+// sealerFor returns the sealer for peer's key in card c, starting a new
+// one when there is none or the current one is spent.
+func (o *outbox) sealerFor(peer string, c *pki.Card, now time.Time) (*envelope.Sealer, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if s := o.sealers[peer]; s != nil {
+		rk := s.Recipient()
+		if rk.Epoch == c.Epoch && bytes.Equal(rk.PublicKey.Bytes(), c.HPKEPublicKey().Bytes()) && now.Sub(s.since) < sealerLife && s.Sealed() < sealerMessages {
+			return s.Sealer, nil
+		}
+	}
+	s, err := envelope.NewSealer(envelope.RecipientKey{Party: peer, Epoch: c.Epoch, PublicKey: c.HPKEPublicKey()})
+	if err != nil {
+		return nil, err
+	}
+	if o.sealers == nil {
+		o.sealers = map[string]*sealer{}
+	}
+	o.sealers[peer] = &sealer{Sealer: s, since: now}
+	return s, nil
+}
+
+// dropSealer forgets peer's sealing context.
+func (o *outbox) dropSealer(peer string) {
+	o.mu.Lock()
+	delete(o.sealers, peer)
+	o.mu.Unlock()
+}
+
 // seal seals msgs[idx] as one envelope batch to peer's card into out.
 func (o *outbox) seal(peer string, c *pki.Card, policy string, msgs []*message.Message, idx []int, out []federation.Outgoing) error {
 	n := o.n
-	batch, err := envelope.NewBatch(n.id.SigningKey, envelope.RecipientKey{Party: peer, Epoch: c.Epoch, PublicKey: c.HPKEPublicKey()})
+	s, err := o.sealerFor(peer, c, n.clock.Now())
+	if err != nil {
+		return err
+	}
+	batch, err := s.NewBatch(n.id.SigningKey)
 	if err != nil {
 		return err
 	}
@@ -755,6 +809,7 @@ func (n *Node) reconcileLinks(ctx context.Context) {
 			n.reevaluate(ctx, peer)
 		} else {
 			n.setLink(peer, "held", reason)
+			n.outbox.dropSealer(peer)
 			lost = lost || decided
 		}
 		if decided {
