@@ -128,6 +128,9 @@ func TestPostMessage(t *testing.T) {
 		{"bad id", `{"id":"123","channel":"c","precedence":"FLASH","label":"x","body":"b"}`, "bad-message"},
 		{"uuid v4 id", `{"id":"` + "0b0e2f4c-6a8e-4e0a-9b1e-2c9d0f6a7b3c" + `","channel":"c","precedence":"FLASH","label":"x","body":"b"}`, "bad-message"},
 		{"trailing data", postBody(message.NewID().String(), "c", "FLASH") + "{}", "bad-json"},
+		{"repeated member", `{"channel":"c","channel":"d","precedence":"FLASH","label":"x","body":"b"}`, "bad-json"},
+		{"member name in another case", `{"Channel":"c","precedence":"FLASH","label":"x","body":"b"}`, "bad-json"},
+		{"invalid UTF-8", "{\"channel\":\"c\xff\",\"precedence\":\"FLASH\",\"label\":\"x\",\"body\":\"b\"}", "bad-json"},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
