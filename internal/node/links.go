@@ -436,8 +436,18 @@ func (o *outbox) Release(ctx context.Context, peer string, ids ...message.ID) er
 	return o.n.store.Release(ctx, peer, ids...)
 }
 
+// Refused records a partner's refusal. One because no agreement is in
+// force at the partner now (its clock passed an expiry a moment before
+// ours, or the message was in flight when the agreement ended) holds the
+// message instead, as a local submission would be held: it goes when the
+// agreement is in force again on both sides (reevaluate, at the next
+// change of the partner's status or link-up).
 func (o *outbox) Refused(ctx context.Context, peer string, id message.ID, code, reason string) error {
 	o.wires.drop(peer, id)
+	if code == guard.CodeNoAgreement {
+		o.n.log.Info("partner has no agreement in force for a message now; holding it", slog.String("peer", peer), slog.String("id", id.String()), slog.String("reason", reason))
+		return o.n.store.SetRoute(ctx, id, peer, store.Held, code, "held: "+peer+" refused it: "+reason)
+	}
 	return o.n.store.SetRoute(ctx, id, peer, store.Refused, code, reason)
 }
 
@@ -553,6 +563,10 @@ func (n *Node) onLinkEvent(e federation.Event) {
 		n.record(ctx, audit.Entry{Kind: audit.KindLinkUp, Peer: e.Party, Decision: "up"})
 		n.log.Info("link up", slog.String("peer", e.Party), slog.String("remote", e.Remote))
 		go n.control.hello(e.Party)
+		// Messages the partner refused for want of an agreement in force
+		// go now if one is in force here (they may have been refused in
+		// a moment when only the partner saw it lapse).
+		go n.reevaluate(ctx, e.Party)
 	case federation.LinkDown:
 		n.mu.RLock()
 		held := n.allowed[e.Party] == false

@@ -1,9 +1,10 @@
 package fedtest
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -91,10 +92,11 @@ func TestExpiryAndRenewal(t *testing.T) {
 	v1 := Deal{ID: "us-pak", Effective: T0.Add(-time.Hour), Expiry: expiry, Parties: c.All("USA", "PAK")}
 	v1digest := v1.Install(t)
 	Eventually(t, 10*time.Second, "link up", func() bool { return usa.LinkState("PAK") == "up" })
-	const stream = 40 // of 32 KiB: about 2.6 s on the link
-	pad := strings.Repeat("x", 32<<10)
+	const stream = 40 // of 32 KiB that do not compress: about 2.6 s on the link
 	for i := range stream {
-		usa.Submit(t, usa.Msg(c.Clock.Now(), message.Routine, fmt.Sprint(i, pad), "USA", "PAK"))
+		pad := make([]byte, 24<<10)
+		rand.Read(pad)
+		usa.Submit(t, usa.Msg(c.Clock.Now(), message.Routine, fmt.Sprint(i, base64.StdEncoding.EncodeToString(pad)), "USA", "PAK"))
 	}
 	Eventually(t, 10*time.Second, "the stream under way", func() bool { return len(pak.Received(t, "USA")) >= 3 })
 	c.Clock.Set(expiry.Add(time.Minute))
