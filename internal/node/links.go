@@ -300,7 +300,8 @@ func (o *outbox) Lease(ctx context.Context, peer string, k int) ([]federation.Ou
 // maxSealBatch bounds an envelope batch: each envelope carries a Merkle
 // proof of 32 bytes per level, so a lease of 128 sealed as one batch would
 // put 64 more bytes on the wire per message than batches of 32, for one
-// HPKE encapsulation saved per 32 messages.
+// Ed25519 signature saved per 32 messages (the HPKE encapsulation is per
+// sealer, not per batch).
 const maxSealBatch = 32
 
 // A sealer is the HPKE context a node seals a partner's envelopes with,
