@@ -76,7 +76,17 @@ func testMessage(i int, body []byte) *message.Message {
 
 func seal(t testing.TB, f *fixture, epoch uint32, msgs ...*message.Message) [][]byte {
 	t.Helper()
-	b, err := NewBatch(f.signer, f.recipient(epoch))
+	s, err := NewSealer(f.recipient(epoch))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sealWith(t, f, s, msgs...)
+}
+
+// sealWith seals msgs as one batch with s.
+func sealWith(t testing.TB, f *fixture, s *Sealer, msgs ...*message.Message) [][]byte {
+	t.Helper()
+	b, err := s.NewBatch(f.signer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,22 +261,12 @@ func TestSealerAcrossBatches(t *testing.T) {
 	var wires [][]byte
 	var msgs []*message.Message
 	for batch, n := range []int{3, 1, 4} {
-		b, err := s.NewBatch(f.signer)
-		if err != nil {
-			t.Fatal(err)
-		}
+		var ms []*message.Message
 		for i := range n {
-			m := testMessage(i, []byte(fmt.Sprintf("batch %d message %d", batch, i)))
-			msgs = append(msgs, m)
-			if err := b.Add(m); err != nil {
-				t.Fatal(err)
-			}
+			ms = append(ms, testMessage(i, []byte(fmt.Sprintf("batch %d message %d", batch, i))))
 		}
-		ws, err := b.Finish()
-		if err != nil {
-			t.Fatal(err)
-		}
-		wires = append(wires, ws...)
+		msgs = append(msgs, ms...)
+		wires = append(wires, sealWith(t, f, s, ms...)...)
 	}
 	if s.Sealed() != 8 {
 		t.Errorf("Sealed = %d, want 8", s.Sealed())
@@ -316,21 +316,8 @@ func TestOpensVersion1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := s.NewBatch(f.signer)
-	if err != nil {
-		t.Fatal(err)
-	}
 	msgs := []*message.Message{testMessage(0, []byte("one")), testMessage(1, bytes.Repeat([]byte("two "), 40))}
-	for _, m := range msgs {
-		if err := b.Add(m); err != nil {
-			t.Fatal(err)
-		}
-	}
-	wires, err := b.Finish()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, w := range wires {
+	for i, w := range sealWith(t, f, s, msgs...) {
 		if w[0] != 1 {
 			t.Fatalf("envelope %d: version byte %d, want 1", i, w[0])
 		}

@@ -369,6 +369,16 @@ func (d *dec) str(max int, what string) string {
 	return string(d.bytes(int(n), what))
 }
 
+// head reads what DATA and DATAREF begin with: id, tag, precedence.
+func (d *dec) head(id *message.ID, tag *Tag, p *message.Precedence) {
+	*id = d.id("message id")
+	copy(tag[:], d.bytes(8, "tag"))
+	*p = message.Precedence(d.byte("precedence"))
+	if d.err == nil && !p.Valid() {
+		d.fail("precedence %d", *p)
+	}
+}
+
 func (d *dec) end(t FrameType) {
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("%d trailing bytes in %s", len(d.b), t)
@@ -397,12 +407,7 @@ func decodePayload(t FrameType, p []byte, f *Frame) error {
 		}
 	case FrameData:
 		x := &f.Data
-		x.ID = d.id("message id")
-		copy(x.Tag[:], d.bytes(8, "tag"))
-		x.Precedence = message.Precedence(d.byte("precedence"))
-		if d.err == nil && !x.Precedence.Valid() {
-			d.fail("precedence %d", x.Precedence)
-		}
+		d.head(&x.ID, &x.Tag, &x.Precedence)
 		x.Offset = d.uvarint("offset")
 		x.Total = d.uvarint("total")
 		x.Chunk = d.b

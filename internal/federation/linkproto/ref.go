@@ -82,12 +82,7 @@ func appendPart(p []byte, k PartKind, slot int, b []byte) []byte {
 }
 
 func decodeDataRef(d *dec, x *DataRef) {
-	x.ID = d.id("message id")
-	copy(x.Tag[:], d.bytes(8, "tag"))
-	x.Precedence = message.Precedence(d.byte("precedence"))
-	if d.err == nil && !x.Precedence.Valid() {
-		d.fail("precedence %d", x.Precedence)
-	}
+	d.head(&x.ID, &x.Tag, &x.Precedence)
 	x.Total = d.uvarint("total")
 	if d.err == nil && (x.Total == 0 || x.Total > MaxRefMessage) {
 		d.fail("dataref message of %d bytes, want 1-%d", x.Total, MaxRefMessage)
