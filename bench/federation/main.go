@@ -14,7 +14,9 @@
 //     durable append rate of the store alone (store.Accept from 64
 //     goroutines on a temp file);
 //   - FLASH p99 latency while a ROUTINE backlog (-backlog, queued while the
-//     link was partitioned) drains, next to FLASH p99 on an idle link;
+//     link was partitioned) drains, next to FLASH p99 on an idle link (400
+//     probes, about as many as a 100,000 backlog's drain takes: the p99 of
+//     100 is the second-largest sample and swung 11-29 ms between runs);
 //   - bytes on the wire per message next to the payload size;
 //   - goodput over an emulated poor link (-poor-*: 64 kbit/s, 300 ms one
 //     way, stalls with probability 2% per KiB as linksim emulates loss) as a
@@ -64,7 +66,7 @@ func main() {
 	flag.IntVar(&o.size, "size", 1024, "message body bytes")
 	flag.IntVar(&o.senders, "senders", 64, "concurrent submitters at USA (and raw-store goroutines)")
 	flag.IntVar(&o.backlog, "backlog", 10000, "ROUTINE messages queued behind a partition before FLASH probes")
-	flag.IntVar(&o.probes, "probes", 100, "FLASH probes on the idle link")
+	flag.IntVar(&o.probes, "probes", 400, "FLASH probes on the idle link (about as many as the backlog run takes, so that both p99 come from samples of a size)")
 	flag.IntVar(&o.poorRate, "poor-rate", 64000, "poor link: bits per second each way")
 	flag.DurationVar(&o.poorDelay, "poor-delay", 300*time.Millisecond, "poor link: one-way delay")
 	flag.Float64Var(&o.poorStallP, "poor-stall-every", 0.02, "poor link: stall probability per KiB (linksim's loss emulation)")
