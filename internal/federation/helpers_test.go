@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -87,6 +88,8 @@ type fakeOutbox struct {
 	notify   chan struct{}
 	leaseErr error
 	shared   [][2]int // given to the messages put from now on
+	// hook, if set, runs at the start of every Lease, outside the lock.
+	hook func(ctx context.Context, n int)
 }
 
 type fakeItem struct {
@@ -127,6 +130,12 @@ func (o *fakeOutbox) putMsgWatch(peer string, p message.Precedence, size int, wa
 }
 
 func (o *fakeOutbox) Lease(ctx context.Context, peer string, n int) ([]Outgoing, error) {
+	o.mu.Lock()
+	hook := o.hook
+	o.mu.Unlock()
+	if hook != nil {
+		hook(ctx, n)
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.leaseErr != nil {
@@ -257,6 +266,13 @@ func (in *fakeInbox) accept(ctx context.Context, wire []byte) error {
 		}
 	}
 	return nil
+}
+
+// orderCopy is the ids stored so far, in order.
+func (in *fakeInbox) orderCopy() []message.ID {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return slices.Clone(in.order)
 }
 
 func (in *fakeInbox) unique() int {

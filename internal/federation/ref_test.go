@@ -1,6 +1,9 @@
 package federation
 
 import (
+	"context"
+	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -55,4 +58,36 @@ func TestSharedRangesTravelOnce(t *testing.T) {
 		t.Error("every cut came after the last delivery: the test cut nothing")
 	}
 	waitFor(t, 30*time.Second, "all delivered after cuts", func() bool { return p.b.in.unique() == n+m && p.a.out.len("XBB") == 0 })
+}
+
+// TestFlashLeaseOnNews: while a large lease is stuck in the store, a FLASH
+// queued behind the backlog is leased by the small lease the link makes on
+// news, marked so (LeaseOnNews) for the Outbox to put it first, and
+// delivered before the stuck lease returns.
+func TestFlashLeaseOnNews(t *testing.T) {
+	p := newPair(t, nil, nil)
+	waitFor(t, 5*time.Second, "link up", func() bool { return p.a.up("XBB") })
+	stuck := make(chan struct{})
+	var news, stuckOnce atomic.Int32
+	p.a.out.mu.Lock()
+	p.a.out.hook = func(ctx context.Context, n int) {
+		if LeaseOnNews(ctx) {
+			news.Add(1)
+			return
+		}
+		if stuckOnce.Add(1) == 3 { // let two leases through, then one sticks
+			<-stuck
+		}
+	}
+	p.a.out.mu.Unlock()
+	defer close(stuck)
+	for range 200 {
+		p.a.out.putMsg("XBB", message.Routine, 1<<10)
+	}
+	waitFor(t, 5*time.Second, "a lease stuck", func() bool { return stuckOnce.Load() >= 3 })
+	flash := p.a.out.putMsg("XBB", message.Flash, 1<<10)
+	waitFor(t, 5*time.Second, "FLASH delivered beside the stuck lease", func() bool { return slices.Contains(p.b.in.orderCopy(), flash) })
+	if news.Load() == 0 {
+		t.Error("no lease was marked LeaseOnNews")
+	}
 }

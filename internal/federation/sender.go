@@ -213,8 +213,12 @@ const peekLease = 4
 func (s *session) leaser(reqs <-chan int, resume map[message.ID]linkproto.Resume, peek bool) {
 	cfg := &s.m.cfg
 	party := s.p.party
+	ctx := s.ctx
+	if peek {
+		ctx = context.WithValue(ctx, newsKey{}, true)
+	}
 	for n := range reqs {
-		got, err := cfg.Outbox.Lease(s.ctx, party, n)
+		got, err := cfg.Outbox.Lease(ctx, party, n)
 		if err != nil && s.ctx.Err() == nil {
 			cfg.Logger.Warn("federation lease failed", "party", party, "err", err)
 		}
@@ -241,6 +245,14 @@ func (s *session) leaser(reqs <-chan int, resume map[message.ID]linkproto.Resume
 		poke(s.wake)
 	}
 }
+
+type newsKey struct{}
+
+// LeaseOnNews reports whether an Outbox.Lease call is the small lease a
+// link makes beside its others when the Outbox signalled new work, so that
+// a FLASH queued behind a backlog need not wait for a large lease: the
+// Outbox may give it priority over its other work.
+func LeaseOnNews(ctx context.Context) bool { return ctx.Value(newsKey{}) != nil }
 
 // acker applies the custody ACKs and refusals the reader received (store
 // writes: Outbox.Ack, Outbox.Refused) off the writer's path, until stop.

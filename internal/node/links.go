@@ -258,6 +258,9 @@ func (o *outbox) Lease(ctx context.Context, peer string, k int) ([]federation.Ou
 	// until its TTL because the session went away mid-call.
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
+	if federation.LeaseOnNews(ctx) {
+		lctx = store.Urgent(lctx) // a FLASH may be among it: ahead of the backlog's writes
+	}
 	leased, err := n.store.Lease(lctx, peer, k, n.leaseFor())
 	if err != nil || len(leased) == 0 {
 		return nil, err

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+
+	"liaison/internal/message"
 )
 
 // txn is an open transaction the batcher runs writes in.
@@ -26,7 +28,8 @@ type txn interface {
 // keeps their items in batch order, and an item already taken by an
 // earlier request is a duplicate, as it would be one request after the
 // other. If that fails, each runs again in its own savepoint, so that one
-// request's failure is not another's.
+// request's failure is not another's. Urgent requests (see Urgent) that
+// find others waiting beside them are committed first, on their own.
 type batcher struct {
 	begin    func(ctx context.Context) (txn, error)
 	accept   func(ctx context.Context, q querier, items []AcceptItem, out []AcceptResult) error
@@ -41,10 +44,25 @@ type batcher struct {
 }
 
 type writeReq struct {
-	fn   func(ctx context.Context, q querier) error
-	acc  *acceptReq // instead of fn: an accept, run with the batch's others
-	done chan error
+	fn     func(ctx context.Context, q querier) error
+	acc    *acceptReq // instead of fn: an accept, run with the batch's others
+	urgent bool       // commit ahead of the others waiting: see Urgent
+	done   chan error
 }
+
+type urgentKey struct{}
+
+// Urgent marks the writes made with the returned context as urgent: a
+// writer that finds urgent and other writes waiting commits the urgent
+// ones first, in a transaction of their own, so that they wait for the
+// commit under way but not for a large batch's statements beside them.
+// Accepting a FLASH message is urgent by itself; a federation link marks
+// the small lease it makes when new work arrives (a FLASH among it).
+func Urgent(ctx context.Context) context.Context {
+	return context.WithValue(ctx, urgentKey{}, true)
+}
+
+func isUrgent(ctx context.Context) bool { return ctx.Value(urgentKey{}) != nil }
 
 type acceptReq struct {
 	items []AcceptItem
@@ -64,13 +82,27 @@ func newBatcher(maxBatch int, log *slog.Logger, begin func(ctx context.Context) 
 
 // write queues fn and waits for the commit of its batch.
 func (b *batcher) write(ctx context.Context, fn func(ctx context.Context, q querier) error) error {
-	return b.submit(ctx, &writeReq{fn: fn, done: make(chan error, 1)})
+	return b.submit(ctx, &writeReq{fn: fn, urgent: isUrgent(ctx), done: make(chan error, 1)})
 }
 
 // writeAccept queues an accept of items and waits for the commit of its
 // batch; out receives the results.
 func (b *batcher) writeAccept(ctx context.Context, items []AcceptItem, out []AcceptResult) error {
-	return b.submit(ctx, &writeReq{acc: &acceptReq{items, out}, done: make(chan error, 1)})
+	return b.submit(ctx, &writeReq{acc: &acceptReq{items, out}, urgent: urgentAccept(ctx, items), done: make(chan error, 1)})
+}
+
+// urgentAccept reports whether accepting items is urgent: ctx says so, or
+// one of them is a FLASH.
+func urgentAccept(ctx context.Context, items []AcceptItem) bool {
+	if isUrgent(ctx) {
+		return true
+	}
+	for _, it := range items {
+		if it.Msg != nil && it.Msg.Precedence == message.Flash {
+			return true
+		}
+	}
+	return false
 }
 
 func (b *batcher) submit(ctx context.Context, r *writeReq) error {
@@ -125,12 +157,33 @@ func (b *batcher) run() {
 				break fill
 			}
 		}
-		errs = b.runBatch(batch, errs[:0])
-		for i, r := range batch {
-			r.done <- errs[i]
-			batch[i] = nil
+		errs = b.commitAll(batch, errs)
+		clear(batch)
+	}
+}
+
+// commitAll commits batch and answers each request: the urgent ones first,
+// in a transaction of their own, when there are others beside them.
+func (b *batcher) commitAll(batch []*writeReq, errs []error) []error {
+	u := 0 // batch[:u] are urgent, in arrival order, as are the others
+	for i, r := range batch {
+		if r.urgent {
+			copy(batch[u+1:i+1], batch[u:i])
+			batch[u] = r
+			u++
 		}
 	}
+	parts := [][]*writeReq{batch}
+	if u > 0 && u < len(batch) {
+		parts = [][]*writeReq{batch[:u], batch[u:]}
+	}
+	for _, p := range parts {
+		errs = b.runBatch(p, errs[:0])
+		for i, r := range p {
+			r.done <- errs[i]
+		}
+	}
+	return errs
 }
 
 func (b *batcher) runBatch(batch []*writeReq, errs []error) []error {

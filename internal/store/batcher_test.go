@@ -126,3 +126,87 @@ func TestBatcherMergeFallback(t *testing.T) {
 		t.Fatalf("acceptTx calls %v", *calls)
 	}
 }
+
+// TestBatcherUrgentFirst: urgent writes found waiting with others commit
+// first, in a transaction of their own, in arrival order; the others then
+// commit together as before, and every request gets its answer.
+func TestBatcherUrgentFirst(t *testing.T) {
+	s, calls := mergeStore(t, message.ID{})
+	a, f1, c, f2 := newMsg("chat", message.Routine), newMsg("chat", message.Flash), newMsg("chat", message.Priority), newMsg("chat", message.Flash)
+	ra, rf1, rc, rf2 := acceptReqOf(a), acceptReqOf(f1), acceptReqOf(c), acceptReqOf(f2)
+	rf1.urgent, rf2.urgent = true, true
+	var order []string
+	lease := &writeReq{urgent: true, fn: func(ctx context.Context, q querier) error {
+		order = append(order, "urgent write")
+		return nil
+	}}
+	plain := &writeReq{fn: func(ctx context.Context, q querier) error {
+		order = append(order, "other write")
+		return nil
+	}}
+	batch := []*writeReq{ra, rf1, plain, rc, lease, rf2}
+	for _, r := range batch {
+		r.done = make(chan error, 1)
+	}
+	commits := 0
+	begin := s.b.begin
+	s.b.begin = func(ctx context.Context) (txn, error) { commits++; return begin(ctx) }
+	s.b.commitAll(batch, nil)
+	for i, r := range []*writeReq{ra, rf1, plain, rc, lease, rf2} {
+		if err := <-r.done; err != nil {
+			t.Errorf("request %d: %v", i, err)
+		}
+	}
+	if want := fmt.Sprint([][]message.ID{{f1.ID, f2.ID}, {a.ID, c.ID}}); fmt.Sprint(*calls) != want {
+		t.Errorf("accepts ran as %v, want the FLASH ones first, together, then the others: %v", *calls, want)
+	}
+	if fmt.Sprint(order) != "[urgent write other write]" || commits != 2 {
+		t.Errorf("writes ran %v in %d transactions, want the urgent one first, 2 transactions", order, commits)
+	}
+	for _, m := range []*message.Message{a, f1, c, f2} {
+		if _, _, err := s.Get(context.Background(), m.ID); err != nil {
+			t.Errorf("%s not stored: %v", m.Precedence, err)
+		}
+	}
+
+	// All urgent, or none: one transaction, as before.
+	*calls, commits = nil, 0
+	r1, r2 := acceptReqOf(newMsg("chat", message.Flash)), acceptReqOf(newMsg("chat", message.Flash))
+	r1.urgent, r2.urgent = true, true
+	r1.done, r2.done = make(chan error, 1), make(chan error, 1)
+	s.b.commitAll([]*writeReq{r1, r2}, nil)
+	if <-r1.done != nil || <-r2.done != nil || commits != 1 {
+		t.Errorf("two urgent accepts took %d transactions, want 1", commits)
+	}
+}
+
+// TestUrgentMarks: accepting a FLASH is urgent by itself; any write is
+// urgent when its context says so.
+func TestUrgentMarks(t *testing.T) {
+	ctx := context.Background()
+	items := func(ps ...message.Precedence) []AcceptItem {
+		var out []AcceptItem
+		for _, p := range ps {
+			out = append(out, AcceptItem{Msg: newMsg("chat", p)})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name  string
+		ctx   context.Context
+		items []AcceptItem
+		want  bool
+	}{
+		{"routine", ctx, items(message.Routine), false},
+		{"immediate and priority", ctx, items(message.Immediate, message.Priority), false},
+		{"a flash among others", ctx, items(message.Routine, message.Flash), true},
+		{"urgent context", Urgent(ctx), items(message.Priority), true},
+	} {
+		if got := urgentAccept(tc.ctx, tc.items); got != tc.want {
+			t.Errorf("%s: urgent %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if isUrgent(ctx) || !isUrgent(Urgent(ctx)) {
+		t.Error("Urgent does not mark its context alone")
+	}
+}
