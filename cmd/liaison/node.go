@@ -201,11 +201,16 @@ func (c *client) do(ctx context.Context, method, path string, body []byte, out a
 }
 
 func runSend(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("send", "send --channel C (--label FILE | --marking \"…\") [--precedence P] [--type CT] (TEXT | @FILE)", `
+	fs := newFlagSet("send", "send --channel C (--label FILE | --marking \"…\") [--precedence P] [--type CT] (TEXT | @FILE | --lines FILE)", `
 Send a message on a channel. The label is a STANAG 4774 XML file, or a
 display marking chosen from the channel's label catalogue (exactly as the
 catalogue prints it, e.g. "CONFIDENTIAL // REL TO USA, PAK"). The answer
-is the guard's decision for each partner.`, stdout)
+is the guard's decision for each partner.
+
+With --lines FILE (- for standard input), each non-empty line of FILE is
+one text message with that label and precedence, posted 256 to a request
+(POST /v1/messages/batch); it prints how many were accepted, and each
+refused line with its reason.`, stdout)
 	var dir, token, addr string
 	addClientFlags(&dir, &token, &addr, fs)
 	channel := fs.String("channel", "", "channel (required)")
@@ -213,20 +218,27 @@ is the guard's decision for each partner.`, stdout)
 	marking := fs.String("marking", "", "display marking from the channel's catalogue")
 	prec := fs.String("precedence", "ROUTINE", "FLASH, IMMEDIATE, PRIORITY or ROUTINE")
 	ctype := fs.String("type", "text/plain; charset=utf-8", "content type of the body")
-	asJSON := fs.Bool("json", false, "print the receipt as JSON")
+	asJSON := fs.Bool("json", false, "print the receipt as JSON (with --lines: each batch's answer)")
+	lines := fs.String("lines", "", "send each non-empty line of this file (- for standard input) as a message")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *channel == "" || fs.NArg() != 1 || (*labelFile == "") == (*marking == "") {
-		return fmt.Errorf("%w: --channel, one of --label or --marking, and one TEXT or @FILE argument are required", errUsage)
+	if *channel == "" || (fs.NArg() == 1) == (*lines != "") || fs.NArg() > 1 || (*labelFile == "") == (*marking == "") {
+		return fmt.Errorf("%w: --channel, one of --label or --marking, and one TEXT or @FILE argument or --lines FILE are required", errUsage)
 	}
-	body := []byte(fs.Arg(0))
-	if f, ok := strings.CutPrefix(fs.Arg(0), "@"); ok {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return err
+	if *lines != "" && !strings.HasPrefix(*ctype, "text/") {
+		return fmt.Errorf("%w: --lines sends text: --type must be text/…, not %q", errUsage, *ctype)
+	}
+	var body []byte
+	if *lines == "" {
+		body = []byte(fs.Arg(0))
+		if f, ok := strings.CutPrefix(fs.Arg(0), "@"); ok {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return err
+			}
+			body = b
 		}
-		body = b
 	}
 	c, err := newClient(dir, token, addr)
 	if err != nil {
@@ -256,6 +268,9 @@ is the guard's decision for each partner.`, stdout)
 			return fmt.Errorf("marking %q is not in channel %s's catalogue; choose one of:\n  %s", *marking, *channel, strings.Join(known, "\n  "))
 		}
 	}
+	if *lines != "" {
+		return sendLines(ctx, c, *lines, api.PostMessage{Channel: *channel, Precedence: *prec, Label: lbl, ContentType: *ctype}, *asJSON, stdout, stderr)
+	}
 	pm := map[string]any{"channel": *channel, "precedence": *prec, "label": lbl, "content_type": *ctype}
 	if strings.HasPrefix(*ctype, "text/") {
 		pm["body"] = string(body)
@@ -273,6 +288,92 @@ is the guard's decision for each partner.`, stdout)
 	fmt.Fprintf(stdout, "accepted %s (seq %d)\n", rc.ID, rc.Seq)
 	for _, r := range rc.Recipients {
 		fmt.Fprintf(stdout, "  %-6s %-11s %s\n", r.Party, r.State, r.Reason)
+	}
+	return nil
+}
+
+// sendLines posts each non-empty line of file (- for stdin) as a message
+// like tmpl, api.MaxBatch to a request, and reports what was refused.
+func sendLines(ctx context.Context, c *client, file string, tmpl api.PostMessage, asJSON bool, stdout, stderr io.Writer) error {
+	var r io.Reader = os.Stdin
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		r = f
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	var (
+		batch    []api.PostMessage
+		lineNo   []int // line number of each message in batch
+		n, total int
+		accepted int
+		refused  int
+	)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		req, err := json.Marshal(api.PostBatch{Messages: batch})
+		if err != nil {
+			return err
+		}
+		var ans api.BatchAnswer
+		if err := c.do(ctx, "POST", "/v1/messages/batch", req, &ans); err != nil {
+			return fmt.Errorf("lines %d-%d: %w", lineNo[0], lineNo[len(lineNo)-1], err)
+		}
+		if len(ans.Results) != len(batch) {
+			return fmt.Errorf("lines %d-%d: %d results for %d messages", lineNo[0], lineNo[len(lineNo)-1], len(ans.Results), len(batch))
+		}
+		if asJSON {
+			if err := json.NewEncoder(stdout).Encode(ans); err != nil {
+				return err
+			}
+		}
+		for i, res := range ans.Results {
+			if res.Error != nil {
+				fmt.Fprintf(stderr, "line %d refused: %s: %s\n", lineNo[i], res.Error.Code, res.Error.Message)
+			}
+		}
+		accepted += ans.Accepted
+		refused += ans.Refused
+		total += len(batch)
+		if total > len(batch) {
+			fmt.Fprintf(stderr, "%d messages sent\n", total)
+		}
+		batch, lineNo = batch[:0], lineNo[:0]
+		return nil
+	}
+	for sc.Scan() {
+		n++
+		line := strings.TrimRight(sc.Text(), "\r")
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		pm := tmpl
+		pm.Body = &line
+		batch = append(batch, pm)
+		lineNo = append(lineNo, n)
+		if len(batch) == api.MaxBatch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("reading %s: line %d: %w", file, n+1, err)
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	if !asJSON {
+		fmt.Fprintf(stdout, "accepted %d of %d messages, %d refused\n", accepted, total, refused)
+	}
+	if refused > 0 {
+		return fmt.Errorf("%d of %d messages refused", refused, total)
 	}
 	return nil
 }
