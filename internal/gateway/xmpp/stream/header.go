@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"strings"
@@ -89,11 +90,26 @@ func (r *Reader) streamTag(tag []byte, end int) (Header, error) {
 	if err != nil {
 		return Header{}, err
 	}
-	if e.Name.Local != "stream" || e.Name.Space != NSStream {
-		return Header{}, fmt.Errorf("expected stream:stream, got %q", e.Name.Space+" "+e.Name.Local)
+	h, err := streamHeader(e.Name, e.Attr)
+	if err != nil {
+		return Header{}, err
+	}
+	r.stream, r.closed, r.nsBase = n, empty, len(r.ns)
+	r.consume(end)
+	r.elems.reset()
+	r.attrList.reset()
+	r.kidList.reset()
+	return h, nil
+}
+
+// streamHeader checks that an opening stream tag is stream:stream in a
+// namespace this package serves and returns its attributes as a Header.
+func streamHeader(name xml.Name, attrs []xml.Attr) (Header, error) {
+	if name.Local != "stream" || name.Space != NSStream {
+		return Header{}, fmt.Errorf("expected stream:stream, got %q", name.Space+" "+name.Local)
 	}
 	var h Header
-	for _, a := range e.Attr {
+	for _, a := range attrs {
 		switch {
 		case a.Name.Space == "" && a.Name.Local == "to":
 			h.To = a.Value
@@ -112,11 +128,6 @@ func (r *Reader) streamTag(tag []byte, end int) (Header, error) {
 	if h.NS != NSClient && h.NS != NSServer {
 		return Header{}, fmt.Errorf("unsupported stream namespace %q", h.NS)
 	}
-	r.stream, r.closed, r.nsBase = n, empty, len(r.ns)
-	r.consume(end)
-	r.elems.reset()
-	r.attrList.reset()
-	r.kidList.reset()
 	return h, nil
 }
 

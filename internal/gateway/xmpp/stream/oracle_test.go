@@ -112,28 +112,9 @@ func (r *oracleReader) Header() (Header, error) {
 				return Header{}, errors.New("text before stream header")
 			}
 		case xml.StartElement:
-			if t.Name.Local != "stream" || t.Name.Space != NSStream {
-				return Header{}, fmt.Errorf("expected stream:stream, got %q", t.Name.Space+" "+t.Name.Local)
-			}
-			var h Header
-			for _, a := range t.Attr {
-				switch {
-				case a.Name.Space == "" && a.Name.Local == "to":
-					h.To = a.Value
-				case a.Name.Space == "" && a.Name.Local == "from":
-					h.From = a.Value
-				case a.Name.Space == "" && a.Name.Local == "id":
-					h.ID = a.Value
-				case a.Name.Space == "" && a.Name.Local == "version":
-					h.Version = a.Value
-				case a.Name.Space == xmlNS && a.Name.Local == "lang":
-					h.Lang = a.Value
-				case a.Name.Space == "" && a.Name.Local == "xmlns":
-					h.NS = a.Value
-				}
-			}
-			if h.NS != NSClient && h.NS != NSServer {
-				return Header{}, fmt.Errorf("unsupported stream namespace %q", h.NS)
+			h, err := streamHeader(t.Name, t.Attr)
+			if err != nil {
+				return Header{}, err
 			}
 			r.rec.base = r.rec.off
 			return h, nil
@@ -249,24 +230,5 @@ func (r *oracleReader) Next() (*Element, []byte, error) {
 //
 // It returns the element and the bytes its offsets refer to.
 func oracleParse(b []byte, defaultNS string) (*Element, []byte, error) {
-	if len(b) > DefaultMaxStanza {
-		return nil, nil, fmt.Errorf("%w: %d bytes", ErrTooLarge, len(b))
-	}
-	ns := defaultNS
-	if ns == "" {
-		ns = NSClient
-	}
-	hdr := `<stream:stream xmlns:stream="` + NSStream + `" xmlns="` + ns + `">`
-	r := newOracleReader(io.MultiReader(stringsReader(hdr), bytesReader(b), stringsReader("</stream:stream>")))
-	if _, err := r.Header(); err != nil {
-		return nil, nil, err
-	}
-	e, raw, err := r.Next()
-	if err != nil {
-		return nil, nil, err
-	}
-	if _, _, err := r.Next(); err != ErrStreamEnd {
-		return nil, nil, errors.New("trailing data after element")
-	}
-	return e, raw, nil
+	return parseWith(b, defaultNS, func(src io.Reader) elementReader { return newOracleReader(src) })
 }

@@ -396,6 +396,18 @@ func eofIsUnexpected(err error) error {
 //
 // It returns the element and the bytes its offsets refer to.
 func Parse(b []byte, defaultNS string) (*Element, []byte, error) {
+	return parseWith(b, defaultNS, func(src io.Reader) elementReader { return NewReader(src) })
+}
+
+// elementReader is what Parse needs of a stream reader.
+type elementReader interface {
+	Header() (Header, error)
+	Next() (*Element, []byte, error)
+}
+
+// parseWith is Parse with the stream reader open makes: b is read as the
+// one stanza of a stream whose header declares defaultNS.
+func parseWith(b []byte, defaultNS string, open func(io.Reader) elementReader) (*Element, []byte, error) {
 	if len(b) > DefaultMaxStanza {
 		return nil, nil, fmt.Errorf("%w: %d bytes", ErrTooLarge, len(b))
 	}
@@ -404,7 +416,7 @@ func Parse(b []byte, defaultNS string) (*Element, []byte, error) {
 		ns = NSClient
 	}
 	hdr := `<stream:stream xmlns:stream="` + NSStream + `" xmlns="` + ns + `">`
-	r := NewReader(io.MultiReader(stringsReader(hdr), bytesReader(b), stringsReader("</stream:stream>")))
+	r := open(io.MultiReader(stringsReader(hdr), bytesReader(b), stringsReader("</stream:stream>")))
 	if _, err := r.Header(); err != nil {
 		return nil, nil, err
 	}
