@@ -448,7 +448,7 @@ func (o *outbox) Release(ctx context.Context, peer string, ids ...message.ID) er
 // change of the partner's status or link-up).
 func (o *outbox) Refused(ctx context.Context, peer string, id message.ID, code, reason string) error {
 	o.wires.drop(peer, id)
-	if code == guard.CodeNoAgreement {
+	if heldForRenewal(code) {
 		o.n.log.Info("partner has no agreement in force for a message now; holding it", slog.String("peer", peer), slog.String("id", id.String()), slog.String("reason", reason))
 		return o.n.store.SetRoute(ctx, id, peer, store.Held, code, "held: "+peer+" refused it: "+reason)
 	}

@@ -205,11 +205,17 @@ func outcome(d guard.Decision) (store.DeliveryState, string) {
 	case guard.Quarantine:
 		return store.Quarantined, d.Reason
 	}
-	if d.Code == guard.CodeNoAgreement {
+	if heldForRenewal(d.Code) {
 		return store.Held, "held: " + d.Reason
 	}
 	return store.Denied, d.Reason
 }
+
+// heldForRenewal reports whether a denial with this code, here or by a
+// partner, holds the message rather than ending its way: it was refused
+// only because no agreement is in force now, and goes if one comes into
+// force.
+func heldForRenewal(code string) bool { return code == guard.CodeNoAgreement }
 
 // checkOwnLabel checks that m's label parses and is valid under a loaded
 // policy. It returns nil when it is.
