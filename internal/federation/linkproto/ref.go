@@ -140,8 +140,11 @@ func (t *Table) Rebuild(d *DataRef) ([]byte, error) {
 		case PartLiteral:
 			b = p.Bytes
 		case PartDefine:
-			if p.Slot < 0 || p.Slot >= MaxSlots || len(p.Bytes) == 0 || len(p.Bytes) > MaxSlotBytes {
-				return nil, protoErr("bad definition of slot %d", p.Slot)
+			if p.Slot < 0 || p.Slot >= MaxSlots {
+				return nil, protoErr("definition of slot %d, want 0-%d", p.Slot, MaxSlots-1)
+			}
+			if len(p.Bytes) == 0 || len(p.Bytes) > MaxSlotBytes {
+				return nil, protoErr("definition of slot %d is %d bytes, want 1-%d", p.Slot, len(p.Bytes), MaxSlotBytes)
 			}
 			size := t.size - len(t.slots[p.Slot]) + len(p.Bytes)
 			if size > MaxTableBytes {
@@ -151,8 +154,11 @@ func (t *Table) Rebuild(d *DataRef) ([]byte, error) {
 			t.size = size
 			b = p.Bytes
 		case PartRef:
-			if p.Slot < 0 || p.Slot >= MaxSlots || t.slots[p.Slot] == nil {
-				return nil, protoErr("reference to empty slot %d", p.Slot)
+			if p.Slot < 0 || p.Slot >= MaxSlots {
+				return nil, protoErr("reference to slot %d, want 0-%d", p.Slot, MaxSlots-1)
+			}
+			if t.slots[p.Slot] == nil {
+				return nil, protoErr("reference to slot %d, which nothing defined in this session", p.Slot)
 			}
 			b = t.slots[p.Slot]
 		default:
