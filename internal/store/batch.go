@@ -1,9 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"liaison/internal/message"
@@ -28,14 +30,21 @@ type txn interface {
 // keeps their items in batch order, and an item already taken by an
 // earlier request is a duplicate, as it would be one request after the
 // other. If that fails, each runs again in its own savepoint, so that one
-// request's failure is not another's. Urgent requests (see Urgent) that
-// find others waiting beside them are committed first, on their own.
+// request's failure is not another's.
+//
+// Urgent requests (see Urgent) have a queue of their own, which the writer
+// reads first. Found waiting beside others they are committed first, on
+// their own; and one that arrives while a batch's writes run stops that
+// batch after the write under way: what ran so far is committed, the
+// urgent requests follow in a transaction of their own, then the rest. So
+// an urgent write waits for one write and one commit, not for a batch.
 type batcher struct {
 	begin    func(ctx context.Context) (txn, error)
 	accept   func(ctx context.Context, q querier, items []AcceptItem, out []AcceptResult) error
 	log      *slog.Logger
 	maxBatch int
 	reqs     chan *writeReq
+	urgent   chan *writeReq
 
 	mu     sync.RWMutex // guards closed and sending on reqs
 	closed bool
@@ -75,7 +84,7 @@ type acceptReq struct {
 func newBatcher(maxBatch int, log *slog.Logger, begin func(ctx context.Context) (txn, error),
 	accept func(ctx context.Context, q querier, items []AcceptItem, out []AcceptResult) error) *batcher {
 	b := &batcher{begin: begin, accept: accept, log: log, maxBatch: maxBatch,
-		reqs: make(chan *writeReq, maxBatch), done: make(chan struct{})}
+		reqs: make(chan *writeReq, maxBatch), urgent: make(chan *writeReq, maxBatch), done: make(chan struct{})}
 	go b.run()
 	return b
 }
@@ -111,8 +120,12 @@ func (b *batcher) submit(ctx context.Context, r *writeReq) error {
 		b.mu.RUnlock()
 		return ErrClosed
 	}
+	q := b.reqs
+	if r.urgent {
+		q = b.urgent
+	}
 	select {
-	case b.reqs <- r:
+	case q <- r:
 	case <-ctx.Done():
 		b.mu.RUnlock()
 		return ctx.Err()
@@ -130,6 +143,7 @@ func (b *batcher) close() {
 		b.mu.Lock()
 		b.closed = true
 		close(b.reqs)
+		close(b.urgent)
 		b.mu.Unlock()
 	})
 	<-b.done
@@ -139,27 +153,53 @@ func (b *batcher) run() {
 	defer close(b.done)
 	batch := make([]*writeReq, 0, b.maxBatch)
 	errs := make([]error, 0, b.maxBatch)
-	for {
-		r, ok := <-b.reqs
-		if !ok {
-			return
-		}
-		batch = append(batch[:0], r)
-	fill:
-		for len(batch) < b.maxBatch {
+	reqs, urgent := b.reqs, b.urgent
+	for reqs != nil || urgent != nil {
+		// An urgent request first, if one waits; else whichever comes.
+		var r *writeReq
+		ok := false
+		select {
+		case r, ok = <-urgent:
+			if !ok {
+				urgent = nil
+				continue
+			}
+		default:
 			select {
-			case r, ok := <-b.reqs:
+			case r, ok = <-urgent:
 				if !ok {
-					break fill
+					urgent = nil
+					continue
 				}
-				batch = append(batch, r)
-			default:
-				break fill
+			case r, ok = <-reqs:
+				if !ok {
+					reqs = nil
+					continue
+				}
 			}
 		}
+		batch = append(batch[:0], r)
+		batch = fill(batch, urgent, b.maxBatch)
+		batch = fill(batch, reqs, b.maxBatch)
 		errs = b.commitAll(batch, errs)
 		clear(batch)
 	}
+}
+
+// fill appends to batch, up to max, the requests waiting on q (nil: none).
+func fill(batch []*writeReq, q chan *writeReq, max int) []*writeReq {
+	for q != nil && len(batch) < max {
+		select {
+		case r, ok := <-q:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, r)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 // commitAll commits batch and answers each request: the urgent ones first,
@@ -177,16 +217,31 @@ func (b *batcher) commitAll(batch []*writeReq, errs []error) []error {
 	if u > 0 && u < len(batch) {
 		parts = [][]*writeReq{batch[:u], batch[u:]}
 	}
-	for _, p := range parts {
-		errs = b.runBatch(p, errs[:0])
-		for i, r := range p {
+	for len(parts) > 0 {
+		p := parts[0]
+		parts = parts[1:]
+		var ran int
+		errs, ran = b.runBatch(p, errs[:0])
+		for i, r := range p[:ran] {
 			r.done <- errs[i]
+		}
+		if ran < len(p) {
+			// Urgent requests arrived: they go next, then the rest.
+			next := [][]*writeReq{p[ran:]}
+			if u := fill(nil, b.urgent, b.maxBatch); len(u) > 0 {
+				next = [][]*writeReq{u, p[ran:]}
+			}
+			parts = append(next, parts...)
 		}
 	}
 	return errs
 }
 
-func (b *batcher) runBatch(batch []*writeReq, errs []error) []error {
+// runBatch runs batch in one transaction and returns the outcomes of the
+// first ran of its writes, which it committed. Unless batch is urgent it
+// stops early, after the accepts (which run together first) and at least
+// one write, when an urgent request waits.
+func (b *batcher) runBatch(batch []*writeReq, errs []error) ([]error, int) {
 	// Writes already queued are applied even if their caller has gone:
 	// the caller is waiting for the answer in any case.
 	ctx := context.Background()
@@ -194,12 +249,17 @@ func (b *batcher) runBatch(batch []*writeReq, errs []error) []error {
 	for range batch {
 		errs = append(errs, nil)
 	}
-	fail := func(err error) []error {
+	fail := func(err error) ([]error, int) {
 		for i := range errs {
 			errs[i] = err
 		}
-		return errs
+		return errs, len(batch)
 	}
+	// The accepts first (the batch's requests are concurrent, so any
+	// order among them is one they could have had): they run together,
+	// and the batch can then stop between the other writes.
+	slices.SortStableFunc(batch, func(x, y *writeReq) int { return cmp.Compare(accFirst(x), accFirst(y)) })
+	urgent := len(batch) > 0 && batch[0].urgent
 	tx, err := b.begin(ctx)
 	if err != nil {
 		return fail(err)
@@ -209,9 +269,14 @@ func (b *batcher) runBatch(batch []*writeReq, errs []error) []error {
 		tx.rollback(ctx)
 		return fail(err)
 	}
+	ran := len(batch)
 	for i, r := range batch {
 		if r.acc != nil && merged {
 			continue
+		}
+		if i > 0 && !urgent && len(b.urgent) > 0 {
+			ran = i
+			break
 		}
 		fn := r.fn
 		if r.acc != nil {
@@ -225,10 +290,18 @@ func (b *batcher) runBatch(batch []*writeReq, errs []error) []error {
 		errs[i] = ferr
 	}
 	if err := tx.commit(ctx); err != nil {
-		b.log.Error("store commit failed", "err", err, "batch", len(batch))
-		return fail(err)
+		b.log.Error("store commit failed", "err", err, "batch", ran)
+		errs, _ = fail(err)
+		return errs[:ran], ran
 	}
-	return errs
+	return errs[:ran], ran
+}
+
+func accFirst(r *writeReq) int {
+	if r.acc != nil {
+		return 0
+	}
+	return 1
 }
 
 // runAccepts runs the accepts of batch, if there are two or more, as one

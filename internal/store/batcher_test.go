@@ -56,7 +56,7 @@ func TestBatcherMergesAccepts(t *testing.T) {
 		return err
 	}}
 	*calls = nil
-	errs := s.b.runBatch([]*writeReq{r1, r2, r3, r4}, nil)
+	errs, _ := s.b.runBatch([]*writeReq{r1, r2, r3, r4}, nil)
 	if fmt.Sprint(errs) != "[<nil> <nil> <nil> <nil>]" {
 		t.Fatalf("errors %v", errs)
 	}
@@ -100,7 +100,7 @@ func TestBatcherMergeFallback(t *testing.T) {
 	d, e := newMsg("chat", message.Routine), newMsg("chat", message.Routine)
 	r1, r2, r3 := acceptReqOf(d), acceptReqOf(bad), acceptReqOf(e)
 	*calls = nil
-	errs := s.b.runBatch([]*writeReq{r1, r2, r3}, nil)
+	errs, _ := s.b.runBatch([]*writeReq{r1, r2, r3}, nil)
 	if errs[0] != nil || !errors.Is(errs[1], errPoison) || errs[2] != nil {
 		t.Fatalf("errors %v, want only the second to fail", errs)
 	}
@@ -119,7 +119,7 @@ func TestBatcherMergeFallback(t *testing.T) {
 	// A lone accept in a batch is not merged with anything.
 	*calls = nil
 	f := newMsg("chat", message.Routine)
-	if errs := s.b.runBatch([]*writeReq{acceptReqOf(f)}, nil); errs[0] != nil {
+	if errs, _ := s.b.runBatch([]*writeReq{acceptReqOf(f)}, nil); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
 	if len(*calls) != 1 || len((*calls)[0]) != 1 {
@@ -177,6 +177,62 @@ func TestBatcherUrgentFirst(t *testing.T) {
 	s.b.commitAll([]*writeReq{r1, r2}, nil)
 	if <-r1.done != nil || <-r2.done != nil || commits != 1 {
 		t.Errorf("two urgent accepts took %d transactions, want 1", commits)
+	}
+}
+
+// TestBatcherUrgentStopsBatch: an urgent request that arrives while a
+// batch's writes run stops the batch after the write under way; that part
+// commits, the urgent request follows in its own transaction, then the
+// rest. An urgent batch is not stopped.
+func TestBatcherUrgentStopsBatch(t *testing.T) {
+	s, _ := mergeStore(t, message.ID{})
+	// A writer of the store's, not running: the test is its goroutine.
+	b := &batcher{begin: s.b.begin, accept: s.b.accept, log: s.b.log, maxBatch: 8,
+		reqs: make(chan *writeReq, 8), urgent: make(chan *writeReq, 8)}
+	commits := 0
+	b.begin = func(ctx context.Context) (txn, error) { commits++; return s.b.begin(ctx) }
+	var order []string
+	write := func(name string, then func()) *writeReq {
+		return &writeReq{done: make(chan error, 1), fn: func(ctx context.Context, q querier) error {
+			order = append(order, name)
+			if _, err := q.exec(ctx, `INSERT INTO kv (key, val) VALUES (?, ?)`, name, []byte(name)); err != nil {
+				return err
+			}
+			if then != nil {
+				then()
+			}
+			return nil
+		}}
+	}
+	u := write("urgent", nil)
+	u.urgent = true
+	w1 := write("w1", func() { b.urgent <- u })
+	w2, w3 := write("w2", nil), write("w3", nil)
+	b.commitAll([]*writeReq{w1, w2, w3}, nil)
+	for _, r := range []*writeReq{w1, w2, w3, u} {
+		if err := <-r.done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fmt.Sprint(order) != "[w1 urgent w2 w3]" || commits != 3 {
+		t.Errorf("writes ran %v in %d transactions, want [w1 urgent w2 w3] in 3", order, commits)
+	}
+	for _, k := range []string{"w1", "w2", "w3", "urgent"} {
+		if v, err := s.GetState(context.Background(), k); err != nil || string(v) != k {
+			t.Errorf("%s: %q, %v", k, v, err)
+		}
+	}
+
+	// An urgent batch runs to its end.
+	order, commits = nil, 0
+	u2 := write("urgent2", nil)
+	u2.urgent = true
+	x1 := write("x1", func() { b.urgent <- u2 })
+	x2 := write("x2", nil)
+	x1.urgent, x2.urgent = true, true
+	b.commitAll([]*writeReq{x1, x2}, nil)
+	if fmt.Sprint(order) != "[x1 x2]" || commits != 1 || len(b.urgent) != 1 {
+		t.Errorf("urgent batch ran %v in %d transactions (%d urgent waiting), want [x1 x2] in 1", order, commits, len(b.urgent))
 	}
 }
 
