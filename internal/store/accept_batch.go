@@ -109,7 +109,7 @@ func (c *core) acceptTx(ctx context.Context, q querier, items []AcceptItem, out 
 				dels = append(dels, id, r.Peer, string(r.State), r.Code, r.Reason, now)
 			}
 			if (r.State == Queued || r.State == Held) && !laterRoute(it.Routes, j, true) {
-				queue = append(queue, id, r.Peer, seq, int64(m.Precedence), heldInt(r.State == Held), int64(0))
+				queue = append(queue, id, r.Peer, seq, int64(m.Precedence), heldInt(r.State == Held), leaseUntil(r, now))
 			}
 		}
 		for k, rec := range it.Audit {
@@ -144,6 +144,15 @@ func laterRoute(routes []Route, j int, queue bool) bool {
 		}
 	}
 	return false
+}
+
+// leaseUntil is a new queue row's lease_until: 0 (not leased) unless the
+// route asks for it to be stored leased.
+func leaseUntil(r Route, now int64) int64 {
+	if r.State != Queued || r.LeaseFor <= 0 {
+		return 0
+	}
+	return now + int64(r.LeaseFor)
 }
 
 func heldInt(held bool) int64 {

@@ -42,6 +42,10 @@ type Route struct {
 	State  DeliveryState
 	Code   string // stable guard code
 	Reason string // human-readable text
+	// LeaseFor, for a Queued route, stores the queue row already leased
+	// for this long, as Lease would: the node hands such a message (a
+	// FLASH) to the peer's link itself, and releases it if that fails.
+	LeaseFor time.Duration
 }
 
 // PendingAudit is an audit record written with an accepted message and not

@@ -291,6 +291,39 @@ func runSuite(t *testing.T, open func(t *testing.T, clk *fakeClock) Store) {
 			t.Fatalf("QueueDepth after ack = %v", d)
 		}
 	})
+	t.Run("accepted leased", func(t *testing.T) {
+		// A route with LeaseFor is stored leased for that long: Lease
+		// skips it (for that peer only) until it expires or is released.
+		clk := newClock()
+		s := open(t, clk)
+		f := newMsg("c", message.Flash)
+		routes := queued("XBB", "XCC")
+		routes[0].LeaseFor = time.Minute
+		accept(t, s, f, routes)
+		if got := lease(t, s, "XBB", 5); len(got) != 0 {
+			t.Fatalf("lease = %v, want none: it was stored leased", ids(got))
+		}
+		if got := lease(t, s, "XCC", 5); len(got) != 1 || got[0].ID != f.ID {
+			t.Fatalf("XCC lease = %v, want f (not leased for XCC)", ids(got))
+		}
+		if st := state(t, s, f.ID, "XBB"); st != Queued {
+			t.Fatalf("state = %q, want queued", st)
+		}
+		if err := s.Release(ctx, "XBB", f.ID); err != nil {
+			t.Fatal(err)
+		}
+		if got := lease(t, s, "XBB", 5); len(got) != 1 || got[0].ID != f.ID {
+			t.Fatalf("after release lease = %v, want f", ids(got))
+		}
+		g := newMsg("c", message.Flash)
+		routes = queued("XBB")
+		routes[0].LeaseFor = time.Minute
+		accept(t, s, g, routes)
+		clk.Advance(time.Minute + time.Second)
+		if got := lease(t, s, "XBB", 5); len(got) != 2 {
+			t.Fatalf("after the lease expired: %v, want f and g", ids(got))
+		}
+	})
 	t.Run("hold", func(t *testing.T) {
 		s := open(t, newClock())
 		a := newMsg("c", message.Flash)
