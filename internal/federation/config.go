@@ -59,6 +59,17 @@ type Outbox interface {
 	Notify() <-chan struct{}
 }
 
+// A StreamingOutbox hands a lease over in parts as they are ready: Lease
+// as the Outbox's, but emit receives the leased messages in order, a part
+// at a time, so that the link sends the first (the most urgent: a lease is
+// in queue order) while the node seals the rest. Once emit has been called
+// with a part, the link owns it, whatever LeaseStream returns; the error
+// is about the parts not emitted, which the Outbox released.
+type StreamingOutbox interface {
+	Outbox
+	LeaseStream(ctx context.Context, peer string, n int, emit func([]Outgoing)) error
+}
+
 // Inbox is the receiving node: verify, guard and store.
 //
 // AcceptBatch takes the whole messages received from one peer, in arrival
@@ -80,9 +91,12 @@ type Inbox interface {
 // PrepareBatch does everything AcceptBatch does but store; the returned
 // function stores what passed and returns one result per wire, as
 // AcceptBatch would. A link calls PrepareBatch one batch at a time, in
-// arrival order, and the commit functions one at a time in the same
-// order, each after the previous one returned; it may call PrepareBatch
-// for the next batch before committing the last.
+// the order it takes them (most urgent first), and the commit functions
+// of ROUTINE to IMMEDIATE batches one at a time in the same order, each
+// after the previous one returned; it may call PrepareBatch for the next
+// batch before committing the last. A FLASH batch's commit function does
+// not queue behind them: the link calls it at once, possibly while
+// another batch's commit function runs.
 type PreparingInbox interface {
 	Inbox
 	PrepareBatch(ctx context.Context, from string, wires [][]byte) (commit func() []error)

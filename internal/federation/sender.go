@@ -166,7 +166,9 @@ func (s *session) write(bw *bufio.Writer, leases, peeks chan<- int) error {
 		}
 		if wrote {
 			lastWrite = time.Now()
-			if m == nil || bw.Buffered() >= cfg.FragmentSize {
+			// Flush once a fragment's worth is buffered, or at once
+			// after a FLASH message's last bytes.
+			if m == nil || bw.Buffered() >= cfg.FragmentSize || (m.Precedence == message.Flash && m.sent) {
 				if err := flush(); err != nil {
 					return err
 				}
@@ -217,33 +219,89 @@ func (s *session) leaser(reqs <-chan int, resume map[message.ID]linkproto.Resume
 	if peek {
 		ctx = context.WithValue(ctx, newsKey{}, true)
 	}
+	streaming, _ := cfg.Outbox.(StreamingOutbox)
 	for n := range reqs {
-		got, err := cfg.Outbox.Lease(ctx, party, n)
+		got := 0
+		// take puts a leased part in s.out at once (so that settle
+		// releases it whatever happens next) and in s.fresh, and wakes the
+		// writer: with a StreamingOutbox it may send the first part while
+		// the rest is sealed.
+		take := func(part []Outgoing) {
+			got += len(part)
+			s.takeLeased(part, resume)
+		}
+		var err error
+		if streaming != nil {
+			err = streaming.LeaseStream(ctx, party, n, take)
+		} else {
+			var part []Outgoing
+			part, err = cfg.Outbox.Lease(ctx, party, n)
+			take(part)
+		}
 		if err != nil && s.ctx.Err() == nil {
 			cfg.Logger.Warn("federation lease failed", "party", party, "err", err)
 		}
 		s.mu.Lock()
-		for _, g := range got {
-			if len(g.Wire) == 0 || len(g.Wire) > linkproto.MaxMessage || !g.Precedence.Valid() || s.out[g.ID] != nil {
-				continue // the node's bug, or one we hold already; never put it on the wire twice
-			}
-			m := &outMsg{Outgoing: g, tag: linkproto.TagOf(g.Wire), seq: s.leaseSeq}
-			s.leaseSeq++
-			if r, ok := resume[g.ID]; ok && r.Tag == m.tag && r.Offset < uint64(len(g.Wire)) {
-				m.next, m.recv = r.Offset, r.Offset
-			}
-			s.out[g.ID] = m
-			s.fresh = append(s.fresh, m)
-		}
 		if peek {
 			s.peeking = false
 		} else {
 			s.leasing = false
-			s.drained = len(got) < n
+			s.drained = got < n
 		}
 		s.mu.Unlock()
 		poke(s.wake)
 	}
+}
+
+// takeLeased puts leased messages in s.out (so that settle releases them
+// whatever happens next) and in s.fresh for the writer, and wakes it. It
+// reports false, taking nothing, once the session has settled: the caller
+// still owns them then.
+func (s *session) takeLeased(part []Outgoing, resume map[message.ID]linkproto.Resume) bool {
+	s.mu.Lock()
+	if s.out == nil {
+		s.mu.Unlock()
+		return false
+	}
+	for _, g := range part {
+		if len(g.Wire) == 0 || len(g.Wire) > linkproto.MaxMessage || !g.Precedence.Valid() || s.out[g.ID] != nil {
+			continue // the node's bug, or one we hold already; never put it on the wire twice
+		}
+		m := &outMsg{Outgoing: g, tag: linkproto.TagOf(g.Wire), seq: s.leaseSeq}
+		s.leaseSeq++
+		if r, ok := resume[g.ID]; ok && r.Tag == m.tag && r.Offset < uint64(len(g.Wire)) {
+			m.next, m.recv = r.Offset, r.Offset
+		}
+		s.out[g.ID] = m
+		s.fresh = append(s.fresh, m)
+	}
+	s.mu.Unlock()
+	poke(s.wake)
+	return true
+}
+
+// Connected reports whether a link session with party is up now.
+func (m *Manager) Connected(party string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := m.peers[party]
+	return p != nil && p.sess != nil
+}
+
+// Hand gives the link session with party messages that the Outbox leased
+// for it outside the link's own leases (a FLASH leased in the transaction
+// that accepted it), to go out now, most urgent first, without waiting
+// for a lease. It reports false when no session is up or it has ended;
+// the caller then still owns the lease and should release it. Once Hand
+// returns true, the session owns them as if it had leased them.
+func (m *Manager) Hand(party string, msgs []Outgoing) bool {
+	m.mu.Lock()
+	var s *session
+	if p := m.peers[party]; p != nil {
+		s = p.sess
+	}
+	m.mu.Unlock()
+	return s != nil && s.ctx.Err() == nil && s.takeLeased(msgs, nil)
 }
 
 type newsKey struct{}

@@ -353,7 +353,8 @@ const acceptQueueBytes = 16 << 20
 // (up to Config.AcceptBatch) and in the acceptQueue's order, to the Inbox,
 // then acknowledges custody, refuses, or ends the link, per message. With
 // a PreparingInbox it checks the next batch while the last one commits:
-// the accepter prepares, a committer stores, both in order.
+// the accepter prepares, a committer stores, both in order; a FLASH batch
+// the accepter stores itself, at once, beside the committer.
 func (s *session) accepter() {
 	type prepared struct {
 		jobs   []acceptJob
@@ -384,7 +385,15 @@ func (s *session) accepter() {
 		// The Manager's context, not the session's: a store commit that
 		// has begun is allowed to finish when the link drops.
 		if pipelined {
-			ready <- prepared{jobs, pi.PrepareBatch(s.m.ctx, s.p.party, wires)}
+			commit := pi.PrepareBatch(s.m.ctx, s.p.party, wires)
+			if jobs[0].prec == message.Flash {
+				// A batch never mixes precedences (acceptQueue.take): a
+				// FLASH batch is stored now, not behind the batches the
+				// committer has yet to store.
+				s.accepted(jobs, commit())
+				continue
+			}
+			ready <- prepared{jobs, commit}
 			continue
 		}
 		s.accepted(jobs, s.m.cfg.Inbox.AcceptBatch(s.m.ctx, s.p.party, wires))
