@@ -245,13 +245,24 @@ func (c *wireCache) drop(peer string, ids ...message.ID) {
 	}
 }
 
-var _ federation.Outbox = (*outbox)(nil)
+var _ federation.StreamingOutbox = (*outbox)(nil)
 
 func (o *outbox) Lease(ctx context.Context, peer string, k int) ([]federation.Outgoing, error) {
+	var out []federation.Outgoing
+	err := o.LeaseStream(ctx, peer, k, func(part []federation.Outgoing) { out = append(out, part...) })
+	return out, err
+}
+
+// LeaseStream is Lease in parts (federation.StreamingOutbox): the leased
+// messages are sealed in batches of one precedence (a lease is in queue
+// order, most urgent first), and each batch goes to emit as soon as it is
+// sealed. So a FLASH leased with 127 ROUTINE is on its way while they are
+// sealed, and the link sends the first ROUTINE while it seals the next.
+func (o *outbox) LeaseStream(ctx context.Context, peer string, k int, emit func([]federation.Outgoing)) error {
 	n := o.n
 	c, ok := n.card(peer)
 	if !ok {
-		return nil, fmt.Errorf("no card pinned for %s", peer)
+		return fmt.Errorf("no card pinned for %s", peer)
 	}
 	// Lease with a context the link's end cannot cancel: a lease the store
 	// commits must reach the link (or be released), never be stranded
@@ -263,7 +274,7 @@ func (o *outbox) Lease(ctx context.Context, peer string, k int) ([]federation.Ou
 	}
 	leased, err := n.store.Lease(lctx, peer, k, n.leaseFor())
 	if err != nil || len(leased) == 0 {
-		return nil, err
+		return err
 	}
 	msgs := make([]*message.Message, len(leased))
 	for i, l := range leased {
@@ -271,33 +282,42 @@ func (o *outbox) Lease(ctx context.Context, peer string, k int) ([]federation.Ou
 	}
 	if ctx.Err() != nil {
 		n.releaseAll(lctx, peer, msgs)
-		return nil, context.Cause(ctx)
+		return context.Cause(ctx)
 	}
 	o.remember(peer, msgs)
-	// Seal, in one batch, the messages whose envelope is not cached.
 	out := make([]federation.Outgoing, len(msgs))
-	var fresh []int
 	for i, m := range msgs {
 		out[i] = federation.Outgoing{ID: m.ID, Precedence: m.Precedence, Seq: leased[i].Seq, Wire: o.wires.get(peer, m.ID, c.Epoch)}
-		if out[i].Wire == nil {
-			fresh = append(fresh, i)
-		}
 	}
 	policy := n.policyOf(peer)
-	for len(fresh) > 0 {
-		k := min(len(fresh), maxSealBatch)
-		if err := o.seal(peer, c, policy, msgs, fresh[:k], out); err != nil {
-			n.releaseAll(ctx, peer, msgs)
-			return nil, err
+	for from := 0; from < len(out); {
+		// The next part: up to maxSealBatch messages of one precedence.
+		to := from + 1
+		for to < len(out) && to-from < maxSealBatch && out[to].Precedence == out[from].Precedence {
+			to++
 		}
-		fresh = fresh[k:]
+		// Seal, in one batch, those whose envelope is not cached.
+		var fresh []int
+		for i := from; i < to; i++ {
+			if out[i].Wire == nil {
+				fresh = append(fresh, i)
+			}
+		}
+		if len(fresh) > 0 {
+			if err := o.seal(peer, c, policy, msgs, fresh, out); err != nil {
+				n.releaseAll(lctx, peer, msgs[from:])
+				return err
+			}
+		}
+		// Labels, and a batch's key and signature, travel once per link
+		// session; the link sends them by reference after that.
+		for i := from; i < to; i++ {
+			out[i].Shared, _ = envelope.SharedRanges(out[i].Wire)
+		}
+		emit(out[from:to])
+		from = to
 	}
-	// Labels, and a batch's key and signature, travel once per link
-	// session; the link sends them by reference after that.
-	for i := range out {
-		out[i].Shared, _ = envelope.SharedRanges(out[i].Wire)
-	}
-	return out, nil
+	return nil
 }
 
 // maxSealBatch bounds an envelope batch: each envelope carries a Merkle
@@ -380,6 +400,34 @@ func (o *outbox) seal(peer string, c *pki.Card, policy string, msgs []*message.M
 		o.wires.put(peer, msgs[i].ID, c.Epoch, wires[j])
 	}
 	return nil
+}
+
+// handOver seals m, stored leased for peer (see Node.leaseFlash), and
+// hands it to peer's link. Should that fail (the link went down in the
+// meantime), it releases the lease, so that the link's next lease takes
+// the message as any other.
+func (o *outbox) handOver(ctx context.Context, peer string, m *message.Message, seq uint64) {
+	n := o.n
+	if c, ok := n.card(peer); ok {
+		out := []federation.Outgoing{{ID: m.ID, Precedence: m.Precedence, Seq: seq, Wire: o.wires.get(peer, m.ID, c.Epoch)}}
+		var err error
+		if out[0].Wire == nil {
+			err = o.seal(peer, c, n.policyOf(peer), []*message.Message{m}, []int{0}, out)
+		}
+		if err == nil {
+			out[0].Shared, _ = envelope.SharedRanges(out[0].Wire)
+			o.remember(peer, []*message.Message{m})
+			if n.fed.Hand(peer, out) {
+				n.metrics.handovers.WithLabelValues(peer, "handed").Inc()
+				return
+			}
+		} else {
+			n.log.Warn("sealing a FLASH message to hand to its link", slog.String("peer", peer), slog.String("id", m.ID.String()), slog.Any("error", err))
+		}
+	}
+	n.metrics.handovers.WithLabelValues(peer, "released").Inc()
+	n.releaseAll(ctx, peer, []*message.Message{m})
+	n.kick()
 }
 
 func (n *Node) releaseAll(ctx context.Context, peer string, msgs []*message.Message) {
@@ -476,6 +524,7 @@ func (in *inbox) PrepareBatch(ctx context.Context, from string, wires [][]byte) 
 	n := in.n
 	errs := make([]error, len(wires))
 	items := make([]store.AcceptItem, 0, len(wires))
+
 	at := make([]int, 0, len(wires)) // wires index of each item
 	for i, wire := range wires {
 		it, err := in.prepare(ctx, from, wire)

@@ -19,6 +19,7 @@ type metrics struct {
 	delivered   *prometheus.CounterVec
 	received    *prometheus.CounterVec
 	auditErrors prometheus.Counter
+	handovers   *prometheus.CounterVec
 	queueDesc   *prometheus.Desc
 	linkDesc    *prometheus.Desc
 }
@@ -36,6 +37,8 @@ func newMetrics(n *Node) *metrics {
 			Name: "liaison_received_total", Help: "Messages from partners accepted or refused."}, []string{"peer", "outcome"}),
 		auditErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "liaison_audit_append_errors_total", Help: "Audit entries that could not be appended."}),
+		handovers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "liaison_flash_handovers_total", Help: "FLASH messages handed to a partner's link as they were accepted (handed), or released to the link's own leases because the link went down meanwhile (released)."}, []string{"peer", "outcome"}),
 		queueDesc: prometheus.NewDesc("liaison_queue_depth", "Messages queued for a partner, by precedence.", []string{"peer", "precedence"}, nil),
 		linkDesc:  prometheus.NewDesc("liaison_link_up", "1 if the link to a partner is up.", []string{"peer", "state"}, nil),
 	}
@@ -48,6 +51,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.delivered.Describe(ch)
 	m.received.Describe(ch)
 	m.auditErrors.Describe(ch)
+	m.handovers.Describe(ch)
 	ch <- m.queueDesc
 	ch <- m.linkDesc
 }
@@ -59,6 +63,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.delivered.Collect(ch)
 	m.received.Collect(ch)
 	m.auditErrors.Collect(ch)
+	m.handovers.Collect(ch)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if peers, err := m.n.store.Peers(ctx); err == nil {

@@ -27,9 +27,15 @@ func (n *Node) Submit(ctx context.Context, m *message.Message) (*api.Receipt, er
 	if err != nil {
 		return nil, err
 	}
+	handTo := n.leaseFlash(m, p.Routes)
 	seq, dup, err := n.store.Accept(ctx, m, p.Routes, p.Audit...)
 	if err != nil {
 		return nil, fmt.Errorf("store message %s: %w", m.ID, err)
+	}
+	if !dup {
+		for _, peer := range handTo {
+			n.outbox.handOver(ctx, peer, m, seq)
+		}
 	}
 	r, err := n.accepted(ctx, p, store.AcceptResult{Seq: seq, Dup: dup}, now)
 	if !dup {
@@ -90,6 +96,25 @@ func (n *Node) SubmitBatch(ctx context.Context, ms []*message.Message) []SubmitR
 		n.kick()
 	}
 	return out
+}
+
+// leaseFlash marks the queued routes of a FLASH message to partners whose
+// link is up to be stored leased, and returns those partners: Submit hands
+// the message to their links itself (outbox.handOver) instead of waiting
+// for the links to lease it, a store write of their own behind whatever
+// the writer is doing.
+func (n *Node) leaseFlash(m *message.Message, routes []store.Route) []string {
+	if m.Precedence != message.Flash || n.fed == nil {
+		return nil
+	}
+	var peers []string
+	for i := range routes {
+		if r := &routes[i]; r.State == store.Queued && n.fed.Connected(r.Peer) {
+			r.LeaseFor = n.leaseFor()
+			peers = append(peers, r.Peer)
+		}
+	}
+	return peers
 }
 
 // prepare checks a local message, runs the guard for every other member of

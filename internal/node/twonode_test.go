@@ -2,6 +2,10 @@ package node_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,4 +115,56 @@ func TestTwoNodesDeliverOnce(t *testing.T) {
 	if st, _ := usa.Status(ctx); len(st.Links) == 0 || st.Links[0].State != "up" {
 		t.Errorf("USA links %+v, want PAK up", st.Links)
 	}
+}
+
+// A FLASH accepted while the link to PAK is up is stored leased and handed
+// to the link at once (no lease of the link's own), and delivered once.
+func TestFlashHandedToLink(t *testing.T) {
+	usa, pak := pair(t)
+	ctx := context.Background()
+	rel := nodetest.Label(t, "USA", "CONFIDENTIAL", "USA", "PAK")
+	poll(t, 15*time.Second, "link up", func() bool {
+		st, _ := usa.Status(ctx)
+		return len(st.Links) == 1 && st.Links[0].State == "up"
+	})
+	delivered := func(id message.ID) bool {
+		st, err := usa.MessageStatus(ctx, id)
+		return err == nil && len(st.Recipients) == 1 && st.Recipients[0].State == "delivered"
+	}
+	rc, err := usa.Submit(ctx, msg("exercise", message.Flash, rel, "handed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 15*time.Second, "the FLASH delivered", func() bool { return delivered(rc.ID) })
+	if got := metricSum(t, usa, `liaison_flash_handovers_total{outcome="handed",peer="PAK"}`); got != 1 {
+		t.Errorf("handovers = %v, want 1", got)
+	}
+	es, err := pak.History(ctx, "exercise", 0, 100)
+	if err != nil || len(es) != 1 || es[0].Message.ID != rc.ID {
+		t.Fatalf("PAK history %v, %v; want the FLASH once", es, err)
+	}
+}
+
+// metricSum sums the samples of n's /metrics whose name and labels start
+// with prefix.
+func metricSum(t *testing.T, n *node.Node, prefix string) float64 {
+	t.Helper()
+	w := httptest.NewRecorder()
+	n.Handler().ServeHTTP(w, httptest.NewRequestWithContext(t.Context(), "GET", "/metrics", nil))
+	if w.Code != http.StatusOK {
+		t.Fatalf("GET /metrics = %d", w.Code)
+	}
+	var sum float64
+	for line := range strings.Lines(w.Body.String()) {
+		if !strings.HasPrefix(line, prefix) {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			t.Fatalf("metric line %q: %v", line, err)
+		}
+		sum += v
+	}
+	return sum
 }
