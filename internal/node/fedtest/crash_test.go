@@ -258,7 +258,14 @@ func TestCrashNoLossNoDuplicate(t *testing.T) {
 					return
 				}
 				id := message.NewID().String()
-				body, _ := json.Marshal(map[string]any{"id": id, "channel": "ops", "precedence": "ROUTINE", "label": lbl, "content_type": "text/plain", "body": fmt.Sprintf("message %d", i)})
+				// One in ten a FLASH, which the sender hands to its link
+				// as it accepts it when the link is up (leased in the
+				// accepting transaction); the rest go by the link's leases.
+				prec := "ROUTINE"
+				if i%10 == 0 {
+					prec = "FLASH"
+				}
+				body, _ := json.Marshal(map[string]any{"id": id, "channel": "ops", "precedence": prec, "label": lbl, "content_type": "text/plain", "body": fmt.Sprintf("message %d", i)})
 				for {
 					resp, _, err := sender.do("POST", "/v1/messages", body)
 					if err == nil && (resp.StatusCode == http.StatusCreated || resp.StatusCode == http.StatusOK) {
