@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"liaison/internal/message"
 )
@@ -34,10 +35,12 @@ type txn interface {
 //
 // Urgent requests (see Urgent) have a queue of their own, which the writer
 // reads first. Found waiting beside others they are committed first, on
-// their own; and one that arrives while a batch's writes run stops that
-// batch after the write under way: what ran so far is committed, the
-// urgent requests follow in a transaction of their own, then the rest. So
-// an urgent write waits for one write and one commit, not for a batch.
+// their own. An accept of a FLASH message that arrives while a batch's
+// writes run stops that batch after the write under way: what ran so far
+// is committed, the urgent requests follow in a transaction of their own,
+// then the rest. So a FLASH waits for one write and one commit, not for a
+// batch. (Other urgent writes, such as a link's leases on news, come often
+// under load; each stopping a batch would cost a commit.)
 type batcher struct {
 	begin    func(ctx context.Context) (txn, error)
 	accept   func(ctx context.Context, q querier, items []AcceptItem, out []AcceptResult) error
@@ -45,6 +48,7 @@ type batcher struct {
 	maxBatch int
 	reqs     chan *writeReq
 	urgent   chan *writeReq
+	flashes  atomic.Int32 // FLASH accepts queued on urgent, not yet taken
 
 	mu     sync.RWMutex // guards closed and sending on reqs
 	closed bool
@@ -56,6 +60,7 @@ type writeReq struct {
 	fn     func(ctx context.Context, q querier) error
 	acc    *acceptReq // instead of fn: an accept, run with the batch's others
 	urgent bool       // commit ahead of the others waiting: see Urgent
+	flash  bool       // an accept of a FLASH message: stops a running batch
 	done   chan error
 }
 
@@ -97,21 +102,19 @@ func (b *batcher) write(ctx context.Context, fn func(ctx context.Context, q quer
 // writeAccept queues an accept of items and waits for the commit of its
 // batch; out receives the results.
 func (b *batcher) writeAccept(ctx context.Context, items []AcceptItem, out []AcceptResult) error {
-	return b.submit(ctx, &writeReq{acc: &acceptReq{items, out}, urgent: urgentAccept(ctx, items), done: make(chan error, 1)})
+	urgent, flash := acceptFlags(ctx, items)
+	return b.submit(ctx, &writeReq{acc: &acceptReq{items, out}, urgent: urgent, flash: flash, done: make(chan error, 1)})
 }
 
-// urgentAccept reports whether accepting items is urgent: ctx says so, or
-// one of them is a FLASH.
-func urgentAccept(ctx context.Context, items []AcceptItem) bool {
-	if isUrgent(ctx) {
-		return true
-	}
+// acceptFlags reports whether accepting items is urgent (ctx says so, or
+// one of them is a FLASH message) and whether it is a FLASH's.
+func acceptFlags(ctx context.Context, items []AcceptItem) (urgent, flash bool) {
 	for _, it := range items {
 		if it.Msg != nil && it.Msg.Precedence == message.Flash {
-			return true
+			return true, true
 		}
 	}
-	return false
+	return isUrgent(ctx), false
 }
 
 func (b *batcher) submit(ctx context.Context, r *writeReq) error {
@@ -124,9 +127,15 @@ func (b *batcher) submit(ctx context.Context, r *writeReq) error {
 	if r.urgent {
 		q = b.urgent
 	}
+	if r.flash {
+		b.flashes.Add(1)
+	}
 	select {
 	case q <- r:
 	case <-ctx.Done():
+		if r.flash {
+			b.flashes.Add(-1)
+		}
 		b.mu.RUnlock()
 		return ctx.Err()
 	}
@@ -178,22 +187,32 @@ func (b *batcher) run() {
 				}
 			}
 		}
+		b.took(r)
 		batch = append(batch[:0], r)
-		batch = fill(batch, urgent, b.maxBatch)
-		batch = fill(batch, reqs, b.maxBatch)
+		batch = b.fill(batch, urgent)
+		batch = b.fill(batch, reqs)
 		errs = b.commitAll(batch, errs)
 		clear(batch)
 	}
 }
 
-// fill appends to batch, up to max, the requests waiting on q (nil: none).
-func fill(batch []*writeReq, q chan *writeReq, max int) []*writeReq {
-	for q != nil && len(batch) < max {
+// took counts r out of the queued FLASH accepts.
+func (b *batcher) took(r *writeReq) {
+	if r.flash {
+		b.flashes.Add(-1)
+	}
+}
+
+// fill appends to batch, up to maxBatch, the requests waiting on q (nil:
+// none).
+func (b *batcher) fill(batch []*writeReq, q chan *writeReq) []*writeReq {
+	for q != nil && len(batch) < b.maxBatch {
 		select {
 		case r, ok := <-q:
 			if !ok {
 				return batch
 			}
+			b.took(r)
 			batch = append(batch, r)
 		default:
 			return batch
@@ -228,7 +247,7 @@ func (b *batcher) commitAll(batch []*writeReq, errs []error) []error {
 		if ran < len(p) {
 			// Urgent requests arrived: they go next, then the rest.
 			next := [][]*writeReq{p[ran:]}
-			if u := fill(nil, b.urgent, b.maxBatch); len(u) > 0 {
+			if u := b.fill(nil, b.urgent); len(u) > 0 {
 				next = [][]*writeReq{u, p[ran:]}
 			}
 			parts = append(next, parts...)
@@ -240,7 +259,7 @@ func (b *batcher) commitAll(batch []*writeReq, errs []error) []error {
 // runBatch runs batch in one transaction and returns the outcomes of the
 // first ran of its writes, which it committed. Unless batch is urgent it
 // stops early, after the accepts (which run together first) and at least
-// one write, when an urgent request waits.
+// one write, when an accept of a FLASH message waits.
 func (b *batcher) runBatch(batch []*writeReq, errs []error) ([]error, int) {
 	// Writes already queued are applied even if their caller has gone:
 	// the caller is waiting for the answer in any case.
@@ -274,7 +293,7 @@ func (b *batcher) runBatch(batch []*writeReq, errs []error) ([]error, int) {
 		if r.acc != nil && merged {
 			continue
 		}
-		if i > 0 && !urgent && len(b.urgent) > 0 {
+		if i > 0 && !urgent && b.flashes.Load() > 0 {
 			ran = i
 			break
 		}

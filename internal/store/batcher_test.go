@@ -180,11 +180,12 @@ func TestBatcherUrgentFirst(t *testing.T) {
 	}
 }
 
-// TestBatcherUrgentStopsBatch: an urgent request that arrives while a
-// batch's writes run stops the batch after the write under way; that part
-// commits, the urgent request follows in its own transaction, then the
-// rest. An urgent batch is not stopped.
-func TestBatcherUrgentStopsBatch(t *testing.T) {
+// TestBatcherFlashStopsBatch: a FLASH accept that arrives while a batch's
+// writes run stops the batch after the write under way; that part commits,
+// the FLASH follows in its own transaction, then the rest. Another urgent
+// write (a lease on news) does not stop a batch, nor does a FLASH stop an
+// urgent batch.
+func TestBatcherFlashStopsBatch(t *testing.T) {
 	s, _ := mergeStore(t, message.ID{})
 	// A writer of the store's, not running: the test is its goroutine.
 	b := &batcher{begin: s.b.begin, accept: s.b.accept, log: s.b.log, maxBatch: 8,
@@ -204,35 +205,57 @@ func TestBatcherUrgentStopsBatch(t *testing.T) {
 			return nil
 		}}
 	}
-	u := write("urgent", nil)
-	u.urgent = true
-	w1 := write("w1", func() { b.urgent <- u })
-	w2, w3 := write("w2", nil), write("w3", nil)
+	// queue puts r on the writer's queues as submit does.
+	queue := func(r *writeReq) {
+		if r.flash {
+			b.flashes.Add(1)
+		}
+		b.urgent <- r
+	}
+	f := newMsg("chat", message.Flash)
+	fr := acceptReqOf(f)
+	fr.urgent, fr.flash, fr.done = true, true, make(chan error, 1)
+	w1 := write("w1", func() { queue(fr) })
+	w2 := write("w2", func() {
+		if commits != 3 {
+			t.Errorf("w2 ran in transaction %d, want 3 (after w1's and the FLASH's)", commits)
+		}
+	})
+	w3 := write("w3", nil)
 	b.commitAll([]*writeReq{w1, w2, w3}, nil)
-	for _, r := range []*writeReq{w1, w2, w3, u} {
+	for _, r := range []*writeReq{w1, w2, w3, fr} {
 		if err := <-r.done; err != nil {
 			t.Fatal(err)
 		}
 	}
-	if fmt.Sprint(order) != "[w1 urgent w2 w3]" || commits != 3 {
-		t.Errorf("writes ran %v in %d transactions, want [w1 urgent w2 w3] in 3", order, commits)
+	if fmt.Sprint(order) != "[w1 w2 w3]" || commits != 3 || b.flashes.Load() != 0 {
+		t.Errorf("writes ran %v in %d transactions (%d FLASH waiting), want [w1 w2 w3] in 3, none waiting", order, commits, b.flashes.Load())
 	}
-	for _, k := range []string{"w1", "w2", "w3", "urgent"} {
-		if v, err := s.GetState(context.Background(), k); err != nil || string(v) != k {
-			t.Errorf("%s: %q, %v", k, v, err)
-		}
+	if _, _, err := s.Get(context.Background(), f.ID); err != nil {
+		t.Errorf("the FLASH: %v", err)
 	}
+
+	// A lease on news (urgent, not a FLASH) waits for the batch's end.
+	order, commits = nil, 0
+	lease := write("lease", nil)
+	lease.urgent = true
+	x1, x2 := write("x1", func() { queue(lease) }), write("x2", nil)
+	b.commitAll([]*writeReq{x1, x2}, nil)
+	if fmt.Sprint(order) != "[x1 x2]" || commits != 1 || len(b.urgent) != 1 {
+		t.Errorf("batch ran %v in %d transactions (%d urgent waiting), want [x1 x2] in 1, the lease waiting", order, commits, len(b.urgent))
+	}
+	<-b.urgent
 
 	// An urgent batch runs to its end.
 	order, commits = nil, 0
-	u2 := write("urgent2", nil)
-	u2.urgent = true
-	x1 := write("x1", func() { b.urgent <- u2 })
-	x2 := write("x2", nil)
-	x1.urgent, x2.urgent = true, true
-	b.commitAll([]*writeReq{x1, x2}, nil)
-	if fmt.Sprint(order) != "[x1 x2]" || commits != 1 || len(b.urgent) != 1 {
-		t.Errorf("urgent batch ran %v in %d transactions (%d urgent waiting), want [x1 x2] in 1", order, commits, len(b.urgent))
+	f2 := acceptReqOf(newMsg("chat", message.Flash))
+	f2.urgent, f2.flash, f2.done = true, true, make(chan error, 1)
+	y1 := write("y1", func() { queue(f2) })
+	y2 := write("y2", nil)
+	y1.urgent, y2.urgent = true, true
+	b.commitAll([]*writeReq{y1, y2}, nil)
+	if fmt.Sprint(order) != "[y1 y2]" || commits != 1 || len(b.urgent) != 1 {
+		t.Errorf("urgent batch ran %v in %d transactions (%d urgent waiting), want [y1 y2] in 1", order, commits, len(b.urgent))
 	}
 }
 
@@ -248,18 +271,18 @@ func TestUrgentMarks(t *testing.T) {
 		return out
 	}
 	for _, tc := range []struct {
-		name  string
-		ctx   context.Context
-		items []AcceptItem
-		want  bool
+		name          string
+		ctx           context.Context
+		items         []AcceptItem
+		urgent, flash bool
 	}{
-		{"routine", ctx, items(message.Routine), false},
-		{"immediate and priority", ctx, items(message.Immediate, message.Priority), false},
-		{"a flash among others", ctx, items(message.Routine, message.Flash), true},
-		{"urgent context", Urgent(ctx), items(message.Priority), true},
+		{"routine", ctx, items(message.Routine), false, false},
+		{"immediate and priority", ctx, items(message.Immediate, message.Priority), false, false},
+		{"a flash among others", ctx, items(message.Routine, message.Flash), true, true},
+		{"urgent context", Urgent(ctx), items(message.Priority), true, false},
 	} {
-		if got := urgentAccept(tc.ctx, tc.items); got != tc.want {
-			t.Errorf("%s: urgent %v, want %v", tc.name, got, tc.want)
+		if u, f := acceptFlags(tc.ctx, tc.items); u != tc.urgent || f != tc.flash {
+			t.Errorf("%s: urgent %v, flash %v; want %v, %v", tc.name, u, f, tc.urgent, tc.flash)
 		}
 	}
 	if isUrgent(ctx) || !isUrgent(Urgent(ctx)) {
