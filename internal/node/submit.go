@@ -63,11 +63,16 @@ func (n *Node) SubmitBatch(ctx context.Context, ms []*message.Message) []SubmitR
 	rules := n.guardRules()
 	items := make([]store.AcceptItem, 0, len(ms))
 	idx := make([]int, 0, len(ms))
+	var handTo [][]string // per item: the partners a FLASH goes to by hand
 	for i, m := range ms {
 		p, err := n.prepare(ctx, m, rules, now)
 		if err != nil {
 			out[i].Err = err
 			continue
+		}
+		if peers := n.leaseFlash(m, p.Routes); peers != nil {
+			handTo = append(handTo, make([][]string, len(items)+1-len(handTo))...)
+			handTo[len(items)] = peers
 		}
 		items = append(items, p)
 		idx = append(idx, i)
@@ -85,6 +90,13 @@ func (n *Node) SubmitBatch(ctx context.Context, ms []*message.Message) []SubmitR
 		}
 		return out
 	}
+	for k, peers := range handTo {
+		if !res[k].Dup {
+			for _, peer := range peers {
+				n.outbox.handOver(ctx, peer, items[k].Msg, res[k].Seq)
+			}
+		}
+	}
 	fresh := false
 	for k, i := range idx {
 		out[i].Receipt, out[i].Err = n.accepted(ctx, items[k], res[k], now)
@@ -99,8 +111,8 @@ func (n *Node) SubmitBatch(ctx context.Context, ms []*message.Message) []SubmitR
 }
 
 // leaseFlash marks the queued routes of a FLASH message to partners whose
-// link is up to be stored leased, and returns those partners: Submit hands
-// the message to their links itself (outbox.handOver) instead of waiting
+// link is up to be stored leased, and returns those partners: Submit (and
+// SubmitBatch) hands the message to their links itself (outbox.handOver) instead of waiting
 // for the links to lease it, a store write of their own behind whatever
 // the writer is doing.
 func (n *Node) leaseFlash(m *message.Message, routes []store.Route) []string {

@@ -139,9 +139,30 @@ func TestFlashHandedToLink(t *testing.T) {
 	if got := metricSum(t, usa, `liaison_flash_handovers_total{outcome="handed",peer="PAK"}`); got != 1 {
 		t.Errorf("handovers = %v, want 1", got)
 	}
+	// SubmitBatch hands its FLASH messages over too.
+	res := usa.SubmitBatch(ctx, []*message.Message{msg("exercise", message.Routine, rel, "leased"), msg("exercise", message.Flash, rel, "handed in a batch")})
+	for _, r := range res {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	poll(t, 15*time.Second, "the batch delivered", func() bool { return delivered(res[0].Receipt.ID) && delivered(res[1].Receipt.ID) })
+	if got := metricSum(t, usa, `liaison_flash_handovers_total{outcome="handed",peer="PAK"}`); got != 2 {
+		t.Errorf("handovers = %v, want 2 (the ROUTINE goes by lease)", got)
+	}
 	es, err := pak.History(ctx, "exercise", 0, 100)
-	if err != nil || len(es) != 1 || es[0].Message.ID != rc.ID {
-		t.Fatalf("PAK history %v, %v; want the FLASH once", es, err)
+	if err != nil || len(es) != 3 {
+		t.Fatalf("PAK history has %d entries (%v), want 3, each once", len(es), err)
+	}
+	seen := map[message.ID]bool{}
+	for _, e := range es {
+		if seen[e.Message.ID] {
+			t.Errorf("%s twice in PAK's history", e.Message.ID)
+		}
+		seen[e.Message.ID] = true
+	}
+	if !seen[rc.ID] || !seen[res[1].Receipt.ID] {
+		t.Errorf("PAK history %v lacks a FLASH", seen)
 	}
 }
 
