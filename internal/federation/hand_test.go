@@ -17,13 +17,7 @@ func (o *fakeOutbox) putLeased(peer string, p message.Precedence, size int) Outg
 	it := &fakeItem{Outgoing: Outgoing{ID: id, Precedence: p, Wire: testWire(id, size)}, leased: true}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	q := o.q[peer]
-	if q == nil {
-		q = new([4][]*fakeItem)
-		o.q[peer] = q
-	}
-	q[p] = append(q[p], it)
-	o.byID[id] = it
+	o.add(peer, it)
 	return it.Outgoing
 }
 

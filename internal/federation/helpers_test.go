@@ -113,20 +113,24 @@ func (o *fakeOutbox) putMsgWatch(peer string, p message.Precedence, size int, wa
 		watch(id)
 	}
 	o.mu.Lock()
-	it := &fakeItem{Outgoing: Outgoing{ID: id, Precedence: p, Wire: testWire(id, size), Shared: o.shared}}
-	q := o.q[peer]
-	if q == nil {
-		q = new([4][]*fakeItem)
-		o.q[peer] = q
-	}
-	q[p] = append(q[p], it)
-	o.byID[id] = it
+	o.add(peer, &fakeItem{Outgoing: Outgoing{ID: id, Precedence: p, Wire: testWire(id, size), Shared: o.shared}})
 	o.mu.Unlock()
 	select {
 	case o.notify <- struct{}{}:
 	default:
 	}
 	return id
+}
+
+// add queues it for peer; o.mu is held.
+func (o *fakeOutbox) add(peer string, it *fakeItem) {
+	q := o.q[peer]
+	if q == nil {
+		q = new([4][]*fakeItem)
+		o.q[peer] = q
+	}
+	q[it.Precedence] = append(q[it.Precedence], it)
+	o.byID[it.ID] = it
 }
 
 func (o *fakeOutbox) Lease(ctx context.Context, peer string, n int) ([]Outgoing, error) {

@@ -1,7 +1,6 @@
 package node_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -235,25 +234,5 @@ func TestAuditForkAlarm(t *testing.T) {
 // forksMetric sums liaison_audit_forks_total on p's /metrics.
 func forksMetric(t *testing.T, p *nodetest.Party) float64 {
 	t.Helper()
-	req := httptest.NewRequestWithContext(t.Context(), "GET", "/metrics", nil)
-	w := httptest.NewRecorder()
-	p.Node.Handler().ServeHTTP(w, req)
-	if w.Code != http.StatusOK {
-		t.Fatalf("GET /metrics = %d", w.Code)
-	}
-	var sum float64
-	sc := bufio.NewScanner(w.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "liaison_audit_forks_total{") {
-			continue
-		}
-		f := strings.Fields(line)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		if err != nil {
-			t.Fatalf("metric line %q: %v", line, err)
-		}
-		sum += v
-	}
-	return sum
+	return metricSum(t, p.Node, "liaison_audit_forks_total{")
 }
