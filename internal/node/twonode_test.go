@@ -18,6 +18,16 @@ import (
 // dialling PAK, and installs the test agreement on both.
 func pair(t *testing.T) (usa, pak *node.Node) {
 	t.Helper()
+	usa, pak = pairNoLink(t)
+	if err := usa.AddPeer("PAK", pak.FederationAddr().String()); err != nil {
+		t.Fatal(err)
+	}
+	return usa, pak
+}
+
+// pairNoLink is pair without the link: USA does not dial PAK yet.
+func pairNoLink(t *testing.T) (usa, pak *node.Node) {
+	t.Helper()
 	ctx := context.Background()
 	hu, hp := nodetest.NewHome(t, "USA", nodetest.Config{}), nodetest.NewHome(t, "PAK", nodetest.Config{})
 	tune := node.Options{Federation: node.FederationTuning{Heartbeat: time.Second, BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, Poll: 50 * time.Millisecond}}
@@ -34,9 +44,6 @@ func pair(t *testing.T) (usa, pak *node.Node) {
 	doc := nodetest.Agreement(t, time.Now(), hu, hp)
 	nodetest.Install(t, usa, doc)
 	nodetest.Install(t, pak, doc)
-	if err := usa.AddPeer("PAK", pak.FederationAddr().String()); err != nil {
-		t.Fatal(err)
-	}
 	return usa, pak
 }
 
@@ -164,6 +171,31 @@ func TestFlashHandedToLink(t *testing.T) {
 	if !seen[rc.ID] || !seen[res[1].Receipt.ID] {
 		t.Errorf("PAK history %v lacks a FLASH", seen)
 	}
+}
+
+// A FLASH stored leased for a link that is down by the time it is handed
+// over is released at once: it goes with the link's own leases as soon as
+// the link is up, not after the lease (10 s) runs out.
+func TestFlashHandOverReleasedWhenLinkDown(t *testing.T) {
+	ctx := context.Background()
+	usa, pak := pairNoLink(t)
+	// No link yet: the hand-over finds no session.
+	m := msg("exercise", message.Flash, nodetest.Label(t, "USA", "CONFIDENTIAL", "USA", "PAK"), "released")
+	if err := node.SubmitLeasedFlash(ctx, usa, m); err != nil {
+		t.Fatal(err)
+	}
+	if got := metricSum(t, usa, `liaison_flash_handovers_total{outcome="released",peer="PAK"}`); got != 1 {
+		t.Fatalf("released hand-overs = %v, want 1", got)
+	}
+	start := time.Now()
+	if err := usa.AddPeer("PAK", pak.FederationAddr().String()); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 8*time.Second, "the released FLASH delivered before its lease would have run out", func() bool {
+		st, err := usa.MessageStatus(ctx, m.ID)
+		return err == nil && len(st.Recipients) == 1 && st.Recipients[0].State == "delivered"
+	})
+	t.Logf("delivered %s after the link was added", time.Since(start).Round(time.Millisecond))
 }
 
 // metricSum sums the samples of n's /metrics whose name and labels start
