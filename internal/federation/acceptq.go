@@ -17,7 +17,6 @@ type acceptQueue struct {
 	maxJobs  int
 	maxBytes int
 	ready    chan struct{} // poked on push and close; capacity 1
-	flash    chan struct{} // poked on a FLASH push and on close; capacity 1
 	space    chan struct{} // poked on take; capacity 1
 
 	mu     sync.Mutex                       // guards below
@@ -34,7 +33,7 @@ type acceptJob struct {
 }
 
 func newAcceptQueue(maxJobs, maxBytes int) *acceptQueue {
-	return &acceptQueue{maxJobs: maxJobs, maxBytes: maxBytes, ready: make(chan struct{}, 1), flash: make(chan struct{}, 1), space: make(chan struct{}, 1)}
+	return &acceptQueue{maxJobs: maxJobs, maxBytes: maxBytes, ready: make(chan struct{}, 1), space: make(chan struct{}, 1)}
 }
 
 // push appends j, waiting for room. It returns false when ctx ends or
@@ -53,9 +52,6 @@ func (q *acceptQueue) push(ctx context.Context, j acceptJob) bool {
 			q.bytes += len(j.wire)
 			q.mu.Unlock()
 			poke(q.ready)
-			if p == message.Flash {
-				poke(q.flash)
-			}
 			return true
 		}
 		q.mu.Unlock()
@@ -71,21 +67,26 @@ func (q *acceptQueue) push(ctx context.Context, j acceptJob) bool {
 // the most urgent precedence waiting: a batch never mixes precedences, so
 // a FLASH is stored in a batch of its own kind, not with 127 ROUTINE to
 // check and write. After close it returns what is left, then nil.
-//
-// With noFlash, take leaves FLASH jobs to takeFlash until the queue is
-// closed, so that the two never take FLASH jobs out of order.
-func (q *acceptQueue) take(max int, noFlash bool) []acceptJob {
+func (q *acceptQueue) take(max int) []acceptJob {
 	for {
 		q.mu.Lock()
-		p := 0
-		if noFlash && !q.closed {
-			p = int(message.Flash) + 1
-		}
-		for p <= int(message.Routine) && len(q.jobs[p]) == 0 {
-			p++
-		}
-		if p <= int(message.Routine) {
-			return q.takeLocked(message.Precedence(p), max)
+		if q.n > 0 {
+			p := 0
+			for len(q.jobs[p]) == 0 {
+				p++
+			}
+			k := min(max, len(q.jobs[p]))
+			out := make([]acceptJob, k)
+			copy(out, q.jobs[p])
+			clear(q.jobs[p][:k])
+			q.jobs[p] = q.jobs[p][k:]
+			q.n -= len(out)
+			for _, j := range out {
+				q.bytes -= len(j.wire)
+			}
+			q.mu.Unlock()
+			poke(q.space)
+			return out
 		}
 		closed := q.closed
 		q.mu.Unlock()
@@ -96,47 +97,10 @@ func (q *acceptQueue) take(max int, noFlash bool) []acceptJob {
 	}
 }
 
-// takeFlash waits for FLASH jobs and returns up to max of them, oldest
-// first; it returns nil once the queue is closed (take drains the rest).
-// It lets a FLASH be checked and stored while take's caller is busy with
-// a batch of less urgent ones.
-func (q *acceptQueue) takeFlash(max int) []acceptJob {
-	for {
-		q.mu.Lock()
-		if q.closed {
-			q.mu.Unlock()
-			return nil
-		}
-		if len(q.jobs[message.Flash]) > 0 {
-			return q.takeLocked(message.Flash, max)
-		}
-		q.mu.Unlock()
-		<-q.flash
-	}
-}
-
-// takeLocked takes up to max jobs of precedence p, which has some, and
-// unlocks q.
-func (q *acceptQueue) takeLocked(p message.Precedence, max int) []acceptJob {
-	k := min(max, len(q.jobs[p]))
-	out := make([]acceptJob, k)
-	copy(out, q.jobs[p])
-	clear(q.jobs[p][:k])
-	q.jobs[p] = q.jobs[p][k:]
-	q.n -= len(out)
-	for _, j := range out {
-		q.bytes -= len(j.wire)
-	}
-	q.mu.Unlock()
-	poke(q.space)
-	return out
-}
-
 // close makes push fail and take return nil once the queue is empty.
 func (q *acceptQueue) close() {
 	q.mu.Lock()
 	q.closed = true
 	q.mu.Unlock()
 	poke(q.ready)
-	poke(q.flash)
 }

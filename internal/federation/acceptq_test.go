@@ -30,12 +30,12 @@ func TestAcceptQueueOrder(t *testing.T) {
 		if i == 2 {
 			push("i1", message.Immediate)
 		}
-		if got := names(q.take(2, false)); fmt.Sprint(got) != fmt.Sprint(want) {
+		if got := names(q.take(2)); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("take %d = %v, want %v: most urgent precedence only, arrival order within it", i, got, want)
 		}
 	}
 	q.close()
-	if got := q.take(10, false); got != nil {
+	if got := q.take(10); got != nil {
 		t.Fatalf("take after close on an empty queue = %v, want nil", got)
 	}
 	if q.push(ctx, acceptJob{wire: []byte("x")}) {
@@ -57,7 +57,7 @@ func TestAcceptQueueBounds(t *testing.T) {
 	}
 	pushed := make(chan bool)
 	go func() { pushed <- q.push(ctx, acceptJob{wire: []byte("b")}) }()
-	if got := q.take(10, false); len(got) != 1 || len(got[0].wire) != 50 {
+	if got := q.take(10); len(got) != 1 || len(got[0].wire) != 50 {
 		t.Fatalf("take = %v", got)
 	}
 	if !<-pushed {
@@ -65,10 +65,10 @@ func TestAcceptQueueBounds(t *testing.T) {
 	}
 	// Closing leaves what is queued to be taken.
 	q.close()
-	if got := q.take(10, false); len(got) != 1 || string(got[0].wire) != "b" {
+	if got := q.take(10); len(got) != 1 || string(got[0].wire) != "b" {
 		t.Fatalf("take after close = %v, want the queued job", got)
 	}
-	if got := q.take(10, false); got != nil {
+	if got := q.take(10); got != nil {
 		t.Fatalf("second take after close = %v", got)
 	}
 }
@@ -79,55 +79,4 @@ func names(js []acceptJob) []string {
 		out = append(out, string(j.wire))
 	}
 	return out
-}
-
-// With noFlash, take leaves FLASH jobs to takeFlash, which waits for them;
-// once the queue closes takeFlash returns nil and take drains the rest,
-// FLASH included.
-func TestAcceptQueueFlashApart(t *testing.T) {
-	q := newAcceptQueue(16, 1<<20)
-	ctx := context.Background()
-	push := func(name string, p message.Precedence) {
-		var id message.ID
-		copy(id[:], name)
-		if !q.push(ctx, acceptJob{id: id, prec: p, wire: []byte(name)}) {
-			t.Fatalf("push %s failed", name)
-		}
-	}
-	push("r1", message.Routine)
-	push("f1", message.Flash)
-	if got := names(q.take(10, true)); fmt.Sprint(got) != "[r1]" {
-		t.Fatalf("take without FLASH = %v, want [r1]", got)
-	}
-	if got := names(q.takeFlash(10)); fmt.Sprint(got) != "[f1]" {
-		t.Fatalf("takeFlash = %v, want [f1]", got)
-	}
-	// takeFlash waits for a FLASH, not for anything else.
-	got := make(chan []acceptJob, 1)
-	go func() { got <- q.takeFlash(10) }()
-	push("r2", message.Routine)
-	select {
-	case g := <-got:
-		t.Fatalf("takeFlash returned %v for a ROUTINE push", names(g))
-	case <-time.After(50 * time.Millisecond):
-	}
-	push("f2", message.Flash)
-	if g := names(<-got); fmt.Sprint(g) != "[f2]" {
-		t.Fatalf("takeFlash = %v, want [f2]", g)
-	}
-	// Closing: takeFlash stops; take drains FLASH too.
-	push("f3", message.Flash)
-	q.close()
-	if g := q.takeFlash(10); g != nil {
-		t.Fatalf("takeFlash after close = %v, want nil", names(g))
-	}
-	if g := names(q.take(10, true)); fmt.Sprint(g) != "[f3]" {
-		t.Fatalf("take after close = %v, want [f3]", g)
-	}
-	if g := names(q.take(10, true)); fmt.Sprint(g) != "[r2]" {
-		t.Fatalf("take after close = %v, want [r2]", g)
-	}
-	if g := q.take(10, true); g != nil {
-		t.Fatalf("take on the closed, empty queue = %v", names(g))
-	}
 }

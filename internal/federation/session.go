@@ -259,9 +259,6 @@ func (s *session) run(br *bufio.Reader, bw *bufio.Writer) error {
 	}()
 	var acc sync.WaitGroup
 	acc.Go(s.accepter)
-	if pi, ok := s.m.cfg.Inbox.(PreparingInbox); ok {
-		acc.Go(func() { s.flashAccepter(pi) })
-	}
 	leases, peeks := make(chan int, 1), make(chan int, 1)
 	stopAcker := make(chan struct{})
 	resume := map[message.ID]linkproto.Resume{}
@@ -356,9 +353,8 @@ const acceptQueueBytes = 16 << 20
 // (up to Config.AcceptBatch) and in the acceptQueue's order, to the Inbox,
 // then acknowledges custody, refuses, or ends the link, per message. With
 // a PreparingInbox it checks the next batch while the last one commits:
-// the accepter prepares, a committer stores, both in order; FLASH messages
-// are the flashAccepter's, and once the link is closing a FLASH batch left
-// over is stored at once, beside the committer.
+// the accepter prepares, a committer stores, both in order; a FLASH batch
+// the accepter stores itself, at once, beside the committer.
 func (s *session) accepter() {
 	type prepared struct {
 		jobs   []acceptJob
@@ -378,7 +374,7 @@ func (s *session) accepter() {
 		defer close(ready)
 	}
 	for {
-		jobs := s.acceptQ.take(s.m.cfg.AcceptBatch, pipelined) // FLASH: flashAccepter
+		jobs := s.acceptQ.take(s.m.cfg.AcceptBatch)
 		if jobs == nil {
 			return
 		}
@@ -401,23 +397,6 @@ func (s *session) accepter() {
 			continue
 		}
 		s.accepted(jobs, s.m.cfg.Inbox.AcceptBatch(s.m.ctx, s.p.party, wires))
-	}
-}
-
-// flashAccepter checks and stores FLASH messages as they arrive, beside
-// the accepter, which may be checking a batch of 128 ROUTINE: a FLASH
-// waits for neither.
-func (s *session) flashAccepter(pi PreparingInbox) {
-	for {
-		jobs := s.acceptQ.takeFlash(s.m.cfg.AcceptBatch)
-		if jobs == nil {
-			return
-		}
-		wires := make([][]byte, len(jobs))
-		for i, j := range jobs {
-			wires[i] = j.wire
-		}
-		s.accepted(jobs, pi.PrepareBatch(s.m.ctx, s.p.party, wires)())
 	}
 }
 
