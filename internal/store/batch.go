@@ -50,7 +50,7 @@ type batcher struct {
 	urgent   chan *writeReq
 	flashes  atomic.Int32 // FLASH accepts queued on urgent, not yet taken
 
-	mu     sync.RWMutex // guards closed and sending on reqs
+	mu     sync.RWMutex // guards closed and sending on reqs and urgent
 	closed bool
 	done   chan struct{}
 	once   sync.Once
