@@ -272,7 +272,7 @@ func (s *Server) problem(r *http.Request, err error) (status int, code, msg stri
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+	writeJSON(w, status, map[string]ErrorBody{"error": {Code: code, Message: msg}})
 }
 
 // writeJSON answers with v as indented JSON. The body is encoded first, so

@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -19,23 +20,10 @@ func FuzzPostMessage(f *testing.F) {
 		req := httptest.NewRequest("POST", "/v1/messages", strings.NewReader(string(body)))
 		var pm PostMessage
 		if err := decodeJSON(req, &pm); err != nil {
-			var ae *Error
-			if !errors.As(err, &ae) || ae.Status != 400 {
-				t.Fatalf("decode error %v is not a 400 API error", err)
-			}
+			want400(t, "decode", err)
 			return
 		}
-		m, err := pm.Message("XAA", &Principal{Name: "fuzz"}, time.Now())
-		if err != nil {
-			var ae *Error
-			if !errors.As(err, &ae) || ae.Status != 400 {
-				t.Fatalf("message error %v is not a 400 API error", err)
-			}
-			return
-		}
-		if err := m.Validate(); err != nil {
-			t.Fatalf("accepted an invalid message: %v", err)
-		}
+		checkPost(t, "the message", &pm)
 	})
 }
 
@@ -50,24 +38,34 @@ func FuzzPostBatch(f *testing.F) {
 		req := httptest.NewRequest("POST", "/v1/messages/batch", strings.NewReader(string(body)))
 		var pb PostBatch
 		if err := decodeJSON(req, &pb); err != nil {
-			var ae *Error
-			if !errors.As(err, &ae) || ae.Status != 400 {
-				t.Fatalf("decode error %v is not a 400 API error", err)
-			}
+			want400(t, "decode", err)
 			return
 		}
 		for i := range pb.Messages {
-			m, err := pb.Messages[i].Message("XAA", &Principal{Name: "fuzz"}, time.Now())
-			if err != nil {
-				var ae *Error
-				if !errors.As(err, &ae) || ae.Status != 400 {
-					t.Fatalf("message %d: error %v is not a 400 API error", i, err)
-				}
-				continue
-			}
-			if err := m.Validate(); err != nil {
-				t.Fatalf("message %d: accepted an invalid message: %v", i, err)
-			}
+			checkPost(t, fmt.Sprintf("message %d", i), &pb.Messages[i])
 		}
 	})
+}
+
+// checkPost fails t unless pm becomes a valid message or is refused with
+// a 400 API error.
+func checkPost(t *testing.T, what string, pm *PostMessage) {
+	t.Helper()
+	m, err := pm.Message("XAA", &Principal{Name: "fuzz"}, time.Now())
+	if err != nil {
+		want400(t, what, err)
+		return
+	}
+	if err := m.Validate(); err != nil {
+		t.Fatalf("%s: accepted an invalid message: %v", what, err)
+	}
+}
+
+// want400 fails t unless err is a 400 API error.
+func want400(t *testing.T, what string, err error) {
+	t.Helper()
+	var ae *Error
+	if !errors.As(err, &ae) || ae.Status != 400 {
+		t.Fatalf("%s: error %v is not a 400 API error", what, err)
+	}
 }

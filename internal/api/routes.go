@@ -155,12 +155,17 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	status := http.StatusCreated
-	if rc.Duplicate {
-		status = http.StatusOK
-	}
-	writeJSON(w, status, rc)
+	writeJSON(w, receiptStatus(rc), rc)
 	return nil
+}
+
+// receiptStatus is the status a receipt is answered with: 201 for a new
+// message, 200 for a duplicate.
+func receiptStatus(rc *Receipt) int {
+	if rc.Duplicate {
+		return http.StatusOK
+	}
+	return http.StatusCreated
 }
 
 // PostBatch is the body of POST /v1/messages/batch.
@@ -225,11 +230,7 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) error {
 				ans.Results[i] = s.batchError(r, res.Err)
 				continue
 			}
-			st := http.StatusCreated
-			if res.Receipt.Duplicate {
-				st = http.StatusOK
-			}
-			ans.Results[i] = BatchResult{Status: st, Receipt: res.Receipt}
+			ans.Results[i] = BatchResult{Status: receiptStatus(res.Receipt), Receipt: res.Receipt}
 		}
 	}
 	for _, res := range ans.Results {
