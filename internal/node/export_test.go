@@ -23,19 +23,15 @@ func SubmitLeasedFlash(ctx context.Context, n *Node, m *message.Message) error {
 	if err != nil {
 		return err
 	}
-	var peers []string
 	for i := range p.Routes {
 		if p.Routes[i].State == store.Queued {
 			p.Routes[i].LeaseFor = n.leaseFor()
-			peers = append(peers, p.Routes[i].Peer)
 		}
 	}
-	seq, _, err := n.store.Accept(ctx, m, p.Routes, p.Audit...)
+	seq, dup, err := n.store.Accept(ctx, m, p.Routes, p.Audit...)
 	if err != nil {
 		return err
 	}
-	for _, peer := range peers {
-		n.outbox.handOver(ctx, peer, m, seq)
-	}
+	n.handOverLeased(ctx, p, store.AcceptResult{Seq: seq, Dup: dup})
 	return nil
 }

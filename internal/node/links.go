@@ -285,39 +285,46 @@ func (o *outbox) LeaseStream(ctx context.Context, peer string, k int, emit func(
 		return context.Cause(ctx)
 	}
 	o.remember(peer, msgs)
-	out := make([]federation.Outgoing, len(msgs))
-	for i, m := range msgs {
-		out[i] = federation.Outgoing{ID: m.ID, Precedence: m.Precedence, Seq: leased[i].Seq, Wire: o.wires.get(peer, m.ID, c.Epoch)}
-	}
 	policy := n.policyOf(peer)
-	for from := 0; from < len(out); {
+	for from := 0; from < len(msgs); {
 		// The next part: up to maxSealBatch messages of one precedence.
 		to := from + 1
-		for to < len(out) && to-from < maxSealBatch && out[to].Precedence == out[from].Precedence {
+		for to < len(msgs) && to-from < maxSealBatch && msgs[to].Precedence == msgs[from].Precedence {
 			to++
 		}
-		// Seal, in one batch, those whose envelope is not cached.
-		var fresh []int
-		for i := from; i < to; i++ {
-			if out[i].Wire == nil {
-				fresh = append(fresh, i)
-			}
+		part, err := o.outgoing(peer, c, policy, msgs[from:to], leased[from:to])
+		if err != nil {
+			n.releaseAll(lctx, peer, msgs[from:])
+			return err
 		}
-		if len(fresh) > 0 {
-			if err := o.seal(peer, c, policy, msgs, fresh, out); err != nil {
-				n.releaseAll(lctx, peer, msgs[from:])
-				return err
-			}
-		}
-		// Labels, and a batch's key and signature, travel once per link
-		// session; the link sends them by reference after that.
-		for i := from; i < to; i++ {
-			out[i].Shared, _ = envelope.SharedRanges(out[i].Wire)
-		}
-		emit(out[from:to])
+		emit(part)
 		from = to
 	}
 	return nil
+}
+
+// outgoing makes msgs, leased for peer under the given queue seqs, ready
+// for its link: the envelopes not cached are sealed as one batch, and each
+// envelope's shared ranges marked (labels, a batch's key and signature
+// travel once per link session and by reference after that).
+func (o *outbox) outgoing(peer string, c *pki.Card, policy string, msgs []*message.Message, leased []store.Leased) ([]federation.Outgoing, error) {
+	out := make([]federation.Outgoing, len(msgs))
+	var fresh []int
+	for i, m := range msgs {
+		out[i] = federation.Outgoing{ID: m.ID, Precedence: m.Precedence, Seq: leased[i].Seq, Wire: o.wires.get(peer, m.ID, c.Epoch)}
+		if out[i].Wire == nil {
+			fresh = append(fresh, i)
+		}
+	}
+	if len(fresh) > 0 {
+		if err := o.seal(peer, c, policy, msgs, fresh, out); err != nil {
+			return nil, err
+		}
+	}
+	for i := range out {
+		out[i].Shared, _ = envelope.SharedRanges(out[i].Wire)
+	}
+	return out, nil
 }
 
 // maxSealBatch bounds an envelope batch: each envelope carries a Merkle
@@ -409,14 +416,10 @@ func (o *outbox) seal(peer string, c *pki.Card, policy string, msgs []*message.M
 func (o *outbox) handOver(ctx context.Context, peer string, m *message.Message, seq uint64) {
 	n := o.n
 	if c, ok := n.card(peer); ok {
-		out := []federation.Outgoing{{ID: m.ID, Precedence: m.Precedence, Seq: seq, Wire: o.wires.get(peer, m.ID, c.Epoch)}}
-		var err error
-		if out[0].Wire == nil {
-			err = o.seal(peer, c, n.policyOf(peer), []*message.Message{m}, []int{0}, out)
-		}
+		msgs := []*message.Message{m}
+		out, err := o.outgoing(peer, c, n.policyOf(peer), msgs, []store.Leased{{Message: m, Seq: seq}})
 		if err == nil {
-			out[0].Shared, _ = envelope.SharedRanges(out[0].Wire)
-			o.remember(peer, []*message.Message{m})
+			o.remember(peer, msgs)
 			if n.fed.Hand(peer, out) {
 				n.metrics.handovers.WithLabelValues(peer, "handed").Inc()
 				return
@@ -524,7 +527,6 @@ func (in *inbox) PrepareBatch(ctx context.Context, from string, wires [][]byte) 
 	n := in.n
 	errs := make([]error, len(wires))
 	items := make([]store.AcceptItem, 0, len(wires))
-
 	at := make([]int, 0, len(wires)) // wires index of each item
 	for i, wire := range wires {
 		it, err := in.prepare(ctx, from, wire)

@@ -27,21 +27,16 @@ func (n *Node) Submit(ctx context.Context, m *message.Message) (*api.Receipt, er
 	if err != nil {
 		return nil, err
 	}
-	handTo := n.leaseFlash(m, p.Routes)
+	n.leaseFlash(m, p.Routes)
 	seq, dup, err := n.store.Accept(ctx, m, p.Routes, p.Audit...)
 	if err != nil {
 		return nil, fmt.Errorf("store message %s: %w", m.ID, err)
 	}
+	res := store.AcceptResult{Seq: seq, Dup: dup}
+	n.handOverLeased(ctx, p, res)
+	r, err := n.accepted(ctx, p, res, now)
 	if !dup {
-		for _, peer := range handTo {
-			n.outbox.handOver(ctx, peer, m, seq)
-		}
-	}
-	r, err := n.accepted(ctx, p, store.AcceptResult{Seq: seq, Dup: dup}, now)
-	if !dup {
-		n.pumpAudit()
-		n.history.fire()
-		n.kick()
+		n.wakeForLocal()
 	}
 	return r, err
 }
@@ -63,17 +58,13 @@ func (n *Node) SubmitBatch(ctx context.Context, ms []*message.Message) []SubmitR
 	rules := n.guardRules()
 	items := make([]store.AcceptItem, 0, len(ms))
 	idx := make([]int, 0, len(ms))
-	var handTo [][]string // per item: the partners a FLASH goes to by hand
 	for i, m := range ms {
 		p, err := n.prepare(ctx, m, rules, now)
 		if err != nil {
 			out[i].Err = err
 			continue
 		}
-		if peers := n.leaseFlash(m, p.Routes); peers != nil {
-			handTo = append(handTo, make([][]string, len(items)+1-len(handTo))...)
-			handTo[len(items)] = peers
-		}
+		n.leaseFlash(m, p.Routes)
 		items = append(items, p)
 		idx = append(idx, i)
 	}
@@ -90,43 +81,53 @@ func (n *Node) SubmitBatch(ctx context.Context, ms []*message.Message) []SubmitR
 		}
 		return out
 	}
-	for k, peers := range handTo {
-		if !res[k].Dup {
-			for _, peer := range peers {
-				n.outbox.handOver(ctx, peer, items[k].Msg, res[k].Seq)
-			}
-		}
-	}
 	fresh := false
 	for k, i := range idx {
+		n.handOverLeased(ctx, items[k], res[k])
 		out[i].Receipt, out[i].Err = n.accepted(ctx, items[k], res[k], now)
 		fresh = fresh || !res[k].Dup
 	}
 	if fresh {
-		n.pumpAudit()
-		n.history.fire()
-		n.kick()
+		n.wakeForLocal()
 	}
 	return out
 }
 
+// wakeForLocal wakes what follows new local messages: the audit pump, the
+// history's streams and the links.
+func (n *Node) wakeForLocal() {
+	n.pumpAudit()
+	n.history.fire()
+	n.kick()
+}
+
 // leaseFlash marks the queued routes of a FLASH message to partners whose
-// link is up to be stored leased, and returns those partners: Submit (and
-// SubmitBatch) hands the message to their links itself (outbox.handOver) instead of waiting
-// for the links to lease it, a store write of their own behind whatever
-// the writer is doing.
-func (n *Node) leaseFlash(m *message.Message, routes []store.Route) []string {
+// link is up to be stored leased (Route.LeaseFor): once stored, the
+// message goes to those links by hand (handOverLeased) instead of waiting
+// for them to lease it, a store write of their own behind whatever the
+// writer is doing.
+func (n *Node) leaseFlash(m *message.Message, routes []store.Route) {
 	if m.Precedence != message.Flash || n.fed == nil {
-		return nil
+		return
 	}
-	var peers []string
 	for i := range routes {
 		if r := &routes[i]; r.State == store.Queued && n.fed.Connected(r.Peer) {
 			r.LeaseFor = n.leaseFor()
-			peers = append(peers, r.Peer)
 		}
 	}
-	return peers
+}
+
+// handOverLeased hands a message just stored (not a duplicate) to the link
+// of each route that leaseFlash stored leased.
+func (n *Node) handOverLeased(ctx context.Context, it store.AcceptItem, res store.AcceptResult) {
+	if res.Dup {
+		return
+	}
+	for _, r := range it.Routes {
+		if r.LeaseFor > 0 {
+			n.outbox.handOver(ctx, r.Peer, it.Msg, res.Seq)
+		}
+	}
 }
 
 // prepare checks a local message, runs the guard for every other member of
