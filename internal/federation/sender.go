@@ -222,10 +222,8 @@ func (s *session) leaser(reqs <-chan int, resume map[message.ID]linkproto.Resume
 	streaming, _ := cfg.Outbox.(StreamingOutbox)
 	for n := range reqs {
 		got := 0
-		// take puts a leased part in s.out at once (so that settle
-		// releases it whatever happens next) and in s.fresh, and wakes the
-		// writer: with a StreamingOutbox it may send the first part while
-		// the rest is sealed.
+		// With a StreamingOutbox the writer may send the first part
+		// while the rest is sealed.
 		take := func(part []Outgoing) {
 			got += len(part)
 			s.takeLeased(part, resume)

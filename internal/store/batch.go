@@ -34,7 +34,7 @@ type txn interface {
 // request's failure is not another's.
 //
 // Urgent requests (see Urgent) have a queue of their own, which the writer
-// reads first. Found waiting beside others they are committed first, on
+// empties into every batch it takes. Found waiting beside others they are committed first, on
 // their own. An accept of a FLASH message that arrives while a batch's
 // writes run stops that batch after the write under way: what ran so far
 // is committed, the urgent requests follow in a transaction of their own,
@@ -164,27 +164,20 @@ func (b *batcher) run() {
 	errs := make([]error, 0, b.maxBatch)
 	reqs, urgent := b.reqs, b.urgent
 	for reqs != nil || urgent != nil {
-		// An urgent request first, if one waits; else whichever comes.
+		// Whichever comes; the urgent ones waiting join it, and
+		// commitAll commits them first.
 		var r *writeReq
-		ok := false
+		var ok bool
 		select {
 		case r, ok = <-urgent:
 			if !ok {
 				urgent = nil
 				continue
 			}
-		default:
-			select {
-			case r, ok = <-urgent:
-				if !ok {
-					urgent = nil
-					continue
-				}
-			case r, ok = <-reqs:
-				if !ok {
-					reqs = nil
-					continue
-				}
+		case r, ok = <-reqs:
+			if !ok {
+				reqs = nil
+				continue
 			}
 		}
 		b.took(r)
@@ -310,8 +303,7 @@ func (b *batcher) runBatch(batch []*writeReq, errs []error) ([]error, int) {
 	}
 	if err := tx.commit(ctx); err != nil {
 		b.log.Error("store commit failed", "err", err, "batch", ran)
-		errs, _ = fail(err)
-		return errs[:ran], ran
+		fail(err)
 	}
 	return errs[:ran], ran
 }
