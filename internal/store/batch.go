@@ -36,10 +36,10 @@ type txn interface {
 // Urgent requests (see Urgent) have a queue of their own, which the writer
 // empties into every batch it takes. Found waiting beside others they are committed first, on
 // their own. An accept of a FLASH message that arrives while a batch's
-// writes run stops that batch after the write under way: what ran so far
-// is committed, the urgent requests follow in a transaction of their own,
-// then the rest. So a FLASH waits for one write and one commit, not for a
-// batch. (Other urgent writes, such as a link's leases on news, come often
+// writes run stops that batch after the write under way: the urgent
+// requests waiting join what ran so far, that commits, and the rest
+// follows in the next transaction. So a FLASH waits for one write and one
+// commit (its own), not for a batch. (Other urgent writes, such as a link's leases on news, come often
 // under load; each stopping a batch would cost a commit.)
 type batcher struct {
 	begin    func(ctx context.Context) (txn, error)
@@ -232,16 +232,17 @@ func (b *batcher) commitAll(batch []*writeReq, errs []error) []error {
 	for len(parts) > 0 {
 		p := parts[0]
 		parts = parts[1:]
-		var ran int
-		errs, ran = b.runBatch(p, errs[:0])
-		for i, r := range p[:ran] {
+		var done, rest []*writeReq
+		done, errs, rest = b.runBatch(p, errs[:0])
+		for i, r := range done {
 			r.done <- errs[i]
 		}
-		if ran < len(p) {
-			// Urgent requests arrived: they go next, then the rest.
-			next := [][]*writeReq{p[ran:]}
+		if len(rest) > 0 {
+			// A FLASH stopped the batch: the rest goes next, after any
+			// urgent requests that arrived since.
+			next := [][]*writeReq{rest}
 			if u := b.fill(nil, b.urgent); len(u) > 0 {
-				next = [][]*writeReq{u, p[ran:]}
+				next = [][]*writeReq{u, rest}
 			}
 			parts = append(next, parts...)
 		}
@@ -249,46 +250,74 @@ func (b *batcher) commitAll(batch []*writeReq, errs []error) []error {
 	return errs
 }
 
-// runBatch runs batch in one transaction and returns the outcomes of the
-// first ran of its writes, which it committed. Unless batch is urgent it
-// stops early, after the accepts (which run together first) and at least
-// one write, when an accept of a FLASH message waits.
-func (b *batcher) runBatch(batch []*writeReq, errs []error) ([]error, int) {
+// runBatch runs batch in one transaction, commits it, and returns the
+// requests committed, with their outcomes in errs, and the rest of batch.
+// Unless batch is urgent, an accept of a FLASH message that waits stops it
+// after the write under way (and after the accepts, which run together
+// first): the urgent requests waiting join this transaction, it commits,
+// and the rest of the batch is left for the next one. So a FLASH waits for
+// one write and one commit, its own.
+func (b *batcher) runBatch(batch []*writeReq, errs []error) (done []*writeReq, _ []error, rest []*writeReq) {
 	// Writes already queued are applied even if their caller has gone:
 	// the caller is waiting for the answer in any case.
 	ctx := context.Background()
-	errs = errs[:0]
-	for range batch {
-		errs = append(errs, nil)
+	fail := func(reqs []*writeReq, err error) ([]*writeReq, []error, []*writeReq) {
+		errs = errs[:0]
+		for range reqs {
+			errs = append(errs, err)
+		}
+		return reqs, errs, nil
 	}
-	fail := func(err error) ([]error, int) {
+	tx, err := b.begin(ctx)
+	if err != nil {
+		return fail(batch, err)
+	}
+	urgent := len(batch) > 0 && batch[0].urgent
+	var ran int
+	if ran, errs, err = b.runWrites(ctx, tx, batch, errs[:0], !urgent); err != nil {
+		tx.rollback(ctx)
+		return fail(batch, err)
+	}
+	done, rest = batch[:ran], batch[ran:]
+	if len(rest) > 0 {
+		joined := b.fill(nil, b.urgent)
+		if _, errs, err = b.runWrites(ctx, tx, joined, errs, false); err != nil {
+			tx.rollback(ctx)
+			return fail(append(slices.Clip(batch), joined...), err)
+		}
+		done = append(slices.Clip(done), joined...)
+	}
+	if err := tx.commit(ctx); err != nil {
+		b.log.Error("store commit failed", "err", err, "batch", len(done))
 		for i := range errs {
 			errs[i] = err
 		}
-		return errs, len(batch)
 	}
-	// The accepts first (the batch's requests are concurrent, so any
-	// order among them is one they could have had): they run together,
-	// and the batch can then stop between the other writes.
-	slices.SortStableFunc(batch, func(x, y *writeReq) int { return cmp.Compare(accFirst(x), accFirst(y)) })
-	urgent := len(batch) > 0 && batch[0].urgent
-	tx, err := b.begin(ctx)
+	return done, errs, rest
+}
+
+// runWrites runs reqs in tx, the accepts first (reqs are concurrent, so
+// any order among them is one they could have had: they run together, and
+// the writes can then stop between the others), and appends their
+// outcomes to errs. If stoppable, it stops after at least one write when
+// an accept of a FLASH message waits; it returns how many of reqs ran. An
+// error is one of tx itself, which is then unusable.
+func (b *batcher) runWrites(ctx context.Context, tx txn, reqs []*writeReq, errs []error, stoppable bool) (int, []error, error) {
+	slices.SortStableFunc(reqs, func(x, y *writeReq) int { return cmp.Compare(accFirst(x), accFirst(y)) })
+	base := len(errs)
+	for range reqs {
+		errs = append(errs, nil)
+	}
+	merged, err := b.runAccepts(ctx, tx, reqs)
 	if err != nil {
-		return fail(err)
+		return 0, errs, err
 	}
-	merged, err := b.runAccepts(ctx, tx, batch)
-	if err != nil {
-		tx.rollback(ctx)
-		return fail(err)
-	}
-	ran := len(batch)
-	for i, r := range batch {
+	for i, r := range reqs {
 		if r.acc != nil && merged {
 			continue
 		}
-		if i > 0 && !urgent && b.flashes.Load() > 0 {
-			ran = i
-			break
+		if stoppable && i > 0 && b.flashes.Load() > 0 {
+			return i, errs[:base+i], nil
 		}
 		fn := r.fn
 		if r.acc != nil {
@@ -296,16 +325,11 @@ func (b *batcher) runBatch(batch []*writeReq, errs []error) ([]error, int) {
 		}
 		ferr, err := savepoint(ctx, tx, fn)
 		if err != nil {
-			tx.rollback(ctx)
-			return fail(err)
+			return 0, errs, err
 		}
-		errs[i] = ferr
+		errs[base+i] = ferr
 	}
-	if err := tx.commit(ctx); err != nil {
-		b.log.Error("store commit failed", "err", err, "batch", ran)
-		fail(err)
-	}
-	return errs[:ran], ran
+	return len(reqs), errs, nil
 }
 
 func accFirst(r *writeReq) int {
