@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -391,6 +392,10 @@ func (s *session) accepter() {
 				// FLASH batch is stored now, not behind the batches the
 				// committer has yet to store.
 				s.accepted(jobs, commit())
+				// Its custody ACK (the writer) and the node's readers
+				// of the channel are runnable now: let them run before
+				// this goroutine checks the next batch.
+				runtime.Gosched()
 				continue
 			}
 			ready <- prepared{jobs, commit}

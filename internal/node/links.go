@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -421,6 +422,7 @@ func (o *outbox) handOver(ctx context.Context, peer string, m *message.Message, 
 		if err == nil {
 			o.remember(peer, msgs)
 			if n.fed.Hand(peer, out) {
+				runtime.Gosched() // the link's writer has it: let it run now (see store's batcher)
 				n.metrics.handovers.WithLabelValues(peer, "handed").Inc()
 				return
 			}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -234,8 +235,16 @@ func (b *batcher) commitAll(batch []*writeReq, errs []error) []error {
 		parts = parts[1:]
 		var done, rest []*writeReq
 		done, errs, rest = b.runBatch(p, errs[:0])
+		flash := false
 		for i, r := range done {
 			r.done <- errs[i]
+			flash = flash || r.flash
+		}
+		if flash {
+			// The FLASH's caller is runnable now, next on this P, but
+			// under load it would wait until the writer blocks: let it
+			// run first.
+			runtime.Gosched()
 		}
 		if len(rest) > 0 {
 			// A FLASH stopped the batch: the rest goes next, after any
