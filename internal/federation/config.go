@@ -90,13 +90,14 @@ type Inbox interface {
 // so that a link checks the next batch while the store commits the last.
 // PrepareBatch does everything AcceptBatch does but store; the returned
 // function stores what passed and returns one result per wire, as
-// AcceptBatch would. A link calls PrepareBatch one batch at a time, in
-// the order it takes them (most urgent first), and the commit functions
-// of ROUTINE to IMMEDIATE batches one at a time in the same order, each
-// after the previous one returned; it may call PrepareBatch for the next
-// batch before committing the last. A FLASH batch's commit function does
-// not queue behind them: the link calls it at once, possibly while
-// another batch's commit function runs.
+// AcceptBatch would. A link prepares its ROUTINE to IMMEDIATE batches one
+// at a time, in the order it takes them (most urgent first), and calls
+// their commit functions one at a time in the same order, each after the
+// previous one returned; it may call PrepareBatch for the next batch
+// before committing the last. FLASH batches go beside them: the link
+// prepares and commits each at once, possibly while another batch is
+// being prepared or committed, and commits no other batch while a FLASH
+// it has received is still to be stored.
 type PreparingInbox interface {
 	Inbox
 	PrepareBatch(ctx context.Context, from string, wires [][]byte) (commit func() []error)

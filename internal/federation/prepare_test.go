@@ -2,6 +2,7 @@ package federation
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -79,5 +80,76 @@ func TestPreparingInboxPipelines(t *testing.T) {
 	}
 	if pin.prepared != pin.committed {
 		t.Fatalf("%d batches prepared, %d committed", pin.prepared, pin.committed)
+	}
+}
+
+// stallingInbox stalls the preparing of batches of one kind (FLASH or not)
+// until release is closed, and records the order messages are stored in.
+type stallingInbox struct {
+	*fakeInbox
+	stallFlash bool
+	flash      sync.Map // ids of the FLASH messages
+	stalled    chan struct{}
+	release    chan struct{}
+	once       sync.Once
+	released   sync.Once
+}
+
+// unstall lets the stalled prepare go on.
+func (s *stallingInbox) unstall() { s.released.Do(func() { close(s.release) }) }
+
+func (s *stallingInbox) PrepareBatch(ctx context.Context, from string, wires [][]byte) func() []error {
+	id, _ := wireID(wires[0])
+	if _, f := s.flash.Load(id); f == s.stallFlash {
+		s.once.Do(func() { close(s.stalled) })
+		<-s.release
+	}
+	return func() []error { return s.fakeInbox.AcceptBatch(ctx, from, wires) }
+}
+
+// stallingPair returns a pair whose receiver has a stallingInbox, which
+// lets go when the test ends (before the pair closes).
+func stallingPair(t *testing.T, stallFlash bool) (*stallingInbox, *pairT) {
+	in := &stallingInbox{fakeInbox: newInbox(), stallFlash: stallFlash, stalled: make(chan struct{}), release: make(chan struct{})}
+	p := newPair(t, nil, func(c *Config) { c.Inbox = in })
+	t.Cleanup(in.unstall)
+	return in, p
+}
+
+func (s *stallingInbox) put(p *pairT, prec message.Precedence) message.ID {
+	return p.a.out.putMsgWatch("XBB", prec, 512, func(id message.ID) {
+		if prec == message.Flash {
+			s.flash.Store(id, true)
+		}
+	})
+}
+
+// TestFlashNotBehindBatchBeingChecked: a FLASH that arrives while the
+// receiver checks a ROUTINE batch is stored at once, not after it.
+func TestFlashNotBehindBatchBeingChecked(t *testing.T) {
+	in, p := stallingPair(t, false)
+	in.put(p, message.Routine)
+	<-in.stalled
+	f := in.put(p, message.Flash)
+	waitFor(t, 10*time.Second, "the FLASH stored while the ROUTINE batch is being checked", func() bool { return slices.Contains(in.orderCopy(), f) })
+	in.unstall()
+	waitFor(t, 10*time.Second, "both stored", func() bool { return in.unique() == 2 })
+}
+
+// TestBatchWaitsForFlash: a batch of lower precedence checked while a FLASH
+// is being stored is stored after it.
+func TestBatchWaitsForFlash(t *testing.T) {
+	in, p := stallingPair(t, true)
+	f := in.put(p, message.Flash)
+	<-in.stalled
+	r := in.put(p, message.Immediate)
+	time.Sleep(200 * time.Millisecond) // time for the IMMEDIATE to arrive and be checked
+	if slices.Contains(in.orderCopy(), r) {
+		t.Fatal("the IMMEDIATE was stored while the FLASH received before it was still being stored")
+	}
+	in.unstall()
+	waitFor(t, 10*time.Second, "both stored", func() bool { return in.unique() == 2 })
+	if got := in.orderCopy(); len(got) != 2 || got[0] != f || got[1] != r {
+		t.Fatalf("stored %v, want the FLASH %s then the IMMEDIATE %s", got, f, r)
 	}
 }

@@ -260,6 +260,7 @@ func (s *session) run(br *bufio.Reader, bw *bufio.Writer) error {
 	}()
 	var acc sync.WaitGroup
 	acc.Go(s.accepter)
+	acc.Go(s.flashAccepter)
 	leases, peeks := make(chan int, 1), make(chan int, 1)
 	stopAcker := make(chan struct{})
 	resume := map[message.ID]linkproto.Resume{}
@@ -350,12 +351,13 @@ func (s *session) onData(d *linkproto.Data) {
 // Inbox (one message always fits).
 const acceptQueueBytes = 16 << 20
 
-// accepter passes the whole messages received, as many as are waiting
-// (up to Config.AcceptBatch) and in the acceptQueue's order, to the Inbox,
-// then acknowledges custody, refuses, or ends the link, per message. With
-// a PreparingInbox it checks the next batch while the last one commits:
-// the accepter prepares, a committer stores, both in order; a FLASH batch
-// the accepter stores itself, at once, beside the committer.
+// accepter passes the whole messages received other than FLASH, as many
+// as are waiting (up to Config.AcceptBatch) and in the acceptQueue's
+// order, to the Inbox, then acknowledges custody, refuses, or ends the
+// link, per message. With a PreparingInbox it checks the next batch while
+// the last one commits: the accepter prepares, a committer stores, both in
+// order. Before storing a batch it waits for the FLASH messages received
+// so far, which flashAccepter stores beside it.
 func (s *session) accepter() {
 	type prepared struct {
 		jobs   []acceptJob
@@ -368,6 +370,7 @@ func (s *session) accepter() {
 		ready = make(chan prepared, 1)
 		committer.Go(func() {
 			for p := range ready {
+				<-s.acceptQ.flashWait()
 				s.accepted(p.jobs, p.commit())
 			}
 		})
@@ -375,34 +378,54 @@ func (s *session) accepter() {
 		defer close(ready)
 	}
 	for {
-		jobs := s.acceptQ.take(s.m.cfg.AcceptBatch)
+		jobs := s.acceptQ.take(s.m.cfg.AcceptBatch, false)
 		if jobs == nil {
 			return
 		}
-		wires := make([][]byte, len(jobs))
-		for i, j := range jobs {
-			wires[i] = j.wire
-		}
+		wires := wiresOf(jobs)
 		// The Manager's context, not the session's: a store commit that
 		// has begun is allowed to finish when the link drops.
 		if pipelined {
-			commit := pi.PrepareBatch(s.m.ctx, s.p.party, wires)
-			if jobs[0].prec == message.Flash {
-				// A batch never mixes precedences (acceptQueue.take): a
-				// FLASH batch is stored now, not behind the batches the
-				// committer has yet to store.
-				s.accepted(jobs, commit())
-				// Its custody ACK (the writer) and the node's readers
-				// of the channel are runnable now: let them run before
-				// this goroutine checks the next batch.
-				runtime.Gosched()
-				continue
-			}
-			ready <- prepared{jobs, commit}
+			ready <- prepared{jobs, pi.PrepareBatch(s.m.ctx, s.p.party, wires)}
 			continue
 		}
+		<-s.acceptQ.flashWait()
 		s.accepted(jobs, s.m.cfg.Inbox.AcceptBatch(s.m.ctx, s.p.party, wires))
 	}
+}
+
+// flashAccepter stores FLASH messages as they arrive, beside the accepter,
+// so that a FLASH waits neither for the batch the accepter is checking nor
+// for those the committer has yet to store (they wait for it instead).
+func (s *session) flashAccepter() {
+	pi, pipelined := s.m.cfg.Inbox.(PreparingInbox)
+	for {
+		jobs := s.acceptQ.take(s.m.cfg.AcceptBatch, true)
+		if jobs == nil {
+			return
+		}
+		wires := wiresOf(jobs)
+		var errs []error
+		if pipelined {
+			errs = pi.PrepareBatch(s.m.ctx, s.p.party, wires)()
+		} else {
+			errs = s.m.cfg.Inbox.AcceptBatch(s.m.ctx, s.p.party, wires)
+		}
+		s.accepted(jobs, errs)
+		s.acceptQ.flashStored(len(jobs))
+		// Their custody ACKs (the writer), the node's readers of the
+		// channel and the batch waiting for them are runnable now: let
+		// them run first.
+		runtime.Gosched()
+	}
+}
+
+func wiresOf(jobs []acceptJob) [][]byte {
+	wires := make([][]byte, len(jobs))
+	for i, j := range jobs {
+		wires[i] = j.wire
+	}
+	return wires
 }
 
 // accepted answers the Inbox's results for jobs.
