@@ -81,7 +81,10 @@ type StreamingOutbox interface {
 // the link closes and the sender retries on a later session. The node
 // should store the batch in one transaction, in slice order (so that
 // messages reach the history in the order the sender put them on the
-// wire: most urgent first). A link makes one call at a time.
+// wire: most urgent first). A link passes FLASH batches beside its other
+// batches, so two calls of one link may run at once; it makes its other
+// calls one at a time, each after the FLASH messages received before it
+// were stored.
 type Inbox interface {
 	AcceptBatch(ctx context.Context, from string, wires [][]byte) []error
 }
