@@ -93,9 +93,9 @@ func (q *acceptQueue) push(ctx context.Context, j acceptJob) bool {
 // urgent precedence waiting: a batch never mixes precedences. After close
 // it returns what is left of its lane, then nil.
 func (q *acceptQueue) take(max int, flash bool) []acceptJob {
-	lo, hi, l := message.Immediate, message.Routine, 1
+	lo, hi := message.Immediate, message.Routine
 	if flash {
-		lo, hi, l = message.Flash, message.Flash, 0
+		lo, hi = message.Flash, message.Flash
 	}
 	for {
 		q.mu.Lock()
@@ -122,7 +122,7 @@ func (q *acceptQueue) take(max int, flash bool) []acceptJob {
 		if closed {
 			return nil
 		}
-		<-q.ready[l]
+		<-q.ready[lane(lo)]
 	}
 }
 

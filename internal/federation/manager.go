@@ -183,16 +183,21 @@ func (m *Manager) SendControl(party, kind string, data []byte) error {
 	if kind == "" || len(kind) > linkproto.MaxKindLen || len(data) > linkproto.MaxFramePayload-linkproto.MaxKindLen-8 {
 		return fmt.Errorf("control %q with %d bytes is out of bounds", kind, len(data))
 	}
-	m.mu.Lock()
-	var s *session
-	if p := m.peers[party]; p != nil {
-		s = p.sess
-	}
-	m.mu.Unlock()
+	s := m.session(party)
 	if s == nil {
 		return fmt.Errorf("control to %q: %w", party, ErrNoLink)
 	}
 	return s.queueFrame(linkproto.Frame{Type: linkproto.FrameControl, Control: linkproto.Control{Kind: kind, Data: append([]byte(nil), data...)}})
+}
+
+// session returns the link session with party now, or nil.
+func (m *Manager) session(party string) *session {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p := m.peers[party]; p != nil {
+		return p.sess
+	}
+	return nil
 }
 
 // Status returns a snapshot of every peer's link, sorted by party.

@@ -279,12 +279,7 @@ func (s *session) takeLeased(part []Outgoing, resume map[message.ID]linkproto.Re
 }
 
 // Connected reports whether a link session with party is up now.
-func (m *Manager) Connected(party string) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	p := m.peers[party]
-	return p != nil && p.sess != nil
-}
+func (m *Manager) Connected(party string) bool { return m.session(party) != nil }
 
 // Hand gives the link session with party messages that the Outbox leased
 // for it outside the link's own leases (a FLASH leased in the transaction
@@ -293,12 +288,7 @@ func (m *Manager) Connected(party string) bool {
 // the caller then still owns the lease and should release it. Once Hand
 // returns true, the session owns them as if it had leased them.
 func (m *Manager) Hand(party string, msgs []Outgoing) bool {
-	m.mu.Lock()
-	var s *session
-	if p := m.peers[party]; p != nil {
-		s = p.sess
-	}
-	m.mu.Unlock()
+	s := m.session(party)
 	return s != nil && s.ctx.Err() == nil && s.takeLeased(msgs, nil)
 }
 

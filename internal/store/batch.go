@@ -35,13 +35,14 @@ type txn interface {
 // request's failure is not another's.
 //
 // Urgent requests (see Urgent) have a queue of their own, which the writer
-// empties into every batch it takes. Found waiting beside others they are committed first, on
-// their own. An accept of a FLASH message that arrives while a batch's
-// writes run stops that batch after the write under way: the urgent
-// requests waiting join what ran so far, that commits, and the rest
-// follows in the next transaction. So a FLASH waits for one write and one
-// commit (its own), not for a batch. (Other urgent writes, such as a link's leases on news, come often
-// under load; each stopping a batch would cost a commit.)
+// empties into every batch it takes; found waiting beside others, they are
+// committed first, on their own. An accept of a FLASH message that arrives
+// while a batch's writes run stops that batch after the write under way:
+// the urgent requests waiting join what ran so far, that commits, and the
+// rest follows in the next transaction. So a FLASH waits for one write and
+// one commit (its own), not for a batch. (Other urgent writes, such as a
+// link's leases on news, come often under load; each stopping a batch
+// would cost a commit.)
 type batcher struct {
 	begin    func(ctx context.Context) (txn, error)
 	accept   func(ctx context.Context, q querier, items []AcceptItem, out []AcceptResult) error
