@@ -116,6 +116,19 @@ dirty_words:
 	if err := os.WriteFile(filepath.Join(home, node.ConfigFile), []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
+	p, err := OpenParty(ctx, home, id, logger)
+	if err != nil {
+		return nil, err
+	}
+	p.Token = token
+	_, p.sign, _ = ed25519.GenerateKey(rand.Reader)
+	return p, nil
+}
+
+// OpenParty opens and starts the node in an existing home that NewParty
+// made (in another process, say), with the bench's tuning. The party it
+// returns cannot sign agreements: its signing key stayed with NewParty.
+func OpenParty(ctx context.Context, home, id string, logger *slog.Logger) (*Party, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -132,8 +145,7 @@ dirty_words:
 		n.Close()
 		return nil, err
 	}
-	_, sk, _ := ed25519.GenerateKey(rand.Reader)
-	return &Party{ID: id, Home: home, Node: n, Token: token, Policy: policyOIDs[id], sign: sk}, nil
+	return &Party{ID: id, Home: home, Node: n, Policy: policyOIDs[id]}, nil
 }
 
 // Label is a CONFIDENTIAL label under p's policy releasable to USA and PAK.
