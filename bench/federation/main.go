@@ -3,7 +3,11 @@
 // store on disk with synchronous=FULL, audit log on, TLS 1.3 link with
 // hybrid post-quantum key exchange, messages sealed to PAK's HPKE key,
 // labels checked and mapped), through a linksim proxy that counts the
-// bytes on the wire.
+// bytes on the wire. As in any deployment, each node runs in a process of
+// its own (PAK and the proxy are this binary, started by it with
+// -pak-home and -proxy-to and driven over their stdin and stdout; PAK
+// reports each arrival with the time its subscriber saw it), so each has
+// its own Go runtime; -one-process runs both nodes and the proxy in one.
 //
 //	go run ./bench/federation -duration 10s -backlog 100000
 //
@@ -58,6 +62,7 @@ type options struct {
 	cpuProfile  string
 	skipBacklog bool
 	skipPoor    bool
+	oneProcess  bool
 }
 
 func main() {
@@ -75,12 +80,28 @@ func main() {
 	flag.IntVar(&o.poorSize, "poor-size", 200, "poor link: message body bytes")
 	flag.DurationVar(&o.poorFor, "poor-duration", 20*time.Second, "poor link: measurement window")
 	flag.StringVar(&o.dir, "dir", "", "directory for the homes (default: a new temp dir, removed after)")
-	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the throughput run to this file")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the throughput run to this file (of USA's process; both nodes with -one-process)")
 	flag.BoolVar(&o.skipBacklog, "skip-backlog", false, "skip the FLASH-behind-backlog run")
 	flag.BoolVar(&o.skipPoor, "skip-poor", false, "skip the poor-link run")
 	flag.IntVar(&rig.LeaseBatch, "lease-batch", 0, "messages a link leases from the store at a time (0: the node's default)")
+	flag.BoolVar(&o.oneProcess, "one-process", false, "run PAK in this process instead of a process of its own (the two nodes then share one Go runtime)")
+	pakHome := flag.String("pak-home", "", "internal: run as PAK's process on this home (the bench starts it)")
+	proxyTo := flag.String("proxy-to", "", "internal: run as the proxy's process, to this address (the bench starts it)")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060) while running")
 	flag.Parse()
+	if *pakHome != "" || *proxyTo != "" {
+		var err error
+		if *pakHome != "" {
+			err = runChildPAK(*pakHome)
+		} else {
+			err = runChildProxy(*proxyTo)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "federation bench, child process:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *pprofAddr != "" {
 		go http.ListenAndServe(*pprofAddr, nil)
 	}
@@ -131,33 +152,34 @@ func (t *tracker) submitted(id message.ID, at time.Time, wait chan time.Duration
 	t.mu.Unlock()
 }
 
-func (t *tracker) arrived(m *message.Message, at time.Time) {
+func (t *tracker) arrived(a arrival) {
 	t.mu.Lock()
-	sent, ok := t.sent[m.ID]
-	delete(t.sent, m.ID)
-	w := t.waiters[m.ID]
-	delete(t.waiters, m.ID)
-	lat := t.lat[m.Precedence]
+	sent, ok := t.sent[a.id]
+	delete(t.sent, a.id)
+	w := t.waiters[a.id]
+	delete(t.waiters, a.id)
+	lat := t.lat[a.prec]
 	t.mu.Unlock()
 	if !ok {
 		return
 	}
-	d := at.Sub(sent)
+	d := a.at.Sub(sent)
 	lat.Add(d)
 	t.delivered.Add(1)
-	t.bytes.Add(int64(len(m.Body)))
-	t.last.Store(at.UnixNano())
+	t.bytes.Add(int64(a.size))
+	t.last.Store(a.at.UnixNano())
 	if w != nil {
 		w <- d
 	}
 }
 
 type bench struct {
-	o        options
-	usa, pak *rig.Party
-	proxy    *linksim.Proxy
-	t        *tracker
-	lbl      []byte
+	o     options
+	usa   *rig.Party
+	pak   receiver
+	proxy wire
+	t     *tracker
+	lbl   []byte
 }
 
 func run(o options) error {
@@ -171,44 +193,59 @@ func run(o options) error {
 		defer os.RemoveAll(o.dir)
 	}
 	start := time.Now()
-	fmt.Printf("federation bench: %d B bodies, GOMAXPROCS=%d, dir %s\n", o.size, runtime.GOMAXPROCS(0), o.dir)
 	b := &bench{o: o, t: newTracker()}
+	fmt.Printf("federation bench: %d B bodies, GOMAXPROCS=%d, %s, dir %s\n", o.size, runtime.GOMAXPROCS(0), b.layout(), o.dir)
 	var err error
 	fmt.Println("starting USA and PAK nodes, exchanging cards, signing the agreement...")
 	if b.usa, err = rig.NewParty(ctx, o.dir, "USA", nil); err != nil {
 		return err
 	}
 	defer b.usa.Node.Close()
-	if b.pak, err = rig.NewParty(ctx, o.dir, "PAK", nil); err != nil {
+	pak, err := rig.NewParty(ctx, o.dir, "PAK", nil)
+	if err != nil {
 		return err
 	}
-	defer b.pak.Node.Close()
-	if b.proxy, err = linksim.New(b.pak.Node.FederationAddr().String(), linksim.Config{}); err != nil {
+	if err := rig.Exchange(ctx, b.usa, pak); err != nil {
+		pak.Node.Close()
+		return err
+	}
+	if err := rig.Agree(ctx, b.usa, pak); err != nil {
+		pak.Node.Close()
+		return err
+	}
+	if o.oneProcess {
+		local := localPAK{pak}
+		b.pak = local
+		if err := local.subscribe(ctx, b.t.arrived); err != nil {
+			local.close()
+			return err
+		}
+	} else {
+		// PAK's home is ready: hand it to a process of its own.
+		if err := pak.Node.Close(); err != nil {
+			return err
+		}
+		if b.pak, err = startChildPAK(ctx, pak.Home, b.t.arrived); err != nil {
+			return err
+		}
+	}
+	defer b.pak.close()
+	if o.oneProcess {
+		b.proxy, err = linksim.New(b.pak.addr(), linksim.Config{})
+	} else {
+		b.proxy, err = startChildProxy(ctx, b.pak.addr())
+	}
+	if err != nil {
 		return err
 	}
 	defer b.proxy.Close()
-	if err := rig.Exchange(ctx, b.usa, b.pak); err != nil {
-		return err
-	}
 	if err := b.usa.Node.AddPeer("PAK", b.proxy.Addr()); err != nil {
-		return err
-	}
-	if err := rig.Agree(ctx, b.usa, b.pak); err != nil {
 		return err
 	}
 	if !rig.WaitFor(ctx, 20*time.Second, func() bool { return rig.LinkState(ctx, b.usa, "PAK") == "up" }) {
 		return fmt.Errorf("the USA–PAK link did not come up: %s", rig.LinkState(ctx, b.usa, "PAK"))
 	}
 	b.lbl = b.usa.Label()
-	sub, err := b.pak.Node.Subscribe(ctx, rig.Channel, 0)
-	if err != nil {
-		return err
-	}
-	go func() {
-		for e := range sub {
-			b.t.arrived(e.Message, time.Now())
-		}
-	}()
 	fmt.Printf("link up after %s\n", time.Since(start).Round(time.Millisecond))
 
 	// Warm up: TLS session, statements, caches.
@@ -252,11 +289,11 @@ func run(o options) error {
 		}
 	}
 
-	fmt.Printf("\nResults (%d B bodies, GOMAXPROCS=%d, total run %s)\n", o.size, runtime.GOMAXPROCS(0), time.Since(start).Round(time.Second))
+	fmt.Printf("\nResults (%d B bodies, GOMAXPROCS=%d, %s, total run %s)\n", o.size, runtime.GOMAXPROCS(0), b.layout(), time.Since(start).Round(time.Second))
 	fmt.Printf("  raw store.Accept, %d goroutines            %s\n", o.senders, raw)
 	fmt.Printf("  USA→PAK end to end, %d submitters          %9.0f msgs/s  p50 %8s  p99 %8s  = %.2f× raw (goal ≥ 0.5×: %s)\n",
 		o.senders, tp.rate, rig.Round(tp.p50), rig.Round(tp.p99), tp.rate/raw.PerSec(), verdict(tp.rate/raw.PerSec() >= 0.5))
-	fmt.Printf("  CPU during it                              %.2f cores (process, both nodes and the load) of %d\n", tp.cpu, runtime.NumCPU())
+	fmt.Printf("  CPU during it                              %.2f cores (both nodes and the load; not the proxy) of %d\n", tp.cpu, runtime.NumCPU())
 	fmt.Printf("  audit appends/s during it                  USA %.0f, PAK %.0f (%.1f and %.1f per message)\n", tp.auditUSA, tp.auditPAK, tp.auditUSA/tp.rate, tp.auditPAK/tp.rate)
 	fmt.Printf("  wire bytes per message                     %.0f B up + %.0f B down for a %d B body (%.2f× the body; the label alone is %d B)\n", tp.up, tp.down, o.size, (tp.up+tp.down)/float64(o.size), len(b.lbl))
 	fmt.Printf("  FLASH idle                                 p50 %8s  p99 %8s  (%d probes)\n", rig.Round(idle.Pct(50)), rig.Round(idle.Pct(99)), idle.Len())
@@ -273,6 +310,17 @@ func run(o options) error {
 	}
 	return nil
 }
+
+// layout says where the nodes run.
+func (b *bench) layout() string {
+	if b.o.oneProcess {
+		return "USA and PAK in one process"
+	}
+	return "USA, PAK and the proxy each in a process of its own"
+}
+
+// cpu is the CPU time used so far by both nodes and the load.
+func (b *bench) cpu() time.Duration { return rig.CPU() + b.pak.cpu() }
 
 func verdict(ok bool) string {
 	if ok {
@@ -321,7 +369,7 @@ type throughputResult struct {
 
 func (b *bench) throughput(ctx context.Context) (throughputResult, error) {
 	var res throughputResult
-	a0, p0 := rig.SettledAuditSize(ctx, b.usa), rig.SettledAuditSize(ctx, b.pak)
+	a0, p0 := rig.SettledAuditSize(ctx, b.usa), b.pak.auditSize(ctx)
 	up0, down0 := b.proxy.Bytes()
 	d0 := b.t.delivered.Load()
 	b.t.reset()
@@ -334,7 +382,7 @@ func (b *bench) throughput(ctx context.Context) (throughputResult, error) {
 		pprof.StartCPUProfile(f)
 		stop = func() { pprof.StopCPUProfile(); f.Close() }
 	}
-	start, cpu0 := time.Now(), rig.CPU()
+	start, cpu0 := time.Now(), b.cpu()
 	n, err := b.flood(ctx, b.o.duration, message.Routine, b.o.size)
 	if err != nil {
 		return res, err
@@ -360,9 +408,9 @@ func (b *bench) throughput(ctx context.Context) (throughputResult, error) {
 	}
 	got := b.t.delivered.Load() - d0
 	elapsed := time.Unix(0, b.t.last.Load()).Sub(start)
-	res.cpu = float64(rig.CPU()-cpu0) / float64(time.Since(start))
+	res.cpu = float64(b.cpu()-cpu0) / float64(time.Since(start))
 	up1, down1 := b.proxy.Bytes()
-	a1, p1 := rig.SettledAuditSize(ctx, b.usa), rig.SettledAuditSize(ctx, b.pak)
+	a1, p1 := rig.SettledAuditSize(ctx, b.usa), b.pak.auditSize(ctx)
 	lat := b.t.latencies(message.Routine)
 	res.rate = float64(got) / elapsed.Seconds()
 	res.p50, res.p99 = lat.Pct(50), lat.Pct(99)
@@ -445,7 +493,7 @@ wait:
 	fmt.Printf("   queued %d in %s; healing the link\n", b.o.backlog, res.queue.Round(time.Millisecond))
 	b.t.reset()
 	b.proxy.Heal()
-	healed, cpu0 := time.Now(), rig.CPU()
+	healed, cpu0 := time.Now(), b.cpu()
 	if !rig.WaitFor(ctx, 30*time.Second, func() bool { return rig.LinkState(ctx, b.usa, "PAK") == "up" }) {
 		return nil, res, fmt.Errorf("the link did not come back")
 	}
@@ -470,7 +518,7 @@ wait:
 		return nil, res, fmt.Errorf("the backlog did not drain within 10 minutes")
 	}
 	res.drain = time.Unix(0, b.t.last.Load()).Sub(healed)
-	res.cpu = float64(rig.CPU()-cpu0) / float64(time.Since(healed))
+	res.cpu = float64(b.cpu()-cpu0) / float64(time.Since(healed))
 	fmt.Printf("   drained in %s; FLASH p50 %s p99 %s over %d probes\n", res.drain.Round(time.Millisecond), rig.Round(lat.Pct(50)), rig.Round(lat.Pct(99)), lat.Len())
 	return lat, res, nil
 }
@@ -491,7 +539,7 @@ func (b *bench) poorLink(ctx context.Context) (poorResult, error) {
 	o := b.o
 	fmt.Printf("poor link: %d bit/s, %s one way, stalls p=%.3f/KiB × %s, cuts p=%.3f/KiB; %d B bodies for %s...\n",
 		o.poorRate, o.poorDelay, o.poorStallP, o.poorStall, o.poorCutP, o.poorSize, o.poorFor)
-	poor, err := linksim.New(b.pak.Node.FederationAddr().String(), linksim.Config{Rate: o.poorRate, Delay: o.poorDelay, StallEvery: o.poorStallP, Stall: o.poorStall, CutEvery: o.poorCutP})
+	poor, err := linksim.New(b.pak.addr(), linksim.Config{Rate: o.poorRate, Delay: o.poorDelay, StallEvery: o.poorStallP, Stall: o.poorStall, CutEvery: o.poorCutP})
 	if err != nil {
 		return res, err
 	}
