@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-
-	"liaison/bench/internal/rig"
 )
 
 // leanPoster posts one fixed request over kept-alive TLS connections with
@@ -34,13 +32,13 @@ type leanConn struct {
 	br *bufio.Reader
 }
 
-// newLeanPoster posts body to path; check judges each answer.
-func newLeanPoster(p *rig.Party, path string, body []byte, senders int, check func(status int, body []byte) error) *leanPoster {
+// newLeanPoster posts body to path at addr, trusting ca, with token;
+// check judges each answer.
+func newLeanPoster(addr string, ca *x509.Certificate, token, path string, body []byte, senders int, check func(status int, body []byte) error) *leanPoster {
 	pool := x509.NewCertPool()
-	pool.AddCert(p.Node.Identity().CACert)
-	addr := p.Node.APIAddr().String()
+	pool.AddCert(ca)
 	var req bytes.Buffer
-	fmt.Fprintf(&req, "POST %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", path, addr, p.Token, len(body))
+	fmt.Fprintf(&req, "POST %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", path, addr, token, len(body))
 	req.Write(body)
 	return &leanPoster{
 		addr:  addr,

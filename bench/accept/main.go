@@ -9,7 +9,9 @@
 // the operator token over HTTP/1.1 keep-alive connections (-h2 for one
 // HTTP/2 connection), from 1 and from 64 concurrent senders; then the same
 // messages 16 to a request to POST /v1/messages/batch (-batch N), as a
-// sender that feeds many small messages would. Baselines, measured in the
+// sender that feeds many small messages would. The client runs in the
+// node's process unless -load process puts it in a process of its own.
+// Baselines, measured in the
 // same run on the same disk:
 //
 //   - raw: store.OpenSQLite on a temp file, Accept called directly from
@@ -29,6 +31,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -54,7 +57,16 @@ func main() {
 	dir := flag.String("dir", "", "directory for the node home and stores (default: a new temp dir, removed after)")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the 64-sender node run to this file")
 	flag.StringVar(&traceFile, "trace", "", "write an execution trace of the 64-sender node run to this file (go tool trace)")
+	flag.StringVar(&loadWhere, "load", "inline", "where the lean client runs: inline (goroutines in the node's process, sharing its Go runtime) or process (a process of its own, as wrk would be)")
+	loadJob := flag.Bool("load-job", false, "internal: run as the load process, reading the job on stdin")
 	flag.Parse()
+	if *loadJob {
+		if err := runLoadJob(); err != nil {
+			fmt.Fprintln(os.Stderr, "accept bench, load process:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*duration, *size, *h2, *dir); err != nil {
 		fmt.Fprintln(os.Stderr, "accept bench:", err)
 		os.Exit(1)
@@ -149,19 +161,27 @@ func run(d time.Duration, size int, h2 bool, dir string) error {
 		return nil
 	}
 	proto := "HTTP/1.1 keep-alive, Go http.Client"
+	ca, addr := usa.Node.Identity().CACert, usa.Node.APIAddr().String()
+	var load loader = inline(send)
 	switch {
 	case h2:
 		proto = "HTTP/2, Go http.Client"
-	case clientKind == "lean":
-		lp := newLeanPoster(usa, "/v1/messages", post, 64, wantCreated)
+	case clientKind == "lean" && loadWhere == "process":
+		load = process{loadJob{Addr: addr, Token: usa.Token, Path: "/v1/messages", CA: ca.Raw, Body: post, Per: 1}}
+		proto = "HTTP/1.1 keep-alive, lean client in its own process"
+	case clientKind == "lean" && loadWhere == "inline":
+		lp := newLeanPoster(addr, ca, usa.Token, "/v1/messages", post, 64, wantCreated)
 		defer lp.close()
 		send = lp.post
-		proto = "HTTP/1.1 keep-alive, lean client"
+		load = inline(send)
+		proto = "HTTP/1.1 keep-alive, lean client in the node's process"
 	case clientKind != "nethttp":
 		return fmt.Errorf("-client %q: want lean or nethttp", clientKind)
+	case loadWhere != "inline" && loadWhere != "process":
+		return fmt.Errorf("-load %q: want process or inline", loadWhere)
 	}
 	// Warm the connections and the node (TLS handshakes, statements).
-	if _, err := rig.Load(ctx, 64, 500*time.Millisecond, send); err != nil {
+	if _, err := load.run(ctx, 64, 500*time.Millisecond, func() {}); err != nil {
 		return err
 	}
 	type row struct {
@@ -171,21 +191,22 @@ func run(d time.Duration, size int, h2 bool, dir string) error {
 	}
 	// measure runs send from w senders for d; each call carries per
 	// messages.
-	measure := func(what string, w, per int, send func(context.Context) error) (row, error) {
-		before := rig.SettledAuditSize(ctx, usa)
+	measure := func(what string, w, per int, load loader) (row, error) {
 		fmt.Printf("node: %s, %d sender(s)...\n", what, w)
+		var before uint64
 		var stop func()
-		if w == 64 && per == 1 && (cpuProfile != "" || traceFile != "") {
-			var err error
-			if stop, err = startProfile(cpuProfile); err != nil {
-				return row{}, err
+		var perr error
+		begin := func() {
+			before = rig.SettledAuditSize(ctx, usa)
+			if w == 64 && per == 1 && (cpuProfile != "" || traceFile != "") {
+				stop, perr = startProfile(cpuProfile)
 			}
 		}
-		r, err := rig.Load(ctx, w, d, send)
+		r, err := load.run(ctx, w, d, begin)
 		if stop != nil {
 			stop()
 		}
-		if err != nil {
+		if err := errors.Join(err, perr); err != nil {
 			return row{}, err
 		}
 		r.N *= int64(per)
@@ -196,7 +217,7 @@ func run(d time.Duration, size int, h2 bool, dir string) error {
 	}
 	var rows, batched []row
 	for _, w := range []int{1, 64} {
-		x, err := measure(fmt.Sprintf("POST /v1/messages over HTTPS (%s)", proto), w, 1, send)
+		x, err := measure(fmt.Sprintf("POST /v1/messages over HTTPS (%s)", proto), w, 1, load)
 		if err != nil {
 			return err
 		}
@@ -205,13 +226,17 @@ func run(d time.Duration, size int, h2 bool, dir string) error {
 	if batch > 0 && clientKind == "lean" && !h2 {
 		// The same message, batch times per request: each gets its own id.
 		bb := []byte(`{"messages":[` + strings.Repeat(string(post)+",", batch-1) + string(post) + `]}`)
-		bp := newLeanPoster(usa, "/v1/messages/batch", bb, 64, wantAllAccepted(batch))
-		defer bp.close()
-		if _, err := rig.Load(ctx, 64, 500*time.Millisecond, bp.post); err != nil {
-			return err
+		var bload loader = process{loadJob{Addr: addr, Token: usa.Token, Path: "/v1/messages/batch", CA: ca.Raw, Body: bb, Per: batch}}
+		if loadWhere == "inline" {
+			bp := newLeanPoster(addr, ca, usa.Token, "/v1/messages/batch", bb, 64, wantAllAccepted(batch))
+			defer bp.close()
+			if _, err := rig.Load(ctx, 64, 500*time.Millisecond, bp.post); err != nil {
+				return err
+			}
+			bload = inline(bp.post)
 		}
 		for _, w := range []int{1, 64} {
-			x, err := measure(fmt.Sprintf("POST /v1/messages/batch, %d messages per request (lean client)", batch), w, batch, bp.post)
+			x, err := measure(fmt.Sprintf("POST /v1/messages/batch, %d messages per request (lean client)", batch), w, batch, bload)
 			if err != nil {
 				return err
 			}
@@ -274,8 +299,8 @@ func wantAllAccepted(n int) func(int, []byte) error {
 }
 
 var (
-	cpuProfile, traceFile, clientKind string
-	batch                             int
+	cpuProfile, traceFile, clientKind, loadWhere string
+	batch                                        int
 )
 
 func ptr[T any](v T) *T { return &v }
