@@ -269,7 +269,7 @@ func run(o options) error {
 	}
 
 	fmt.Printf("FLASH on the idle link: %d probes, one at a time...\n", o.probes)
-	idle, err := b.probe(ctx, o.probes, nil)
+	idle, idleAcc, err := b.probe(ctx, o.probes, nil)
 	if err != nil {
 		return err
 	}
@@ -297,10 +297,12 @@ func run(o options) error {
 	fmt.Printf("  audit appends/s during it                  USA %.0f, PAK %.0f (%.1f and %.1f per message)\n", tp.auditUSA, tp.auditPAK, tp.auditUSA/tp.rate, tp.auditPAK/tp.rate)
 	fmt.Printf("  wire bytes per message                     %.0f B up + %.0f B down for a %d B body (%.2f× the body; the label alone is %d B)\n", tp.up, tp.down, o.size, (tp.up+tp.down)/float64(o.size), len(b.lbl))
 	fmt.Printf("  FLASH idle                                 p50 %8s  p99 %8s  (%d probes)\n", rig.Round(idle.Pct(50)), rig.Round(idle.Pct(99)), idle.Len())
+	fmt.Printf("     of which USA's accept                   p50 %8s  p99 %8s\n", rig.Round(idleAcc.Pct(50)), rig.Round(idleAcc.Pct(99)))
 	if loaded != nil {
 		r := float64(loaded.Pct(99)) / float64(idle.Pct(99))
 		fmt.Printf("  FLASH behind %d ROUTINE draining          p50 %8s  p99 %8s  (%d probes) = %.2f× idle p99 (goal ≤ 2×: %s)\n",
 			o.backlog, rig.Round(loaded.Pct(50)), rig.Round(loaded.Pct(99)), loaded.Len(), r, verdict(r <= 2))
+		fmt.Printf("     of which USA's accept                   p50 %8s  p99 %8s\n", rig.Round(bl.accept.Pct(50)), rig.Round(bl.accept.Pct(99)))
 		fmt.Printf("  backlog: queued in %s (%.0f msgs/s), drained in %s (%.0f msgs/s, %.2f cores)\n", bl.queue.Round(time.Millisecond), float64(o.backlog)/bl.queue.Seconds(), bl.drain.Round(time.Millisecond), float64(o.backlog)/bl.drain.Seconds(), bl.cpu)
 	}
 	if !o.skipPoor {
@@ -422,28 +424,33 @@ func (b *bench) throughput(ctx context.Context) (throughputResult, error) {
 
 // probe sends FLASH messages one at a time, each after the previous
 // arrived plus a 20 ms gap, until k were sent or more() says stop.
-func (b *bench) probe(ctx context.Context, k int, more func() bool) (*rig.Latencies, error) {
-	lat := &rig.Latencies{}
+// It returns the latencies to PAK's subscriber and, of the same probes,
+// those of USA's accept (Submit: checked and stored durably at USA).
+func (b *bench) probe(ctx context.Context, k int, more func() bool) (lat, accept *rig.Latencies, _ error) {
+	lat, accept = &rig.Latencies{}, &rig.Latencies{}
 	body := rig.Body(b.o.size)
 	for i := 0; (k == 0 || i < k) && (more == nil || more()); i++ {
 		w := make(chan time.Duration, 1)
+		start := time.Now()
 		if err := b.submit(ctx, message.Flash, body, w); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+		accept.Add(time.Since(start))
 		select {
 		case d := <-w:
 			lat.Add(d)
 		case <-time.After(2 * time.Minute):
-			return nil, fmt.Errorf("FLASH probe %d did not arrive within 2 minutes", i)
+			return nil, nil, fmt.Errorf("FLASH probe %d did not arrive within 2 minutes", i)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return lat, nil
+	return lat, accept, nil
 }
 
 type backlogResult struct {
 	queue, drain time.Duration
-	cpu          float64 // cores used while draining
+	cpu          float64        // cores used while draining
+	accept       *rig.Latencies // USA's accept of the FLASH probes
 }
 
 // backlog partitions the link, queues o.backlog ROUTINE messages, heals
@@ -503,7 +510,7 @@ wait:
 		return len(b.t.sent)
 	}
 	var lastPrint time.Time
-	lat, err := b.probe(ctx, 0, func() bool {
+	lat, acc, err := b.probe(ctx, 0, func() bool {
 		p := pending()
 		if time.Since(lastPrint) > 5*time.Second {
 			fmt.Printf("   %d ROUTINE still to arrive...\n", p)
@@ -520,6 +527,7 @@ wait:
 	res.drain = time.Unix(0, b.t.last.Load()).Sub(healed)
 	res.cpu = float64(b.cpu()-cpu0) / float64(time.Since(healed))
 	fmt.Printf("   drained in %s; FLASH p50 %s p99 %s over %d probes\n", res.drain.Round(time.Millisecond), rig.Round(lat.Pct(50)), rig.Round(lat.Pct(99)), lat.Len())
+	res.accept = acc
 	return lat, res, nil
 }
 
