@@ -93,6 +93,7 @@ type stallingInbox struct {
 	release    chan struct{}
 	once       sync.Once
 	released   sync.Once
+	checking   sync.Map // first message id of each batch checked → messages stored when its check began
 }
 
 // unstall lets the stalled prepare go on.
@@ -100,6 +101,7 @@ func (s *stallingInbox) unstall() { s.released.Do(func() { close(s.release) }) }
 
 func (s *stallingInbox) PrepareBatch(ctx context.Context, from string, wires [][]byte) func() []error {
 	id, _ := wireID(wires[0])
+	s.checking.Store(id, s.unique())
 	if _, f := s.flash.Load(id); f == s.stallFlash {
 		s.once.Do(func() { close(s.stalled) })
 		<-s.release
@@ -151,5 +153,21 @@ func TestBatchWaitsForFlash(t *testing.T) {
 	waitFor(t, 10*time.Second, "both stored", func() bool { return in.unique() == 2 })
 	if got := in.orderCopy(); len(got) != 2 || got[0] != f || got[1] != r {
 		t.Fatalf("stored %v, want the FLASH %s then the IMMEDIATE %s", got, f, r)
+	}
+}
+
+// TestBatchCheckedAfterFlash: the receiver does not begin checking a batch
+// of lower precedence while a FLASH received before it is still being
+// stored, so that the FLASH has the CPU.
+func TestBatchCheckedAfterFlash(t *testing.T) {
+	in, p := stallingPair(t, true)
+	in.put(p, message.Flash)
+	<-in.stalled
+	r := in.put(p, message.Immediate)
+	time.Sleep(200 * time.Millisecond) // time for the IMMEDIATE to arrive, and for an accepter that does not wait to check it
+	in.unstall()
+	waitFor(t, 10*time.Second, "both stored", func() bool { return in.unique() == 2 })
+	if n, _ := in.checking.Load(r); n != 1 {
+		t.Fatalf("the IMMEDIATE's check began with %v messages stored, want 1: after the FLASH received before it", n)
 	}
 }

@@ -356,8 +356,9 @@ const acceptQueueBytes = 16 << 20
 // order, to the Inbox, then acknowledges custody, refuses, or ends the
 // link, per message. With a PreparingInbox it checks the next batch while
 // the last one commits: the accepter prepares, a committer stores, both in
-// order. Before storing a batch it waits for the FLASH messages received
-// so far, which flashAccepter stores beside it.
+// order. Before checking a batch, and again before storing it, it waits
+// for the FLASH messages received so far, which flashAccepter stores
+// beside it.
 func (s *session) accepter() {
 	type prepared struct {
 		jobs   []acceptJob
@@ -383,6 +384,10 @@ func (s *session) accepter() {
 			return
 		}
 		wires := wiresOf(jobs)
+		// Not begun while a FLASH received before it is being stored:
+		// checking a batch (signatures, decryption, the guard) takes the
+		// CPU the FLASH's accepter needs.
+		<-s.acceptQ.flashWait()
 		// The Manager's context, not the session's: a store commit that
 		// has begun is allowed to finish when the link drops.
 		if pipelined {
