@@ -103,6 +103,7 @@ func (n *Node) drainAudit(ctx context.Context, after int64) int64 {
 // parse on the audit log; it returns nil if there are none, and false if
 // reading failed.
 func (n *Node) queueAudit(ctx context.Context, after int64) (*auditChunkInFlight, bool) {
+	n.flash.wait(ctx) // bulk work: after a FLASH being submitted
 	pending, err := n.store.PendingAudit(ctx, after, auditChunk)
 	if err != nil {
 		n.log.Error("reading pending audit records", slog.Any("error", err))

@@ -272,6 +272,8 @@ func (o *outbox) LeaseStream(ctx context.Context, peer string, k int, emit func(
 	defer cancel()
 	if federation.LeaseOnNews(ctx) {
 		lctx = store.Urgent(lctx) // a FLASH may be among it: ahead of the backlog's writes
+	} else {
+		n.flash.wait(ctx) // bulk work: after a FLASH being submitted
 	}
 	leased, err := n.store.Lease(lctx, peer, k, n.leaseFor())
 	if err != nil || len(leased) == 0 {
@@ -292,6 +294,9 @@ func (o *outbox) LeaseStream(ctx context.Context, peer string, k int, emit func(
 		to := from + 1
 		for to < len(msgs) && to-from < maxSealBatch && msgs[to].Precedence == msgs[from].Precedence {
 			to++
+		}
+		if msgs[from].Precedence != message.Flash {
+			n.flash.wait(ctx)
 		}
 		part, err := o.outgoing(peer, c, policy, msgs[from:to], leased[from:to])
 		if err != nil {

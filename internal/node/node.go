@@ -112,6 +112,7 @@ type Node struct {
 	tail    *tail   // recent history for live subscribers; nil on PostgreSQL
 	outWork chan struct{}
 	outbox  *outbox // the federation's, kept for delivery audit fields
+	flash   *flashGate
 	// auditWork wakes the audit pump (auditpump.go).
 	auditWork chan struct{}
 	control   *controlMux
@@ -175,6 +176,7 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 		history:  newSignal(),
 		status:   newSignal(),
 		outWork:  make(chan struct{}, 1),
+		flash:    newFlashGate(maxFlashPause),
 		cards:    map[string]*pki.Card{},
 		allowed:  map[string]bool{},
 		fedPeers: map[string]bool{},

@@ -23,6 +23,8 @@ import (
 // was accepted before is not stored again: the receipt says duplicate.
 func (n *Node) Submit(ctx context.Context, m *message.Message) (*api.Receipt, error) {
 	now := n.clock.Now()
+	leave := n.preempt(m)
+	defer leave()
 	p, err := n.prepare(ctx, m, n.guardRules(), now)
 	if err != nil {
 		return nil, err
@@ -34,6 +36,7 @@ func (n *Node) Submit(ctx context.Context, m *message.Message) (*api.Receipt, er
 	}
 	res := store.AcceptResult{Seq: seq, Dup: dup}
 	n.handOverLeased(ctx, p, res)
+	leave()
 	r, err := n.accepted(ctx, p, res, now)
 	if !dup {
 		n.wakeForLocal()
@@ -55,6 +58,8 @@ func (n *Node) SubmitBatch(ctx context.Context, ms []*message.Message) []SubmitR
 		return out
 	}
 	now := n.clock.Now()
+	leave := n.preempt(ms...)
+	defer leave()
 	rules := n.guardRules()
 	items := make([]store.AcceptItem, 0, len(ms))
 	idx := make([]int, 0, len(ms))
@@ -81,9 +86,12 @@ func (n *Node) SubmitBatch(ctx context.Context, ms []*message.Message) []SubmitR
 		}
 		return out
 	}
+	for k := range idx {
+		n.handOverLeased(ctx, items[k], res[k])
+	}
+	leave()
 	fresh := false
 	for k, i := range idx {
-		n.handOverLeased(ctx, items[k], res[k])
 		out[i].Receipt, out[i].Err = n.accepted(ctx, items[k], res[k], now)
 		fresh = fresh || !res[k].Dup
 	}
@@ -99,6 +107,22 @@ func (n *Node) wakeForLocal() {
 	n.pumpAudit()
 	n.history.fire()
 	n.kick()
+}
+
+// maxFlashPause bounds each wait of bulk work for a FLASH submission (see
+// flashGate).
+const maxFlashPause = 50 * time.Millisecond
+
+// preempt makes the node's bulk work wait while ms, if one of them is a
+// FLASH message, are checked, stored and handed to their links (see
+// flashGate). The returned func ends that; calling it again does nothing.
+func (n *Node) preempt(ms ...*message.Message) (leave func()) {
+	for _, m := range ms {
+		if m.Precedence == message.Flash {
+			return n.flash.enter()
+		}
+	}
+	return func() {}
 }
 
 // leaseFlash marks the queued routes of a FLASH message to partners whose
