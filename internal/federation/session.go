@@ -356,9 +356,9 @@ const acceptQueueBytes = 16 << 20
 // order, to the Inbox, then acknowledges custody, refuses, or ends the
 // link, per message. With a PreparingInbox it checks the next batch while
 // the last one commits: the accepter prepares, a committer stores, both in
-// order. Before checking a batch, and again before storing it, it waits
-// for the FLASH messages received so far, which flashAccepter stores
-// beside it.
+// order. Before checking a batch, and (pipelined) again before storing
+// it, it waits for the FLASH messages received so far, which
+// flashAccepter stores beside it.
 func (s *session) accepter() {
 	type prepared struct {
 		jobs   []acceptJob
@@ -394,7 +394,6 @@ func (s *session) accepter() {
 			ready <- prepared{jobs, pi.PrepareBatch(s.m.ctx, s.p.party, wires)}
 			continue
 		}
-		<-s.acceptQ.flashWait()
 		s.accepted(jobs, s.m.cfg.Inbox.AcceptBatch(s.m.ctx, s.p.party, wires))
 	}
 }
