@@ -126,7 +126,7 @@ func runLoadJob() error {
 	fmt.Println("ready")
 	rest := bufio.NewScanner(in)
 	if !rest.Scan() || rest.Text() != "go" {
-		return errors.New("no go")
+		return fmt.Errorf("waiting for \"go\" on stdin: got %q (%v)", rest.Text(), rest.Err())
 	}
 	r, err := rig.Load(ctx, job.Senders, job.Duration, lp.post)
 	res := loadResult{Rate: r}

@@ -11,8 +11,7 @@
 // messages 16 to a request to POST /v1/messages/batch (-batch N), as a
 // sender that feeds many small messages would. The client runs in the
 // node's process unless -load process puts it in a process of its own.
-// Baselines, measured in the
-// same run on the same disk:
+// Baselines, measured in the same run on the same disk:
 //
 //   - raw: store.OpenSQLite on a temp file, Accept called directly from
 //     the same number of goroutines (the store's group commit);
@@ -66,6 +65,10 @@ func main() {
 			os.Exit(1)
 		}
 		return
+	}
+	if loadWhere != "inline" && loadWhere != "process" {
+		fmt.Fprintf(os.Stderr, "accept bench: -load %q: want inline or process\n", loadWhere)
+		os.Exit(2)
 	}
 	if err := run(*duration, *size, *h2, *dir); err != nil {
 		fmt.Fprintln(os.Stderr, "accept bench:", err)
@@ -177,8 +180,6 @@ func run(d time.Duration, size int, h2 bool, dir string) error {
 		proto = "HTTP/1.1 keep-alive, lean client in the node's process"
 	case clientKind != "nethttp":
 		return fmt.Errorf("-client %q: want lean or nethttp", clientKind)
-	case loadWhere != "inline" && loadWhere != "process":
-		return fmt.Errorf("-load %q: want process or inline", loadWhere)
 	}
 	// Warm the connections and the node (TLS handshakes, statements).
 	if _, err := load.run(ctx, 64, 500*time.Millisecond, func() {}); err != nil {
@@ -226,14 +227,16 @@ func run(d time.Duration, size int, h2 bool, dir string) error {
 	if batch > 0 && clientKind == "lean" && !h2 {
 		// The same message, batch times per request: each gets its own id.
 		bb := []byte(`{"messages":[` + strings.Repeat(string(post)+",", batch-1) + string(post) + `]}`)
-		var bload loader = process{loadJob{Addr: addr, Token: usa.Token, Path: "/v1/messages/batch", CA: ca.Raw, Body: bb, Per: batch}}
-		if loadWhere == "inline" {
+		var bload loader
+		if loadWhere == "process" {
+			bload = process{loadJob{Addr: addr, Token: usa.Token, Path: "/v1/messages/batch", CA: ca.Raw, Body: bb, Per: batch}}
+		} else {
 			bp := newLeanPoster(addr, ca, usa.Token, "/v1/messages/batch", bb, 64, wantAllAccepted(batch))
 			defer bp.close()
-			if _, err := rig.Load(ctx, 64, 500*time.Millisecond, bp.post); err != nil {
-				return err
-			}
 			bload = inline(bp.post)
+		}
+		if _, err := bload.run(ctx, 64, 500*time.Millisecond, func() {}); err != nil {
+			return err
 		}
 		for _, w := range []int{1, 64} {
 			x, err := measure(fmt.Sprintf("POST /v1/messages/batch, %d messages per request (lean client)", batch), w, batch, bload)

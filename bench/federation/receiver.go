@@ -128,17 +128,20 @@ func startChild(ctx context.Context, args []string, replies []string, onLine fun
 
 func (c *child) addr() string { return c.address }
 
-// ask writes request q and returns the reply ("" if none comes).
+// ask writes request q and returns the reply; if none comes it says so on
+// stderr and returns "".
 func (c *child) ask(q string) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, err := fmt.Fprintln(c.stdin, q); err != nil {
+		fmt.Fprintf(os.Stderr, "federation bench: asking %s %q: %v\n", c.cmd.Args[1], q, err)
 		return ""
 	}
 	select {
 	case r := <-c.replies:
 		return r
 	case <-time.After(30 * time.Second):
+		fmt.Fprintf(os.Stderr, "federation bench: %s did not answer %q within 30 s\n", c.cmd.Args[1], q)
 		return ""
 	}
 }
