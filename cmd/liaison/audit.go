@@ -136,7 +136,11 @@ func printJSON(w io.Writer, v any) error {
 
 func printRecord(w io.Writer, r audit.Record) {
 	e := r.Entry
-	fmt.Fprintf(w, "%d\t%s\t%s", r.Index, e.At.Format("2006-01-02T15:04:05.000Z07:00"), e.Kind)
+	idx := strconv.FormatUint(r.Index, 10)
+	if r.Pos > 0 { // the second or later entry of a leaf that groups several
+		idx += "." + strconv.Itoa(r.Pos)
+	}
+	fmt.Fprintf(w, "%s\t%s\t%s", idx, e.At.Format("2006-01-02T15:04:05.000Z07:00"), e.Kind)
 	for _, kv := range [][2]string{
 		{"msg", e.MessageID}, {"digest", e.Digest}, {"party", e.Party}, {"peer", e.Peer},
 		{"channel", e.Channel}, {"decision", e.Decision}, {"reason", e.Reason},
@@ -174,6 +178,9 @@ func auditTail(args []string, stdout, _ io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The last n leaves hold at least n entries (more where they group
+	// several); the last n entries are what was asked for.
+	recs = recs[len(recs)-int(min(*n, uint64(len(recs)))):]
 	if lf.json {
 		return audit.WriteRecords(stdout, recs)
 	}
@@ -186,7 +193,7 @@ func auditTail(args []string, stdout, _ io.Writer) error {
 func auditShow(args []string, stdout, _ io.Writer) error {
 	var lf logFlags
 	fs := newFlagSet("audit show", "audit show (--dir HOME | --log DIR --pub KEY [--origin O]) [--json] INDEX",
-		"Print the entry at INDEX with its inclusion proof in the tree of the latest\nsigned checkpoint; the proof is verified before it is printed.", stdout)
+		"Print the entry at INDEX (all of them, where the leaf groups several) with\nits inclusion proof in the tree of the latest signed checkpoint; the proof is\nverified before it is printed.", stdout)
 	lf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -209,7 +216,9 @@ func auditShow(args []string, stdout, _ io.Writer) error {
 	if lf.json {
 		return printJSON(stdout, inc)
 	}
-	printRecord(stdout, inc.Record)
+	for i, e := range inc.Entries {
+		printRecord(stdout, audit.Record{Index: inc.Index, Pos: i, Entry: e})
+	}
 	fmt.Fprintf(stdout, "leaf hash: %s\ntree size: %d\nroot:      %s\ninclusion proof (%d hashes, verified):\n",
 		hex.EncodeToString(inc.LeafHash), inc.TreeSize, hex.EncodeToString(inc.Root), len(inc.Proof))
 	for _, h := range inc.Proof {
@@ -244,8 +253,8 @@ Exits 1 if the log does not verify.`, stdout)
 			return err
 		}
 	} else {
-		fmt.Fprintf(stdout, "log %s: %d entries, tree size %d, %d checkpoints and %d cosigned checkpoints checked\n",
-			rep.Origin, rep.Entries, rep.TreeSize, rep.Checkpoints, rep.Cosignatures)
+		fmt.Fprintf(stdout, "log %s: %d entries in %d leaves, tree size %d, %d checkpoints and %d cosigned checkpoints checked\n",
+			rep.Origin, rep.Records, rep.Entries, rep.TreeSize, rep.Checkpoints, rep.Cosignatures)
 		for _, p := range rep.Problems {
 			fmt.Fprintf(stdout, "PROBLEM: %s\n", p)
 		}

@@ -104,6 +104,7 @@ type AuditView struct {
 // AuditEntry is one audit log entry.
 type AuditEntry struct {
 	Index     uint64    `json:"index"`
+	Pos       int       `json:"pos,omitempty"` // position in a leaf that groups several entries
 	Kind      string    `json:"kind"`
 	At        time.Time `json:"at"`
 	MessageID string    `json:"message_id,omitempty"`

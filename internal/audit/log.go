@@ -257,21 +257,26 @@ func (l *Log) AppendAsync(ctx context.Context, e Entry) func() (uint64, error) {
 	}
 }
 
-// AppendBatch queues es in order, as AppendAsync would one by one, and
-// returns a function that waits until all of them are sequenced and
-// returns how many failed, with the first error. It costs one goroutine per batch instead of one
-// per entry; a caller that queues a full batch (BatchMaxSize entries) has
-// it sequenced at once instead of after BatchMaxAge.
+// AppendBatch queues es in order, grouped into as few leaves as
+// [MaxGroup] allows (see [ParseLeaf]), and returns a function that waits
+// until all of them are sequenced and returns how many entries failed,
+// with the first error. An entry that cannot be encoded fails alone. It
+// costs one goroutine per batch instead of one per entry.
 func (l *Log) AppendBatch(ctx context.Context, es []Entry) func() (failed int, err error) {
-	items := make([]queued, len(es))
-	for i, e := range es {
+	var items []queued
+	recs := make([][]byte, 0, len(es))
+	for _, e := range es {
 		if e.At.IsZero() {
 			e.At = l.cfg.Now()
 		}
-		items[i].kind = e.Kind
-		items[i].data, items[i].err = e.MarshalBinary()
+		b, err := e.MarshalBinary()
+		if err != nil {
+			items = append(items, queued{kind: e.Kind, err: err})
+			continue
+		}
+		recs = append(recs, b)
 	}
-	return l.queue(ctx, items)
+	return l.queue(ctx, append(items, grouped(recs)...))
 }
 
 // AppendEncoded is AppendBatch for entries already encoded with
@@ -281,27 +286,51 @@ func (l *Log) AppendBatch(ctx context.Context, es []Entry) func() (failed int, e
 // index, why those that do not parse were not appended (wait does not
 // count them as failed).
 func (l *Log) AppendEncoded(ctx context.Context, recs [][]byte) (bad map[int]error, wait func() (failed int, err error)) {
-	items := make([]queued, 0, len(recs))
+	good := make([][]byte, 0, len(recs))
 	for i, b := range recs {
-		e, err := ParseEntry(b)
-		if err != nil {
+		if _, err := ParseEntry(b); err != nil {
 			if bad == nil {
 				bad = map[int]error{}
 			}
 			bad[i] = err
 			continue
 		}
-		items = append(items, queued{kind: e.Kind, data: b})
+		good = append(good, b)
 	}
-	return bad, l.queue(ctx, items)
+	return bad, l.queue(ctx, grouped(good))
 }
 
-// queued is one entry on its way into the log: its encoding, or why it
-// has none.
+// grouped packs encoded entries into leaves (groupLeaves) to queue.
+func grouped(recs [][]byte) []queued {
+	leaves, counts := groupLeaves(recs)
+	items := make([]queued, len(leaves))
+	for i, leaf := range leaves {
+		items[i] = queued{data: leaf, n: counts[i]}
+	}
+	return items
+}
+
+// queued is one leaf on its way into the log: its encoding, or why it
+// has none, and how many entries it holds (0 means one).
 type queued struct {
 	kind string
 	data []byte
 	err  error
+	n    int
+}
+
+// entries is how many entries q holds.
+func (q queued) entries() int { return max(q.n, 1) }
+
+// what names q in errors: its entry's kind, or the size of its group.
+func (q queued) what() string {
+	if q.n > 1 {
+		return fmt.Sprintf("group of %d entries", q.n)
+	}
+	if q.kind == "" {
+		return "entry"
+	}
+	return q.kind + " entry"
 }
 
 // queue adds items to the log in order and returns the wait function of
@@ -311,7 +340,11 @@ func (l *Log) queue(ctx context.Context, items []queued) func() (failed int, err
 	l.closeMu.RLock()
 	defer l.closeMu.RUnlock()
 	if l.closed {
-		return func() (int, error) { return len(items), ErrClosed }
+		n := 0
+		for _, it := range items {
+			n += it.entries()
+		}
+		return func() (int, error) { return n, ErrClosed }
 	}
 	for _, it := range items {
 		if it.err != nil {
@@ -335,14 +368,14 @@ func (l *Log) queue(ctx context.Context, items []queued) func() (failed int, err
 		defer close(done)
 		for i, fut := range futs {
 			if _, err := fut(); err != nil {
-				nerror++
+				nerror += items[i].entries()
 				if first == nil {
-					first = fmt.Errorf("appending %s entry: %w", items[i].kind, err)
-					l.logger.WarnContext(ctx, "audit append failed", slog.String("kind", items[i].kind), slog.Any("error", err))
+					first = fmt.Errorf("appending %s: %w", items[i].what(), err)
+					l.logger.WarnContext(ctx, "audit append failed", slog.String("leaf", items[i].what()), slog.Any("error", err))
 				}
 				continue
 			}
-			l.appends.Inc()
+			l.appends.Add(float64(items[i].entries()))
 		}
 	}()
 	return func() (int, error) {

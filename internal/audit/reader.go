@@ -24,9 +24,12 @@ const maxFileSize = 256 * (MaxEntrySize + 2)
 // maxCheckpointSize bounds a checkpoint note, with room for cosignatures.
 const maxCheckpointSize = 16 << 10
 
-// Record is an entry with its index in the log.
+// Record is an entry with its place in the log: the index of its leaf
+// and, in a leaf that groups several entries (see [ParseLeaf]), its
+// position there.
 type Record struct {
 	Index uint64 `json:"index"`
+	Pos   int    `json:"pos,omitempty"`
 	Entry Entry  `json:"entry"`
 }
 
@@ -122,45 +125,60 @@ func ParseCheckpoint(raw []byte, origin string, verifier note.Verifier) (log.Che
 	return *cp, nil
 }
 
-// Entries returns the entries with index in [from, to) that the published
-// checkpoint commits to; to is clipped to the checkpoint's size.
+// Entries returns the entries of the leaves with index in [from, to) that
+// the published checkpoint commits to; to is clipped to the checkpoint's
+// size. A leaf that groups entries yields a record for each.
 func (r *Reader) Entries(ctx context.Context, from, to uint64) ([]Record, error) {
 	cp, _, err := r.Checkpoint()
 	if err != nil {
 		return nil, err
 	}
-	to = min(to, cp.Size)
+	var out []Record
+	err = r.leaves(ctx, from, min(to, cp.Size), cp.Size, func(idx uint64, data []byte) error {
+		es, err := ParseLeaf(data)
+		if err != nil {
+			return fmt.Errorf("entry %d: %w", idx, err)
+		}
+		for i, e := range es {
+			out = append(out, Record{Index: idx, Pos: i, Entry: e})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// leaves calls fn with the index and bytes of each leaf in [from, to) of
+// a tree of the given size.
+func (r *Reader) leaves(ctx context.Context, from, to, size uint64, fn func(idx uint64, data []byte) error) error {
 	if from >= to {
-		return nil, nil
+		return nil
 	}
-	out := make([]Record, 0, to-from)
-	for ri := range layout.Range(from, to-from, cp.Size) {
+	for ri := range layout.Range(from, to-from, size) {
 		raw, err := r.readBundle(ctx, ri.Index, ri.Partial)
 		if err != nil {
-			return nil, fmt.Errorf("reading entry bundle %d: %w", ri.Index, err)
+			return fmt.Errorf("reading entry bundle %d: %w", ri.Index, err)
 		}
 		var b api.EntryBundle
 		if err := b.UnmarshalText(raw); err != nil {
-			return nil, fmt.Errorf("entry bundle %d: %v", ri.Index, err)
+			return fmt.Errorf("entry bundle %d: %v", ri.Index, err)
 		}
 		if uint(len(b.Entries)) < ri.First+ri.N {
-			return nil, fmt.Errorf("entry bundle %d holds %d entries, want %d", ri.Index, len(b.Entries), ri.First+ri.N)
+			return fmt.Errorf("entry bundle %d holds %d entries, want %d", ri.Index, len(b.Entries), ri.First+ri.N)
 		}
 		for i := ri.First; i < ri.First+ri.N; i++ {
-			idx := ri.Index*layout.EntryBundleWidth + uint64(i)
-			e, err := ParseEntry(b.Entries[i])
-			if err != nil {
-				return nil, fmt.Errorf("entry %d: %w", idx, err)
+			if err := fn(ri.Index*layout.EntryBundleWidth+uint64(i), b.Entries[i]); err != nil {
+				return err
 			}
-			out = append(out, Record{Index: idx, Entry: e})
 		}
 	}
-	return out, nil
+	return nil
 }
 
-// Inclusion is an entry with the proof that the log's checkpoint includes it.
+// Inclusion is a leaf's entries (one, or a group) with the proof that the
+// log's checkpoint includes the leaf.
 type Inclusion struct {
-	Record
+	Index      uint64   `json:"index"`
+	Entries    []Entry  `json:"entries"`
 	LeafHash   []byte   `json:"leaf_hash"`
 	TreeSize   uint64   `json:"tree_size"`
 	Root       []byte   `json:"root"`
@@ -168,8 +186,8 @@ type Inclusion struct {
 	Checkpoint string   `json:"checkpoint"`
 }
 
-// Show returns the entry at index with its inclusion proof in the tree of
-// the published checkpoint; the proof has been verified.
+// Show returns the entries of the leaf at index with its inclusion proof in
+// the tree of the published checkpoint; the proof has been verified.
 func (r *Reader) Show(ctx context.Context, index uint64) (Inclusion, error) {
 	cp, raw, err := r.Checkpoint()
 	if err != nil {
@@ -178,13 +196,13 @@ func (r *Reader) Show(ctx context.Context, index uint64) (Inclusion, error) {
 	if index >= cp.Size {
 		return Inclusion{}, fmt.Errorf("entry %d is beyond the checkpoint (size %d)", index, cp.Size)
 	}
-	recs, err := r.Entries(ctx, index, index+1)
-	if err != nil {
+	var data []byte
+	if err := r.leaves(ctx, index, index+1, cp.Size, func(_ uint64, d []byte) error { data = d; return nil }); err != nil {
 		return Inclusion{}, err
 	}
-	data, err := recs[0].Entry.MarshalBinary()
+	es, err := ParseLeaf(data)
 	if err != nil {
-		return Inclusion{}, err
+		return Inclusion{}, fmt.Errorf("entry %d: %w", index, err)
 	}
 	pb, err := client.NewProofBuilder(ctx, cp.Size, r.readTile)
 	if err != nil {
@@ -198,5 +216,5 @@ func (r *Reader) Show(ctx context.Context, index uint64) (Inclusion, error) {
 	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, cp.Size, leaf, p, cp.Hash); err != nil {
 		return Inclusion{}, fmt.Errorf("%w: entry %d is not included in checkpoint of size %d: %v", ErrTampered, index, cp.Size, err)
 	}
-	return Inclusion{Record: recs[0], LeafHash: leaf, TreeSize: cp.Size, Root: cp.Hash, Proof: p, Checkpoint: string(raw)}, nil
+	return Inclusion{Index: index, Entries: es, LeafHash: leaf, TreeSize: cp.Size, Root: cp.Hash, Proof: p, Checkpoint: string(raw)}, nil
 }

@@ -60,30 +60,35 @@ func Reconcile(mine, theirs []Record, self, peer string) Diff {
 			theirsByID[r.Entry.MessageID] = append(theirsByID[r.Entry.MessageID], r)
 		}
 	}
-	used := map[uint64]bool{}
+	type place struct {
+		index uint64
+		pos   int
+	}
+	used := map[place]bool{}
+	at := func(r Record) place { return place{r.Index, r.Pos} }
 	for _, m := range mine {
 		if !Crossed(m.Entry, peer) {
 			continue
 		}
 		cands := theirsByID[m.Entry.MessageID]
 		i := slices.IndexFunc(cands, func(t Record) bool {
-			return !used[t.Index] && t.Entry.Digest == m.Entry.Digest && t.Entry.Decision == m.Entry.Decision
+			return !used[at(t)] && t.Entry.Digest == m.Entry.Digest && t.Entry.Decision == m.Entry.Decision
 		})
 		if i >= 0 {
-			used[cands[i].Index] = true
+			used[at(cands[i])] = true
 			d.Matched++
 			continue
 		}
-		j := slices.IndexFunc(cands, func(t Record) bool { return !used[t.Index] })
+		j := slices.IndexFunc(cands, func(t Record) bool { return !used[at(t)] })
 		if j >= 0 {
-			used[cands[j].Index] = true
+			used[at(cands[j])] = true
 			d.Mismatched = append(d.Mismatched, Mismatch{Mine: m, Theirs: cands[j]})
 			continue
 		}
 		d.OnlyMine = append(d.OnlyMine, m)
 	}
 	for _, r := range theirs {
-		if Crossed(r.Entry, self) && !used[r.Index] {
+		if Crossed(r.Entry, self) && !used[at(r)] {
 			d.OnlyTheirs = append(d.OnlyTheirs, r)
 		}
 	}

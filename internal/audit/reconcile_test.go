@@ -91,3 +91,22 @@ func TestReadRecordsRejects(t *testing.T) {
 		}
 	}
 }
+
+// Entries that share a leaf (a group) are matched one by one, by their
+// place in it.
+func TestReconcileGroupedEntries(t *testing.T) {
+	var mine, theirs []Record
+	for i := range 3 {
+		sent := testEntry(i)
+		got := sent
+		got.Kind, got.Party, got.Peer = KindReceived, "XBB", "XAA"
+		mine = append(mine, Record{Index: 5, Pos: i, Entry: sent})
+		theirs = append(theirs, Record{Index: 9, Pos: i, Entry: got})
+	}
+	if d := Reconcile(mine, theirs, "XAA", "XBB"); !d.Empty() || d.Matched != 3 {
+		t.Fatalf("grouped crossings: %+v, want 3 matched", d)
+	}
+	if d := Reconcile(mine, theirs[:2], "XAA", "XBB"); d.Matched != 2 || len(d.OnlyMine) != 1 || d.OnlyMine[0].Pos != 2 {
+		t.Fatalf("one missing from a group: %+v, want 2 matched and pos 2 only mine", d)
+	}
+}

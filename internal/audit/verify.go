@@ -29,7 +29,8 @@ var ErrTampered = errors.New("audit log does not match its signed checkpoints")
 type Report struct {
 	Origin       string   `json:"origin"`
 	TreeSize     uint64   `json:"tree_size"`    // size of the published checkpoint
-	Entries      uint64   `json:"entries"`      // entries read, decoded and hashed
+	Entries      uint64   `json:"entries"`      // leaves read, decoded and hashed
+	Records      uint64   `json:"records"`      // entries in those leaves (a leaf may group several)
 	Checkpoints  int      `json:"checkpoints"`  // signed checkpoints checked against the tree
 	Cosignatures int      `json:"cosignatures"` // partner-cosigned checkpoints checked against the tree
 	Problems     []string `json:"problems,omitempty"`
@@ -256,8 +257,10 @@ func (r *Reader) hashAll(ctx context.Context, size uint64, rootAt map[uint64][]b
 				break
 			}
 			idx := bi*layout.EntryBundleWidth + uint64(i)
-			if _, err := ParseEntry(data); err != nil {
+			if es, err := ParseLeaf(data); err != nil {
 				rep.problem("entry %d: %v", idx, err)
+			} else {
+				rep.Records += uint64(len(es))
 			}
 			leaf := rfc6962.DefaultHasher.HashLeaf(data)
 			if i < len(tile.Nodes) && !bytes.Equal(tile.Nodes[i], leaf) {

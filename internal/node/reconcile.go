@@ -67,25 +67,39 @@ func (c *controlMux) serveRecords(ctx context.Context, party string, p ctlPayloa
 		ans.Err = err.Error()
 		return ans
 	}
-	ans.Next = end
-	used := 0
-	for _, r := range recs {
+	ans.Records, ans.Next, err = pageRecords(recs, party, recordsBudget, end)
+	if err != nil {
+		ans.Err = err.Error()
+	}
+	return ans
+}
+
+// pageRecords encodes the records of recs (leaves up to end) that concern
+// party, at most budget bytes of them unless the first leaf alone is more,
+// and returns the leaf index the next answer starts from: end, or the
+// first leaf left out. An answer ends at a leaf's boundary, so that a leaf
+// grouping several entries is never split between two answers (the next
+// one starts from a leaf index).
+func pageRecords(recs []audit.Record, party string, budget int, end uint64) (out []json.RawMessage, next uint64, err error) {
+	used, leafStart, leaf := 0, 0, uint64(0)
+	for i, r := range recs {
+		if i == 0 || r.Index != leaf {
+			leaf, leafStart = r.Index, len(out)
+		}
 		if !audit.Crossed(r.Entry, party) {
 			continue
 		}
 		b, err := json.Marshal(r)
 		if err != nil {
-			ans.Err = err.Error()
-			return ans
+			return nil, 0, err
 		}
-		if used+len(b) > recordsBudget && len(ans.Records) > 0 {
-			ans.Next = r.Index // the rest in the next answer
-			break
+		if used+len(b) > budget && leafStart > 0 {
+			return out[:leafStart], r.Index, nil // the rest, from this leaf, in the next answer
 		}
 		used += len(b)
-		ans.Records = append(ans.Records, b)
+		out = append(out, b)
 	}
-	return ans
+	return out, end, nil
 }
 
 // partnerRecords fetches the partner's records of crossings with us.
@@ -202,6 +216,6 @@ func (n *Node) ReconcileAudit(ctx context.Context, peer string) (*api.AuditDiff,
 
 func auditEntry(r audit.Record) api.AuditEntry {
 	e := r.Entry
-	return api.AuditEntry{Index: r.Index, Kind: e.Kind, At: e.At, MessageID: e.MessageID, Digest: e.Digest, Peer: e.Peer,
+	return api.AuditEntry{Index: r.Index, Pos: r.Pos, Kind: e.Kind, At: e.At, MessageID: e.MessageID, Digest: e.Digest, Peer: e.Peer,
 		Channel: e.Channel, Decision: e.Decision, Reason: e.Reason, Actor: e.Actor}
 }
