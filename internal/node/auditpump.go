@@ -42,9 +42,16 @@ func (n *Node) pumpAudit() {
 }
 
 // auditChunk is how many pending records the pump reads and appends at a
-// time: one full batch of the audit log, which Tessera sequences at once
-// instead of waiting for its batch age.
+// time.
 const auditChunk = audit.DefaultBatchMaxSize
+
+// auditPace is the least time between the pump's reads while records keep
+// coming. The log's storage writes and flushes a handful of files for each
+// append it integrates, whatever its size, on the disk the store flushes
+// its commits to; so under load the pump appends a few large batches a
+// second rather than one every few milliseconds. A full chunk is followed
+// at once. Records wait in the store meanwhile, durable.
+const auditPace = 250 * time.Millisecond
 
 // auditPump runs until ctx is done, then drains once more. It reads on
 // from the last record it pumped (the store never commits a record below
@@ -52,14 +59,24 @@ const auditChunk = audit.DefaultBatchMaxSize
 // pending record.
 func (n *Node) auditPump(ctx context.Context) {
 	var after int64
+	final := func() { n.drainAudit(context.WithoutCancel(ctx), after) }
 	for {
+		start := time.Now()
 		after = n.drainAudit(context.WithoutCancel(ctx), after)
 		select {
 		case <-ctx.Done():
-			n.drainAudit(context.WithoutCancel(ctx), after)
+			final()
 			return
 		case <-n.auditWork:
 		case <-time.After(time.Second):
+		}
+		if d := auditPace - time.Since(start); d > 0 {
+			select {
+			case <-ctx.Done():
+				final()
+				return
+			case <-time.After(d):
+			}
 		}
 	}
 }
@@ -69,13 +86,15 @@ type auditChunkInFlight struct {
 	wait func() (failed int, err error)
 	runs [][2]int64 // ID ranges of the records queued
 	last int64      // ID of the last record read
+	full bool       // auditChunk records were read: more may be waiting
 }
 
-// drainAudit pumps the records after the given ID until none are left and
-// returns the ID to read on from: that of the last record pumped, or 0
-// after a failure, so that whatever is still pending is pumped again. It
-// queues the next chunk on the log before waiting for the one before, so
-// that the log always has a batch to sequence.
+// drainAudit pumps the records after the given ID until it reads fewer
+// than a full chunk, and returns the ID to read on from: that of the last
+// record pumped, or 0 after a failure, so that whatever is still pending
+// is pumped again. While chunks are full it queues the next on the log
+// before waiting for the one before, so that the log always has a batch to
+// sequence.
 func (n *Node) drainAudit(ctx context.Context, after int64) int64 {
 	var prev *auditChunkInFlight
 	for {
@@ -95,6 +114,12 @@ func (n *Node) drainAudit(ctx context.Context, after int64) int64 {
 		if cur == nil {
 			return after
 		}
+		if !cur.full { // caught up
+			if !n.finishAudit(ctx, cur) {
+				return 0
+			}
+			return after
+		}
 		prev = cur
 	}
 }
@@ -112,7 +137,7 @@ func (n *Node) queueAudit(ctx context.Context, after int64) (*auditChunkInFlight
 	if len(pending) == 0 {
 		return nil, true
 	}
-	c := &auditChunkInFlight{last: pending[len(pending)-1].ID}
+	c := &auditChunkInFlight{last: pending[len(pending)-1].ID, full: len(pending) >= auditChunk}
 	recs := make([][]byte, len(pending))
 	for i, p := range pending {
 		recs[i] = p.Record

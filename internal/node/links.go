@@ -778,22 +778,19 @@ func (n *Node) recordAll(ctx context.Context, es []audit.Entry) {
 	if len(es) == 0 {
 		return
 	}
-	waits := make([]func() (uint64, error), len(es))
-	for i, e := range es {
-		if e.At.IsZero() {
-			e.At = n.clock.Now()
+	for i := range es {
+		if es[i].At.IsZero() {
+			es[i].At = n.clock.Now()
 		}
-		if e.Party == "" {
-			e.Party = n.party
+		if es[i].Party == "" {
+			es[i].Party = n.party
 		}
-		waits[i] = n.audit.AppendAsync(ctx, e)
 	}
+	wait := n.audit.AppendBatch(ctx, es)
 	go func() {
-		for i, wait := range waits {
-			if _, err := wait(); err != nil {
-				n.metrics.auditErrors.Inc()
-				n.log.Error("audit append failed", slog.String("kind", es[i].Kind), slog.Any("error", err))
-			}
+		if failed, err := wait(); err != nil {
+			n.metrics.auditErrors.Add(float64(failed))
+			n.log.Error("audit append failed", slog.Int("entries", failed), slog.Any("error", err))
 		}
 	}()
 }
