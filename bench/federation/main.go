@@ -294,7 +294,7 @@ func run(o options) error {
 	fmt.Printf("  USA→PAK end to end, %d submitters          %9.0f msgs/s  p50 %8s  p99 %8s  = %.2f× raw (goal ≥ 0.5×: %s)\n",
 		o.senders, tp.rate, rig.Round(tp.p50), rig.Round(tp.p99), tp.rate/raw.PerSec(), verdict(tp.rate/raw.PerSec() >= 0.5))
 	fmt.Printf("  CPU during it                              %.2f cores (both nodes and the load; not the proxy) of %d\n", tp.cpu, runtime.NumCPU())
-	fmt.Printf("  audit appends/s during it                  USA %.0f, PAK %.0f (%.1f and %.1f per message)\n", tp.auditUSA, tp.auditPAK, tp.auditUSA/tp.rate, tp.auditPAK/tp.rate)
+	fmt.Printf("  audit entries/s during it                  USA %.0f, PAK %.0f (%.1f and %.1f per message)\n", tp.auditUSA, tp.auditPAK, tp.auditUSA/tp.rate, tp.auditPAK/tp.rate)
 	fmt.Printf("  wire bytes per message                     %.0f B up + %.0f B down for a %d B body (%.2f× the body; the label alone is %d B)\n", tp.up, tp.down, o.size, (tp.up+tp.down)/float64(o.size), len(b.lbl))
 	fmt.Printf("  FLASH idle                                 p50 %8s  p99 %8s  (%d probes)\n", rig.Round(idle.Pct(50)), rig.Round(idle.Pct(99)), idle.Len())
 	fmt.Printf("     of which USA's accept                   p50 %8s  p99 %8s\n", rig.Round(idleAcc.Pct(50)), rig.Round(idleAcc.Pct(99)))
@@ -371,7 +371,7 @@ type throughputResult struct {
 
 func (b *bench) throughput(ctx context.Context) (throughputResult, error) {
 	var res throughputResult
-	a0, p0 := rig.SettledAuditSize(ctx, b.usa), b.pak.auditSize(ctx)
+	a0, p0 := rig.SettledAuditEntries(ctx, b.usa), b.pak.auditSize(ctx)
 	up0, down0 := b.proxy.Bytes()
 	d0 := b.t.delivered.Load()
 	b.t.reset()
@@ -412,7 +412,7 @@ func (b *bench) throughput(ctx context.Context) (throughputResult, error) {
 	elapsed := time.Unix(0, b.t.last.Load()).Sub(start)
 	res.cpu = float64(b.cpu()-cpu0) / float64(time.Since(start))
 	up1, down1 := b.proxy.Bytes()
-	a1, p1 := rig.SettledAuditSize(ctx, b.usa), b.pak.auditSize(ctx)
+	a1, p1 := rig.SettledAuditEntries(ctx, b.usa), b.pak.auditSize(ctx)
 	lat := b.t.latencies(message.Routine)
 	res.rate = float64(got) / elapsed.Seconds()
 	res.p50, res.p99 = lat.Pct(50), lat.Pct(99)

@@ -26,7 +26,8 @@ import (
 type receiver interface {
 	// addr is PAK's federation listener.
 	addr() string
-	// auditSize is PAK's audit log size at its settled checkpoint.
+	// auditSize is how many entries PAK's audit log holds at its settled
+	// checkpoint.
 	auditSize(ctx context.Context) uint64
 	// cpu is the CPU time used by PAK's process when it is not this one.
 	cpu() time.Duration
@@ -45,7 +46,7 @@ type arrival struct {
 type localPAK struct{ p *rig.Party }
 
 func (l localPAK) addr() string                         { return l.p.Node.FederationAddr().String() }
-func (l localPAK) auditSize(ctx context.Context) uint64 { return rig.SettledAuditSize(ctx, l.p) }
+func (l localPAK) auditSize(ctx context.Context) uint64 { return rig.SettledAuditEntries(ctx, l.p) }
 func (l localPAK) cpu() time.Duration                   { return 0 }
 func (l localPAK) close()                               { l.p.Node.Close() }
 
@@ -305,7 +306,7 @@ func runChildPAK(home string) error {
 	for in.Scan() {
 		switch in.Text() {
 		case "audit":
-			say("audit %d", rig.SettledAuditSize(ctx, p))
+			say("audit %d", rig.SettledAuditEntries(ctx, p))
 		case "cpu":
 			say("cpu %d", rig.CPU())
 		}

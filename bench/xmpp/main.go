@@ -168,7 +168,7 @@ func run(pairs, total, window int, cpuprofile string, skipProsody bool) error {
 		for _, r := range st.Rates {
 			acc += r.Accepted
 		}
-		fmt.Printf("node after the run: %d messages accepted (store), outbound queues %v, audit log size %d\n", acc, st.Queues, rig.AuditSize(ctx, usa))
+		fmt.Printf("node after the run: %d messages accepted (store), outbound queues %v, audit entries %d\n", acc, st.Queues, rig.AuditEntries(ctx, usa))
 	}
 	if prosody == nil {
 		return nil

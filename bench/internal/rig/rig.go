@@ -19,9 +19,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"liaison/internal/agreement"
+	"liaison/internal/audit"
 	"liaison/internal/message"
 	"liaison/internal/node"
 	"liaison/internal/pki"
@@ -38,6 +40,17 @@ type Party struct {
 	Token  string // operator API token
 	Policy string // the party's policy OID
 	sign   ed25519.PrivateKey
+
+	audited auditCount // see AuditEntries
+}
+
+// auditCount is how many entries the first leaves of a party's audit log
+// hold, so that counting goes on from there.
+type auditCount struct {
+	mu      sync.Mutex
+	r       *audit.Reader
+	leaves  uint64
+	entries uint64
 }
 
 var policyOIDs = map[string]string{"USA": "2.25.311001", "PAK": "2.25.311002", "IND": "2.25.311003"}
@@ -285,24 +298,47 @@ func WaitFor(ctx context.Context, d time.Duration, cond func() bool) bool {
 	return true
 }
 
-// AuditSize is the size of p's audit log at its latest checkpoint.
-func AuditSize(ctx context.Context, p *Party) uint64 {
-	st, err := p.Node.Status(ctx)
-	if err != nil || st.Audit == nil {
-		return 0
+// AuditEntries is how many entries p's audit log holds at its latest
+// checkpoint: decisions, not leaves (a leaf may group several). It reads
+// only the leaves added since it last counted.
+func AuditEntries(ctx context.Context, p *Party) uint64 {
+	c := &p.audited
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.r == nil {
+		cfg, err := node.LoadConfig(p.Home)
+		if err != nil {
+			return c.entries
+		}
+		v, err := audit.NoteVerifier(node.AuditOrigin(p.ID), p.Node.Identity().SigningKey.Public().(ed25519.PublicKey))
+		if err != nil {
+			return c.entries
+		}
+		if c.r, err = audit.OpenReader(cfg.Path(cfg.Audit.Dir), node.AuditOrigin(p.ID), v); err != nil {
+			return c.entries
+		}
 	}
-	return st.Audit.Size
+	cp, _, err := c.r.Checkpoint()
+	if err != nil || cp.Size <= c.leaves {
+		return c.entries
+	}
+	recs, err := c.r.Entries(ctx, c.leaves, cp.Size)
+	if err != nil {
+		return c.entries
+	}
+	c.leaves, c.entries = cp.Size, c.entries+uint64(len(recs))
+	return c.entries
 }
 
-// SettledAuditSize waits until p's audit checkpoint stops growing (or 10 s
-// pass) and returns its size.
-func SettledAuditSize(ctx context.Context, p *Party) uint64 {
-	last := AuditSize(ctx, p)
+// SettledAuditEntries waits until p's audit checkpoint stops growing (or
+// 10 s pass) and returns AuditEntries.
+func SettledAuditEntries(ctx context.Context, p *Party) uint64 {
+	last := AuditEntries(ctx, p)
 	stable := 0
 	deadline := time.Now().Add(10 * time.Second)
 	for stable < 3 && time.Now().Before(deadline) {
 		time.Sleep(250 * time.Millisecond)
-		s := AuditSize(ctx, p)
+		s := AuditEntries(ctx, p)
 		if s == last {
 			stable++
 		} else {
