@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -95,8 +96,14 @@ func TestGroupLeavesBoundedBySize(t *testing.T) {
 }
 
 func TestParseLeafRejects(t *testing.T) {
-	recs := encoded(t, 0, MaxGroup+1)
+	recs := encoded(t, 0, 30)
 	cat := func(head []byte, rs [][]byte) []byte { return append(head, bytes.Join(rs, nil)...) }
+	head := func(n int) []byte { // the canonical head of an array of n
+		if n < 24 {
+			return []byte{0x80 | byte(n)}
+		}
+		return []byte{0x98, byte(n)}
+	}
 	tests := []struct {
 		name string
 		in   []byte
@@ -105,7 +112,8 @@ func TestParseLeafRejects(t *testing.T) {
 		{"empty", nil, "malformed"},
 		{"group of one", cat([]byte{0x81}, recs[:1]), "group of 1"},
 		{"group of none", []byte{0x80}, "group of 0"},
-		{"more than MaxGroup", cat([]byte{0x98, MaxGroup + 1}, recs), "group of 65"},
+		{"more than MaxGroup", cat(head(MaxGroup+1), recs[:MaxGroup+1]), fmt.Sprintf("group of %d", MaxGroup+1)},
+		{"more than MaxGroup, long head", cat(head(30), recs), "group of 30"},
 		{"head not shortest", cat([]byte{0x98, 2}, recs[:2]), "not a canonical array"},
 		{"head of two bytes", cat([]byte{0x99, 0, 2}, recs[:2]), "not a canonical array"},
 		{"indefinite head", cat([]byte{0x9f}, recs[:2]), "not a canonical array"},
