@@ -143,6 +143,8 @@ func (pm *PostMessage) Message(party string, p *Principal, now time.Time) (*mess
 }
 
 func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) error {
+	r, drop := s.announce(r)
+	defer drop()
 	var pm PostMessage
 	if err := decodeJSON(r, &pm); err != nil {
 		return err
@@ -157,6 +159,17 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, receiptStatus(rc), rc)
 	return nil
+}
+
+// announce tells a backend that is an Announcer that a message is on its
+// way with r's context, as soon as its request arrives.
+func (s *Server) announce(r *http.Request) (_ *http.Request, drop func()) {
+	a, ok := s.cfg.Backend.(Announcer)
+	if !ok {
+		return r, func() {}
+	}
+	ctx, drop := a.Announce(r.Context())
+	return r.WithContext(ctx), drop
 }
 
 // receiptStatus is the status a receipt is answered with: 201 for a new
@@ -202,6 +215,8 @@ type BatchAnswer struct {
 // answered as POST /v1/messages would, and those that pass are stored in
 // one transaction. A refused message does not stop the others.
 func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) error {
+	r, drop := s.announce(r)
+	defer drop()
 	var pb PostBatch
 	if err := decodeJSON(r, &pb); err != nil {
 		return err

@@ -116,6 +116,14 @@ type AuditEntry struct {
 	Actor     string    `json:"actor,omitempty"`
 }
 
+// Announcer is implemented by backends that like to know that a message
+// is on its way before its request is decoded and checked: the API
+// announces each message posted as its request arrives and submits it
+// with the context Announce returns, calling drop when it is done.
+type Announcer interface {
+	Announce(ctx context.Context) (_ context.Context, drop func())
+}
+
 // AuditReconciler is implemented by backends that can compare their audit
 // log with a partner's (GET /v1/audit/reconcile); the route answers 501
 // for a backend that does not.

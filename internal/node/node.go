@@ -92,27 +92,29 @@ const nodeWindow = 256
 
 // Node is one party's running Liaison.
 type Node struct {
-	cfg     *Config
-	party   string
-	id      *pki.Identity
-	clock   clock.Clock
-	log     *slog.Logger
-	store   store.Store
-	audit   *audit.Log
-	witness *audit.Witness
-	fed     *federation.Manager
-	api     *api.Server
-	console *console.Console
-	reg     *prometheus.Registry
-	metrics *metrics
-	opener  *envelope.Opener
-	words   map[string][]string
-	history *signal // fired when any channel's history grows
-	status  *signal // fired when a delivery status changes (live pages)
-	tail    *tail   // recent history for live subscribers; nil on PostgreSQL
-	outWork chan struct{}
-	outbox  *outbox // the federation's, kept for delivery audit fields
-	flash   *flashGate
+	cfg   *Config
+	party string
+	id    *pki.Identity
+	clock clock.Clock
+	log   *slog.Logger
+	store store.Store
+	// announcer is the store's, if it has one: see announce.
+	announcer store.Announcer
+	audit     *audit.Log
+	witness   *audit.Witness
+	fed       *federation.Manager
+	api       *api.Server
+	console   *console.Console
+	reg       *prometheus.Registry
+	metrics   *metrics
+	opener    *envelope.Opener
+	words     map[string][]string
+	history   *signal // fired when any channel's history grows
+	status    *signal // fired when a delivery status changes (live pages)
+	tail      *tail   // recent history for live subscribers; nil on PostgreSQL
+	outWork   chan struct{}
+	outbox    *outbox // the federation's, kept for delivery audit fields
+	flash     *flashGate
 	// auditWork wakes the audit pump (auditpump.go).
 	auditWork chan struct{}
 	control   *controlMux
@@ -216,6 +218,7 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 	// they run.
 	st := n.store
 	closers = append(closers, func() { st.Close() })
+	n.announcer, _ = st.(store.Announcer)
 	if strings.HasPrefix(url, "sqlite:") {
 		// Only this process writes a SQLite store, so every new message
 		// passes through the tail (tail.go).

@@ -25,6 +25,8 @@ func (n *Node) Submit(ctx context.Context, m *message.Message) (*api.Receipt, er
 	now := n.clock.Now()
 	leave := n.preempt(m)
 	defer leave()
+	ctx, drop := n.Announce(ctx)
+	defer drop()
 	p, err := n.prepare(ctx, m, n.guardRules(), now)
 	if err != nil {
 		return nil, err
@@ -44,6 +46,19 @@ func (n *Node) Submit(ctx context.Context, m *message.Message) (*api.Receipt, er
 	return r, err
 }
 
+// Announce tells the store that a message is on its way to Submit or
+// SubmitBatch with the returned context, so that a commit about to start
+// may wait briefly for it and concurrent senders share flushes
+// (store.Announcer). The API announces a message as soon as its request
+// arrives; Submit announces it if no caller did. Call drop on every way
+// out; the store ends the announcement when the message reaches it.
+func (n *Node) Announce(ctx context.Context) (_ context.Context, drop func()) {
+	if n.announcer == nil {
+		return ctx, func() {}
+	}
+	return n.announcer.Announce(ctx)
+}
+
 // SubmitResult is the outcome of one message of a SubmitBatch.
 type SubmitResult = api.SubmitResult
 
@@ -60,6 +75,8 @@ func (n *Node) SubmitBatch(ctx context.Context, ms []*message.Message) []SubmitR
 	now := n.clock.Now()
 	leave := n.preempt(ms...)
 	defer leave()
+	ctx, drop := n.Announce(ctx)
+	defer drop()
 	rules := n.guardRules()
 	items := make([]store.AcceptItem, 0, len(ms))
 	idx := make([]int, 0, len(ms))

@@ -168,3 +168,6 @@ func (q pgQ) execAll(ctx context.Context, st []stmt) error {
 	}
 	return br.Close()
 }
+
+// Announce implements Announcer.
+func (p *Postgres) Announce(ctx context.Context) (context.Context, func()) { return p.b.announce(ctx) }

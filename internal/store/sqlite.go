@@ -255,3 +255,6 @@ func (q *batchQ) query(ctx context.Context, s string, args ...any) (rows, error)
 
 func (q sqlQ) execAll(ctx context.Context, st []stmt) error    { return execEach(ctx, q, st) }
 func (q *batchQ) execAll(ctx context.Context, st []stmt) error { return execEach(ctx, q, st) }
+
+// Announce implements Announcer.
+func (s *SQLite) Announce(ctx context.Context) (context.Context, func()) { return s.b.announce(ctx) }

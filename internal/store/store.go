@@ -121,6 +121,18 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// Announcer is implemented by stores whose writer can hold a commit
+// briefly for accepts on their way (both of this package's stores).
+type Announcer interface {
+	// Announce tells the store that its caller is preparing an Accept or
+	// AcceptBatch, to be made with the returned context, so that a commit
+	// about to start may wait briefly for it and share one flush with it.
+	// The accept ends the announcement as it is queued; a caller that will
+	// not make it calls drop (which is idempotent). Announcing again with
+	// a context that carries an announcement changes nothing.
+	Announce(ctx context.Context) (_ context.Context, drop func())
+}
+
 // Store is a node's durable state. All methods are safe for concurrent use.
 type Store interface {
 	// Accept records a message in one transaction: its id in the permanent
