@@ -8,7 +8,9 @@
 // action) is an [Entry] of metadata and digests, never a message body.
 // Entries are leaves of a Merkle-tree transparency log built on Tessera's
 // POSIX driver, embedded in the node, with C2SP tlog-checkpoint
-// checkpoints signed by the node key.
+// checkpoints signed by the node key. A leaf holds one entry, or a group of
+// up to [MaxGroup] entries appended together ([ParseLeaf]), so that the
+// log's storage flushes files per many decisions rather than per few.
 //
 // Start with [Open] and [Log.Append] (or [Log.AppendAsync]): appends are
 // batched, and return once their batch is sequenced, without waiting for a
@@ -32,7 +34,8 @@
 // # Invariants
 //
 // Entry encoding is canonical: [ParseEntry] accepts exactly the bytes
-// [Entry.MarshalBinary] produces. A log whose tree no longer matches the
+// [Entry.MarshalBinary] produces, and [ParseLeaf] exactly one encoding of
+// a group. A log whose tree no longer matches the
 // last checkpoint its node signed is refused by [Open]. The package logs
 // only through the logger it is given and holds no global state.
 //
