@@ -19,11 +19,14 @@ func acceptAsync(ctx context.Context, s *SQLite, m *message.Message) <-chan erro
 	return done
 }
 
-// gathering makes s's writer report each wait for announced accepts.
-func gathering(s *SQLite) <-chan struct{} {
+// gatheringStore is a mergeStore whose writer waits up to a minute for
+// announced accepts and reports each such wait on the channel.
+func gatheringStore(t *testing.T) (*SQLite, *[][]message.ID, <-chan struct{}) {
+	s, calls := mergeStore(t, message.ID{})
+	s.b.gatherMax = time.Minute
 	c := make(chan struct{}, 16)
 	s.b.onGather = func() { c <- struct{}{} }
-	return c
+	return s, calls, c
 }
 
 // waitGather waits until the writer waits for announced accepts.
@@ -53,9 +56,7 @@ func must(t *testing.T, done <-chan error, what string) {
 // A commit waits for the accepts announced before it began, and they
 // share it.
 func TestAnnouncedAcceptJoinsCommit(t *testing.T) {
-	s, calls := mergeStore(t, message.ID{})
-	s.b.gatherMax = time.Minute
-	waiting := gathering(s)
+	s, calls, waiting := gatheringStore(t)
 	ctx := context.Background()
 	a, b := newMsg("chat", message.Routine), newMsg("chat", message.Routine)
 
@@ -87,9 +88,7 @@ func TestAnnouncedAcceptJoinsCommit(t *testing.T) {
 // An announcement dropped, or an urgent write, ends the wait; writers that
 // announce nothing never wait.
 func TestAnnouncedWaitEnds(t *testing.T) {
-	s, calls := mergeStore(t, message.ID{})
-	s.b.gatherMax = time.Minute
-	waiting := gathering(s)
+	s, calls, waiting := gatheringStore(t)
 	ctx := context.Background()
 
 	t.Run("dropped", func(t *testing.T) {
