@@ -94,7 +94,11 @@ func (pr *proc) start() {
 		}
 		select {
 		case <-done:
-			t.Fatalf("%s exited at start: see %s", pr.p.ID, pr.log.Name())
+			b, _ := os.ReadFile(pr.log.Name())
+			if len(b) > 4096 {
+				b = b[len(b)-4096:]
+			}
+			t.Fatalf("%s exited at start; the end of %s:\n%s", pr.p.ID, pr.log.Name(), b)
 		default:
 		}
 		if time.Now().After(deadline) {
