@@ -38,9 +38,9 @@ import (
 	"net/http"
 	"os"
 	"runtime"
-	"slices"
 	"runtime/pprof"
 	"runtime/trace"
+	"slices"
 	"strings"
 	"time"
 
