@@ -129,3 +129,23 @@ func TestAnnouncedWaitEnds(t *testing.T) {
 		}
 	})
 }
+
+// A batch that holds an urgent write does not wait for announced accepts,
+// whether the urgent write was taken first or joined after another.
+func TestUrgentBatchDoesNotGather(t *testing.T) {
+	s, _, waiting := gatheringStore(t)
+	_, drop := s.Announce(context.Background())
+	defer drop()
+	for _, batch := range [][]*writeReq{{{urgent: true}, {}}, {{}, {urgent: true}}} {
+		done := make(chan []*writeReq, 1)
+		go func() { done <- s.b.gather(batch, make(chan *writeReq), make(chan *writeReq)) }()
+		select {
+		case got := <-done:
+			if len(got) != len(batch) {
+				t.Errorf("gather returned %d requests, want the %d given", len(got), len(batch))
+			}
+		case <-waiting:
+			t.Fatalf("a batch with an urgent write (urgent first: %v) waited for an announced accept", batch[0].urgent)
+		}
+	}
+}

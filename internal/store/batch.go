@@ -161,7 +161,7 @@ func (b *batcher) arrive(ctx context.Context) {
 // waiting for them too would wait for the deadline under steady load.)
 func (b *batcher) gather(batch []*writeReq, reqs, urgent chan *writeReq) []*writeReq {
 	target := b.announced.Load()
-	if b.ended.Load() >= target || len(batch) >= b.maxBatch || batch[0].urgent {
+	if b.ended.Load() >= target || len(batch) >= b.maxBatch || slices.ContainsFunc(batch, isUrgentReq) {
 		return batch
 	}
 	t := time.NewTimer(b.gatherMax)
@@ -190,6 +190,8 @@ func (b *batcher) gather(batch []*writeReq, reqs, urgent chan *writeReq) []*writ
 	}
 	return b.fill(batch, reqs)
 }
+
+func isUrgentReq(r *writeReq) bool { return r.urgent }
 
 // write queues fn and waits for the commit of its batch.
 func (b *batcher) write(ctx context.Context, fn func(ctx context.Context, q querier) error) error {
