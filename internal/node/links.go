@@ -773,7 +773,8 @@ func (o *outbox) markSent(sent map[string][]message.ID, delivered []federation.D
 	}()
 }
 
-// recordAll is record for several entries, with one waiter.
+// recordAll is record for several entries, with one waiter; the log
+// groups them into as few leaves as it can (audit.Log.AppendBatch).
 func (n *Node) recordAll(ctx context.Context, es []audit.Entry) {
 	if len(es) == 0 {
 		return
