@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -236,5 +237,43 @@ func TestInListLen(t *testing.T) {
 		if got := inListLen(c.n); got != c.want {
 			t.Errorf("inListLen(%d) = %d, want %d", c.n, got, c.want)
 		}
+	}
+}
+
+// Migration 3 rebuilds audit_pending as one b-tree and keeps the records
+// that were pending in a version 2 store.
+func TestMigrationKeepsPendingAudit(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "store.db")
+	all := migrations
+	migrations = all[:2]
+	s := openSQLiteT(t, path, nil)
+	migrations = all
+	m := newMsg("chat", message.Routine)
+	if _, _, err := s.Accept(ctx, m, queued("XBB"), []byte("first"), []byte("second")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = openSQLiteT(t, path, nil)
+	defer s.Close()
+	got, err := s.PendingAudit(ctx, 0, 10)
+	if err != nil || len(got) != 2 || string(got[0].Record) != "first" || string(got[1].Record) != "second" {
+		t.Fatalf("pending after migrating: %+v, %v", got, err)
+	}
+	var ddl string
+	if err := s.rdb.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE name = 'audit_pending'`).Scan(&ddl); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(ddl, "WITHOUT ROWID") {
+		t.Errorf("audit_pending after migrating: %s", ddl)
+	}
+	if err := s.DoneAudit(ctx, got[0].ID, got[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	if left, err := s.PendingAudit(ctx, 0, 10); err != nil || len(left) != 0 {
+		t.Fatalf("pending after DoneAudit: %+v, %v", left, err)
 	}
 }
