@@ -49,9 +49,10 @@ func (f *announcingFake) SubmitBatch(ctx context.Context, ms []*message.Message)
 	return f.Fake.SubmitBatch(ctx, ms)
 }
 
-// The API announces each post to a backend that takes announcements,
-// submits it with the announcing context, and ends every announcement,
-// also for requests it refuses before submitting.
+// The API announces each post to a backend that takes announcements, once
+// its body is read, submits it with the announcing context, and ends
+// every announcement, also for messages it refuses before submitting. A
+// body that does not decode is refused before any announcement.
 func TestPostsAreAnnounced(t *testing.T) {
 	af := &announcingFake{Fake: apitest.NewFake("XAA")}
 	s, err := New(Config{Backend: af, Tokens: []Token{{Name: "alice", SHA256: HashToken(senderToken), Roles: []Role{RoleSender}}}})
@@ -68,6 +69,9 @@ func TestPostsAreAnnounced(t *testing.T) {
 	}
 	if code, _ := do(t, ts, "POST", "/v1/messages", senderToken, `{"channel":`); code != http.StatusBadRequest {
 		t.Fatalf("bad JSON: %d", code)
+	}
+	if code, _ := do(t, ts, "POST", "/v1/messages", senderToken, postBody(message.NewID().String(), "exercise", "no-such-precedence")); code != http.StatusBadRequest {
+		t.Fatalf("bad precedence: %d", code)
 	}
 	af.mu.Lock()
 	defer af.mu.Unlock()

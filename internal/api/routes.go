@@ -143,12 +143,12 @@ func (pm *PostMessage) Message(party string, p *Principal, now time.Time) (*mess
 }
 
 func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) error {
-	r, drop := s.announce(r)
-	defer drop()
 	var pm PostMessage
 	if err := decodeJSON(r, &pm); err != nil {
 		return err
 	}
+	r, drop := s.announce(r)
+	defer drop()
 	m, err := pm.Message(s.cfg.Backend.Party(), PrincipalFrom(r.Context()), time.Now())
 	if err != nil {
 		return err
@@ -162,7 +162,9 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) error {
 }
 
 // announce tells a backend that is an Announcer that a message is on its
-// way with r's context, as soon as its request arrives.
+// way with r's context, once its request's body has been read: what follows
+// until the store is checking, with no waiting on the network, so that a
+// client that sends its body slowly cannot hold the store's commits.
 func (s *Server) announce(r *http.Request) (_ *http.Request, drop func()) {
 	a, ok := s.cfg.Backend.(Announcer)
 	if !ok {
@@ -215,12 +217,12 @@ type BatchAnswer struct {
 // answered as POST /v1/messages would, and those that pass are stored in
 // one transaction. A refused message does not stop the others.
 func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) error {
-	r, drop := s.announce(r)
-	defer drop()
 	var pb PostBatch
 	if err := decodeJSON(r, &pb); err != nil {
 		return err
 	}
+	r, drop := s.announce(r)
+	defer drop()
 	if n := len(pb.Messages); n == 0 || n > MaxBatch {
 		return Errorf(http.StatusBadRequest, "bad-batch", "a batch carries 1-%d messages, got %d", MaxBatch, n)
 	}
