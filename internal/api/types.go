@@ -117,9 +117,9 @@ type AuditEntry struct {
 }
 
 // Announcer is implemented by backends that like to know that a message
-// is on its way before its request is decoded and checked: the API
-// announces each message posted as its request arrives and submits it
-// with the context Announce returns, calling drop when it is done.
+// is on its way before it is checked: the API announces each post once
+// its body has been read, submits it with the context Announce returns,
+// and calls drop when it is done.
 type Announcer interface {
 	Announce(ctx context.Context) (_ context.Context, drop func())
 }

@@ -49,8 +49,8 @@ func (n *Node) Submit(ctx context.Context, m *message.Message) (*api.Receipt, er
 // Announce tells the store that a message is on its way to Submit or
 // SubmitBatch with the returned context, so that a commit about to start
 // may wait briefly for it and concurrent senders share flushes
-// (store.Announcer). The API announces a message as soon as its request
-// arrives; Submit announces it if no caller did. Call drop on every way
+// (store.Announcer). The API announces a message once its request's body
+// is read; Submit announces it if no caller did. Call drop on every way
 // out; the store ends the announcement when the message reaches it.
 func (n *Node) Announce(ctx context.Context) (_ context.Context, drop func()) {
 	if n.announcer == nil {
