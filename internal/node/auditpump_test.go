@@ -16,8 +16,9 @@ import (
 )
 
 // The pump moves every pending record that parses into the log, in
-// acceptance order and across several chunks, removes them from the store
-// by ranges, and leaves a record that does not parse where it is.
+// acceptance order and across several chunks, grouped several to a leaf,
+// removes them from the store by ranges, and leaves a record that does not
+// parse where it is.
 func TestAuditPumpRanges(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
@@ -37,9 +38,12 @@ func TestAuditPumpRanges(t *testing.T) {
 	n := &Node{store: s, audit: l, log: slog.New(slog.DiscardHandler), party: "XAA"}
 	n.metrics = newMetrics(n)
 
-	// 1,500 messages with two records each, more than one chunk; the
+	// 2,500 messages with two records each, more than one chunk; the
 	// second record of message 700 is corrupt.
-	const msgs, bad = 1500, 700
+	const msgs, bad = 2500, 700
+	if 2*msgs <= auditChunk {
+		t.Fatalf("%d records fit in one chunk of %d", 2*msgs, auditChunk)
+	}
 	var want []string
 	for i := range msgs {
 		m := &message.Message{ID: message.NewID(), Channel: "c", Origin: "XAA", Created: time.Now(), ContentType: "text/plain"}
@@ -95,6 +99,13 @@ func TestAuditPumpRanges(t *testing.T) {
 	}
 	if len(recs) != len(want) {
 		t.Fatalf("log has %d entries, want %d", len(recs), len(want))
+	}
+	cp, _, err := r.Checkpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if most := uint64(len(want)/audit.MaxGroup + 8); cp.Size > most {
+		t.Errorf("%d entries in %d leaves, want them grouped (at most %d leaves)", len(want), cp.Size, most)
 	}
 	for i, rec := range recs {
 		if got := rec.Entry.MessageID + "/" + rec.Entry.Kind; got != want[i] {
