@@ -129,7 +129,7 @@ type announceKey struct{}
 // and the accept made with that context ends it when it is queued. Call
 // drop if none will be made (it is idempotent, and harmless after).
 func (b *batcher) announce(ctx context.Context) (_ context.Context, drop func()) {
-	if a, ok := ctx.Value(announceKey{}).(*announcement); ok && a.b == b {
+	if b.announcementIn(ctx) != nil {
 		return ctx, func() {} // already announced, by a caller further out
 	}
 	b.announced.Add(1)
@@ -148,9 +148,17 @@ func (a *announcement) arrived() {
 	})
 }
 
+// announcementIn returns ctx's announcement to b, or nil.
+func (b *batcher) announcementIn(ctx context.Context) *announcement {
+	if a, ok := ctx.Value(announceKey{}).(*announcement); ok && a.b == b {
+		return a
+	}
+	return nil
+}
+
 // arrive ends ctx's announcement to b, if it has one.
 func (b *batcher) arrive(ctx context.Context) {
-	if a, ok := ctx.Value(announceKey{}).(*announcement); ok && a.b == b {
+	if a := b.announcementIn(ctx); a != nil {
 		a.arrived()
 	}
 }
