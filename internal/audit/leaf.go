@@ -93,13 +93,12 @@ func groupHeader(b []byte) (n int, rest []byte, err error) {
 // many entries it holds. A leaf of one entry is that entry's encoding.
 func groupLeaves(recs [][]byte) (leaves [][]byte, counts []int) {
 	for i := 0; i < len(recs); {
-		size, j := 2, i // 2: the longest array head
+		// Each leaf takes at least one entry (one fits: MaxEntrySize is
+		// below MaxLeafSize), then more while they fit.
+		size, j := 2+len(recs[i]), i+1 // 2: the longest array head
 		for j < len(recs) && j-i < MaxGroup && size+len(recs[j]) <= MaxLeafSize {
 			size += len(recs[j])
 			j++
-		}
-		if j == i { // cannot happen for entries ParseEntry accepts (MaxEntrySize)
-			j = i + 1
 		}
 		if j-i == 1 {
 			leaves, counts = append(leaves, recs[i]), append(counts, 1)

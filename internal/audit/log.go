@@ -271,7 +271,7 @@ func (l *Log) AppendBatch(ctx context.Context, es []Entry) func() (failed int, e
 		}
 		b, err := e.MarshalBinary()
 		if err != nil {
-			items = append(items, queued{kind: e.Kind, err: err})
+			items = append(items, queued{kind: e.Kind, err: err, n: 1})
 			continue
 		}
 		recs = append(recs, b)
@@ -311,16 +311,13 @@ func grouped(recs [][]byte) []queued {
 }
 
 // queued is one leaf on its way into the log: its encoding, or why it
-// has none, and how many entries it holds (0 means one).
+// has none, and how many entries it holds.
 type queued struct {
 	kind string
 	data []byte
 	err  error
 	n    int
 }
-
-// entries is how many entries q holds.
-func (q queued) entries() int { return max(q.n, 1) }
 
 // what names q in errors: its entry's kind, or the size of its group.
 func (q queued) what() string {
@@ -342,7 +339,7 @@ func (l *Log) queue(ctx context.Context, items []queued) func() (failed int, err
 	if l.closed {
 		n := 0
 		for _, it := range items {
-			n += it.entries()
+			n += it.n
 		}
 		return func() (int, error) { return n, ErrClosed }
 	}
@@ -368,14 +365,14 @@ func (l *Log) queue(ctx context.Context, items []queued) func() (failed int, err
 		defer close(done)
 		for i, fut := range futs {
 			if _, err := fut(); err != nil {
-				nerror += items[i].entries()
+				nerror += items[i].n
 				if first == nil {
 					first = fmt.Errorf("appending %s: %w", items[i].what(), err)
 					l.logger.WarnContext(ctx, "audit append failed", slog.String("leaf", items[i].what()), slog.Any("error", err))
 				}
 				continue
 			}
-			l.appends.Add(float64(items[i].entries()))
+			l.appends.Add(float64(items[i].n))
 		}
 	}()
 	return func() (int, error) {
