@@ -162,9 +162,9 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) error {
 }
 
 // announce tells a backend that is an Announcer that a message is on its
-// way with r's context, once its request's body has been read: what follows
-// until the store is checking, with no waiting on the network, so that a
-// client that sends its body slowly cannot hold the store's commits.
+// way with r's context. Handlers call it once the request's body is read:
+// from there to the store there is only checking, no waiting on the
+// network, so a client that sends its body slowly cannot hold commits.
 func (s *Server) announce(r *http.Request) (_ *http.Request, drop func()) {
 	a, ok := s.cfg.Backend.(Announcer)
 	if !ok {

@@ -98,7 +98,7 @@ type Node struct {
 	clock clock.Clock
 	log   *slog.Logger
 	store store.Store
-	// announcer is the store's, if it has one: see announce.
+	// announcer is the store's, if it has one: see Announce.
 	announcer store.Announcer
 	audit     *audit.Log
 	witness   *audit.Witness
