@@ -498,6 +498,10 @@ func (n *Node) APIAddr() net.Addr { return n.apiAddr }
 // Identity is the node's identity.
 func (n *Node) Identity() *pki.Identity { return n.id }
 
+// AuditReader reads the node's audit log, checking what it reads against
+// the log's latest signed checkpoint.
+func (n *Node) AuditReader() *audit.Reader { return n.audit.Reader() }
+
 // Handler is the node's HTTP handler (API and console), for tests.
 func (n *Node) Handler() http.Handler { return n.api }
 
