@@ -199,7 +199,7 @@ func (c *core) MarkSentBatch(ctx context.Context, peer string, ids ...message.ID
 	if len(ids) == 0 {
 		return nil
 	}
-	err := c.write(ctx, func(ctx context.Context, q querier) error {
+	err := c.write(relaxed(ctx), func(ctx context.Context, q querier) error {
 		return q.execAll(ctx, markSent.appendTo(nil, []any{string(Sent), c.nowNano(), peer, string(Queued)}, idArgs(ids)))
 	})
 	if err != nil {

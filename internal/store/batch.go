@@ -45,6 +45,11 @@ type txn interface {
 // link's leases on news, come often under load; each stopping a batch
 // would cost a commit.)
 //
+// Some writes are relaxed (see relaxed): a batch made only of them commits
+// without waiting for its flush. At most maxRelaxedRun such commits follow
+// each other; the next commit is durable whatever it holds, and carries
+// them to the disk with its own.
+//
 // Producers that prepare an accept before they make it (the node checks a
 // message and runs the guard first) may announce it (Announce). A writer
 // that has taken a batch while announced accepts are on their way waits
@@ -53,7 +58,9 @@ type txn interface {
 // only when writes are known to be coming. Callers that write without
 // announcing, as a caller that has nothing to prepare, never wait.
 type batcher struct {
-	begin    func(ctx context.Context) (txn, error)
+	// begin opens a transaction whose commit is durable (flushed before
+	// it returns) or relaxed (flushed by a later durable commit).
+	begin    func(ctx context.Context, durable bool) (txn, error)
 	accept   func(ctx context.Context, q querier, items []AcceptItem, out []AcceptResult) error
 	log      *slog.Logger
 	maxBatch int
@@ -66,6 +73,8 @@ type batcher struct {
 	arrivals         chan struct{} // a signal when an announcement ends
 	gatherMax        time.Duration // the longest wait for them: gatherFor
 	onGather         func()        // tests: called as a wait for them begins
+	relaxedRun       int           // relaxed commits since the last durable one (the writer's)
+	stats            commitStats
 
 	mu     sync.RWMutex // guards closed and sending on reqs and urgent
 	closed bool
@@ -77,6 +86,7 @@ type writeReq struct {
 	fn     func(ctx context.Context, q querier) error
 	acc    *acceptReq // instead of fn: an accept, run with the batch's others
 	urgent bool       // commit ahead of the others waiting: see Urgent
+	relax  bool       // its commit need not be flushed: see relaxed
 	flash  bool       // an accept of a FLASH message: stops a running batch
 	done   chan error
 }
@@ -95,6 +105,27 @@ func Urgent(ctx context.Context) context.Context {
 
 func isUrgent(ctx context.Context) bool { return ctx.Value(urgentKey{}) != nil }
 
+type relaxedKey struct{}
+
+// relaxed marks the writes made with the returned context as relaxed: the
+// store's own bookkeeping that recovery redoes if a power loss takes it,
+// so its commit need not wait for a flush. A lease lost is taken again, a
+// delete of a delivered message's queue row lost means the message is
+// sent again and the partner drops it as a duplicate, a "sent" mark lost
+// is status only, and audit records whose removal is lost are appended
+// again (DURABILITY.md). A process crash loses none of them: the
+// operating system has their bytes. Only this package marks writes so.
+func relaxed(ctx context.Context) context.Context {
+	return context.WithValue(ctx, relaxedKey{}, true)
+}
+
+func isRelaxed(ctx context.Context) bool { return ctx.Value(relaxedKey{}) != nil }
+
+// maxRelaxedRun bounds the relaxed commits in a row: the next one is
+// durable. It bounds what a power loss can take back, and lets SQLite
+// checkpoint its log, which it does only at durable commits.
+const maxRelaxedRun = 64
+
 type acceptReq struct {
 	items []AcceptItem
 	out   []AcceptResult
@@ -103,7 +134,7 @@ type acceptReq struct {
 // newBatcher starts a batcher. accept is acceptTx: it stores items in the
 // caller's transaction, fills out, and returns errRollback if all were
 // duplicates.
-func newBatcher(maxBatch int, log *slog.Logger, begin func(ctx context.Context) (txn, error),
+func newBatcher(maxBatch int, log *slog.Logger, begin func(ctx context.Context, durable bool) (txn, error),
 	accept func(ctx context.Context, q querier, items []AcceptItem, out []AcceptResult) error) *batcher {
 	b := &batcher{begin: begin, accept: accept, log: log, maxBatch: maxBatch,
 		reqs: make(chan *writeReq, maxBatch), urgent: make(chan *writeReq, maxBatch), done: make(chan struct{}),
@@ -203,7 +234,7 @@ func isUrgentReq(r *writeReq) bool { return r.urgent }
 
 // write queues fn and waits for the commit of its batch.
 func (b *batcher) write(ctx context.Context, fn func(ctx context.Context, q querier) error) error {
-	return b.submit(ctx, &writeReq{fn: fn, urgent: isUrgent(ctx), done: make(chan error, 1)})
+	return b.submit(ctx, &writeReq{fn: fn, urgent: isUrgent(ctx), relax: isRelaxed(ctx), done: make(chan error, 1)})
 }
 
 // writeAccept queues an accept of items and waits for the commit of its
@@ -385,7 +416,8 @@ func (b *batcher) runBatch(batch []*writeReq, errs []error) (done []*writeReq, _
 		}
 		return reqs, errs, nil
 	}
-	tx, err := b.begin(ctx)
+	durable := b.relaxedRun >= maxRelaxedRun || slices.ContainsFunc(batch, func(r *writeReq) bool { return !r.relax })
+	tx, err := b.begin(ctx, durable)
 	if err != nil {
 		return fail(batch, err)
 	}
@@ -396,7 +428,9 @@ func (b *batcher) runBatch(batch []*writeReq, errs []error) (done []*writeReq, _
 		return fail(batch, err)
 	}
 	done, rest = batch[:ran], batch[ran:]
-	if len(rest) > 0 {
+	// The urgent requests waiting join a durable transaction only: a
+	// relaxed one commits at once, and they follow in their own.
+	if len(rest) > 0 && durable {
 		joined := b.fill(nil, b.urgent)
 		if _, errs, err = b.runWrites(ctx, tx, joined, errs, false); err != nil {
 			tx.rollback(ctx)
@@ -404,11 +438,18 @@ func (b *batcher) runBatch(batch []*writeReq, errs []error) (done []*writeReq, _
 		}
 		done = append(slices.Clip(done), joined...)
 	}
+	start := time.Now()
 	if err := tx.commit(ctx); err != nil {
 		b.log.Error("store commit failed", "err", err, "batch", len(done))
 		for i := range errs {
 			errs[i] = err
 		}
+	}
+	b.stats.add(durable, len(done), time.Since(start))
+	if durable {
+		b.relaxedRun = 0
+	} else {
+		b.relaxedRun++
 	}
 	return done, errs, rest
 }

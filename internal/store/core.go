@@ -49,7 +49,7 @@ func (c *core) Lease(ctx context.Context, peer string, n int, ttl time.Duration)
 	}
 	type cand struct{ seq, prec int64 }
 	var cands []cand
-	err := c.write(ctx, func(ctx context.Context, q querier) error {
+	err := c.write(relaxed(ctx), func(ctx context.Context, q querier) error {
 		cands = cands[:0]
 		now := c.nowNano()
 		rs, err := q.query(ctx, `UPDATE queue SET lease_until = ? WHERE (msg_id, peer) IN (
@@ -145,7 +145,7 @@ func (c *core) Ack(ctx context.Context, peer string, ids ...message.ID) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	err := c.write(ctx, func(ctx context.Context, q querier) error {
+	err := c.write(relaxed(ctx), func(ctx context.Context, q querier) error {
 		args := idArgs(ids)
 		st := delQueue.appendTo(nil, []any{peer}, args)
 		st = setState.appendTo(st, []any{string(Delivered), c.nowNano(), peer}, args)
@@ -161,7 +161,7 @@ func (c *core) Release(ctx context.Context, peer string, ids ...message.ID) erro
 	if len(ids) == 0 {
 		return nil
 	}
-	err := c.write(ctx, func(ctx context.Context, q querier) error {
+	err := c.write(relaxed(ctx), func(ctx context.Context, q querier) error {
 		return q.execAll(ctx, unleaseQ.appendTo(nil, []any{peer}, idArgs(ids)))
 	})
 	if err != nil {
@@ -290,7 +290,7 @@ func (c *core) DoneAudit(ctx context.Context, from, to int64) error {
 	}
 	from, to = max(from, 0), max(to, 0)
 	fs, fn, ts, tn := from>>16, from&0xffff, to>>16, to&0xffff
-	err := c.write(ctx, func(ctx context.Context, q querier) error {
+	err := c.write(relaxed(ctx), func(ctx context.Context, q querier) error {
 		_, err := q.exec(ctx, `DELETE FROM audit_pending WHERE seq >= ? AND seq <= ?
 			AND (seq > ? OR n >= ?) AND (seq < ? OR n <= ?)`, fs, ts, fs, fn, ts, tn)
 		return err

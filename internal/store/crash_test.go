@@ -11,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"liaison/internal/message"
 )
@@ -19,7 +20,9 @@ const crashEnv = "LIAISON_STORE_CRASH_DB"
 
 // TestCrashChild is the child half of TestSQLiteCrash: it accepts messages
 // from several goroutines until killed and prints "ACK <id>" once Accept has
-// returned, i.e. after the commit.
+// returned, i.e. after the commit. Two more goroutines lease what is queued
+// and acknowledge it, relaxed writes (see relaxed) committed among the
+// accepts' durable ones, and print "DELIVERED <id>" once Ack has returned.
 func TestCrashChild(t *testing.T) {
 	path := os.Getenv(crashEnv)
 	if path == "" {
@@ -46,11 +49,36 @@ func TestCrashChild(t *testing.T) {
 			}
 		})
 	}
+	for range 2 {
+		wg.Go(func() {
+			for {
+				ls, err := s.Lease(context.Background(), "XBB", 16, time.Minute)
+				if err == nil && len(ls) > 0 {
+					ids := make([]message.ID, len(ls))
+					for i, l := range ls {
+						ids[i] = l.ID
+					}
+					err = s.Ack(context.Background(), "XBB", ids...)
+					mu.Lock()
+					for _, id := range ids {
+						fmt.Fprintln(os.Stdout, "DELIVERED", id)
+					}
+					mu.Unlock()
+				}
+				if err != nil {
+					fmt.Println("ERR", err)
+					os.Exit(2)
+				}
+			}
+		})
+	}
 	wg.Wait()
 }
 
 // TestSQLiteCrash kills a process that is accepting messages and checks
-// that every message it reported as accepted is in the store exactly once.
+// that every message it reported as accepted is in the store exactly once,
+// and every one it reported delivered stays so: a process crash loses no
+// relaxed write either.
 func TestSQLiteCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("re-executes the test binary")
@@ -66,7 +94,7 @@ func TestSQLiteCrash(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	var acked []message.ID
+	var acked, delivered []message.ID
 	sc := bufio.NewScanner(out)
 	killed := false
 	for sc.Scan() {
@@ -74,13 +102,17 @@ func TestSQLiteCrash(t *testing.T) {
 		if strings.HasPrefix(line, "ERR") {
 			t.Fatalf("child: %s", line)
 		}
-		rest, ok := strings.CutPrefix(line, "ACK ")
-		if !ok {
+		kind, rest, _ := strings.Cut(line, " ")
+		if kind != "ACK" && kind != "DELIVERED" {
 			continue
 		}
 		id, err := message.ParseID(rest)
 		if err != nil {
 			t.Fatalf("child printed %q: %v", line, err)
+		}
+		if kind == "DELIVERED" {
+			delivered = append(delivered, id)
+			continue
 		}
 		acked = append(acked, id)
 		if len(acked) == 500 && !killed {
@@ -117,8 +149,20 @@ func TestSQLiteCrash(t *testing.T) {
 			t.Fatalf("acknowledged message %s present %d times after crash", id, count[id])
 		}
 	}
+	if len(delivered) == 0 {
+		t.Fatal("the child delivered nothing before it was killed")
+	}
+	for _, id := range delivered {
+		if got := state(t, s, id, "XBB"); got != Delivered {
+			t.Fatalf("message %s, reported delivered before the crash, is %q after it", id, got)
+		}
+	}
 	if _, dup, err := s.Accept(ctx, &message.Message{ID: acked[0]}, nil); err != nil || !dup {
 		t.Fatalf("re-Accept of an acknowledged id after crash: dup=%v err=%v", dup, err)
 	}
-	t.Logf("%d acknowledged, %d in store after SIGKILL", len(acked), len(count))
+	var check string
+	if err := s.rdb.QueryRowContext(ctx, `PRAGMA quick_check`).Scan(&check); err != nil || check != "ok" {
+		t.Fatalf("quick_check after the crash: %q, %v", check, err)
+	}
+	t.Logf("%d acknowledged, %d delivered, %d in store after SIGKILL", len(acked), len(delivered), len(count))
 }

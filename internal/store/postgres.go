@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -22,9 +23,10 @@ import (
 // other write is its own transaction.
 type Postgres struct {
 	core
-	pool *pgxpool.Pool
-	b    *batcher
-	once sync.Once
+	pool  *pgxpool.Pool
+	b     *batcher
+	stats commitStats // of the writes outside the batcher
+	once  sync.Once
 }
 
 // OpenPostgres connects to the database at dsn (a postgres:// URL or a
@@ -41,8 +43,8 @@ func OpenPostgres(ctx context.Context, dsn string, cfg Config) (*Postgres, error
 		return nil, fmt.Errorf("open postgres store: %w", redact(err))
 	}
 	p := &Postgres{pool: pool}
-	p.b = newBatcher(cfg.MaxBatch, cfg.Logger, func(ctx context.Context) (txn, error) {
-		tx, err := pool.Begin(ctx)
+	p.b = newBatcher(cfg.MaxBatch, cfg.Logger, func(ctx context.Context, durable bool) (txn, error) {
+		tx, err := p.beginTx(ctx, durable)
 		if err != nil {
 			return nil, err
 		}
@@ -69,8 +71,13 @@ func redact(err error) error {
 	return err
 }
 
+// write runs fn in a transaction of its own. A relaxed write (see relaxed)
+// commits with synchronous_commit off: PostgreSQL answers before its WAL
+// is flushed, which its WAL writer does within a moment; a server crash
+// can take back only such commits.
 func (p *Postgres) write(ctx context.Context, fn func(ctx context.Context, q querier) error) error {
-	tx, err := p.pool.Begin(ctx)
+	durable := !isRelaxed(ctx)
+	tx, err := p.beginTx(ctx, durable)
 	if err != nil {
 		return err
 	}
@@ -81,7 +88,30 @@ func (p *Postgres) write(ctx context.Context, fn func(ctx context.Context, q que
 		}
 		return err
 	}
-	return tx.Commit(ctx)
+	start := time.Now()
+	err = tx.Commit(ctx)
+	p.stats.add(durable, 1, time.Since(start))
+	return err
+}
+
+// beginTx begins a transaction, relaxed unless durable.
+func (p *Postgres) beginTx(ctx context.Context, durable bool) (pgx.Tx, error) {
+	tx, err := p.pool.Begin(ctx)
+	if err != nil || durable {
+		return tx, err
+	}
+	if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit TO OFF`); err != nil {
+		tx.Rollback(ctx)
+		return nil, err
+	}
+	return tx, nil
+}
+
+// CommitStats implements CommitStatser: the batched accepts' commits and
+// the other writes' own.
+func (p *Postgres) CommitStats() CommitStats {
+	a, w := p.b.stats.get(), p.stats.get()
+	return CommitStats{Durable: a.Durable + w.Durable, Relaxed: a.Relaxed + w.Relaxed, Writes: a.Writes + w.Writes, CommitTime: a.CommitTime + w.CommitTime}
 }
 
 func (p *Postgres) readFn(ctx context.Context, fn func(ctx context.Context, q querier) error) error {

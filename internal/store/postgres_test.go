@@ -185,3 +185,30 @@ func TestPostgresAuditRangeIsSafe(t *testing.T) {
 	a, b := openPostgresT(t, dsn, nil), openPostgresT(t, dsn, nil)
 	checkAuditRange(t, []Store{a, b}, a)
 }
+
+// TestPostgresRelaxed: a relaxed transaction commits with
+// synchronous_commit off, for itself only; a durable one keeps the
+// server's setting.
+func TestPostgresRelaxed(t *testing.T) {
+	ctx := context.Background()
+	p := openPostgresT(t, pgSchemaDSN(t), nil)
+	setting := func(durable bool) string {
+		t.Helper()
+		tx, err := p.beginTx(ctx, durable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx)
+		var v string
+		if err := tx.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if got := setting(false); got != "off" {
+		t.Errorf("relaxed transaction: synchronous_commit = %q, want off", got)
+	}
+	if got := setting(true); got != "on" {
+		t.Errorf("durable transaction after a relaxed one: synchronous_commit = %q, want on", got)
+	}
+}

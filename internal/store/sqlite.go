@@ -15,8 +15,9 @@ import (
 // synchronous=FULL. One writer goroutine owns the only write connection and
 // does group commit: it takes every pending write (up to Config.MaxBatch),
 // runs each inside its own savepoint of one transaction, commits once (one
-// fsync) and then answers each caller. Reads use a separate read-only pool
-// and see the last committed state.
+// fsync) and then answers each caller. A batch of relaxed writes only
+// commits without the fsync (see begin). Reads use a separate read-only
+// pool and see the last committed state.
 type SQLite struct {
 	core
 	wdb, rdb *sql.DB
@@ -25,6 +26,10 @@ type SQLite struct {
 	rstmts   *readStmts
 	once     sync.Once
 	cerr     error
+	// relaxedConn is set while the writer's connection may be relaxed
+	// (synchronous=OFF, no automatic checkpoints). Only the writer's
+	// goroutine uses it.
+	relaxedConn bool
 }
 
 // sqliteURI builds a modernc.org/sqlite DSN for path.
@@ -34,7 +39,7 @@ func sqliteURI(path string, readOnly bool) string {
 	if readOnly {
 		q = "mode=ro&" + q
 	} else {
-		q += "&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=temp_store(MEMORY)&_txlock=immediate"
+		q += fmt.Sprintf("&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=wal_autocheckpoint(%d)&_pragma=temp_store(MEMORY)&_txlock=immediate", walAutocheckpoint)
 	}
 	return "file:" + p + "?" + q
 }
@@ -82,16 +87,64 @@ func OpenSQLite(ctx context.Context, path string, cfg Config) (*SQLite, error) {
 	rdb.SetMaxOpenConns(8)
 	rdb.SetMaxIdleConns(8)
 	s := &SQLite{wdb: wdb, rdb: rdb, stmts: &stmtCache{db: wdb, m: make(map[string]*sql.Stmt)}, rstmts: newReadStmts(rdb)}
-	s.b = newBatcher(cfg.MaxBatch, cfg.Logger, func(ctx context.Context) (txn, error) {
-		tx, err := wdb.BeginTx(ctx, nil)
-		if err != nil {
-			return nil, err
-		}
-		return &batchQ{tx: tx, stmts: make(map[string]*sql.Stmt), cache: s.stmts}, nil
-	}, s.acceptTx)
+	s.b = newBatcher(cfg.MaxBatch, cfg.Logger, s.begin, s.acceptTx)
 	s.core = core{d: sqliteDialect, now: cfg.Now, write: s.b.write, accept: s.b.writeAccept, read: s.readFn}
 	return s, nil
 }
+
+// begin opens the writer's transaction for a batch. A durable one commits
+// with synchronous=FULL: SQLite flushes the log before the commit returns.
+// A relaxed one (see relaxed) commits with synchronous=OFF: its bytes are
+// in the log, where readers and a restarted process find them, and the
+// next durable commit's flush carries them to the disk. The log is
+// appended in order, so a power loss can take only a tail of relaxed
+// commits, never a durable one.
+//
+// While relaxed, automatic checkpoints are off: a checkpoint with
+// synchronous=OFF would copy pages into the database file without
+// flushing either file, and could lose durable commits if the log were
+// then reused. So SQLite checkpoints at durable commits only, which the
+// batcher makes at least every maxRelaxedRun commits.
+//
+// The settings change only between transactions (SQLite refuses to change
+// synchronous inside one) and only when the kind changes: the writer's
+// single connection keeps them.
+func (s *SQLite) begin(ctx context.Context, durable bool) (txn, error) {
+	if durable && s.relaxedConn {
+		// Durability first: the checkpoint setting follows only once
+		// synchronous is FULL again.
+		if _, err := s.wdb.ExecContext(ctx, `PRAGMA synchronous=FULL`); err != nil {
+			return nil, fmt.Errorf("restore synchronous=FULL: %w", err)
+		}
+		if _, err := s.wdb.ExecContext(ctx, fmt.Sprintf(`PRAGMA wal_autocheckpoint=%d`, walAutocheckpoint)); err != nil {
+			return nil, fmt.Errorf("restore wal_autocheckpoint: %w", err)
+		}
+		s.relaxedConn = false
+	}
+	if !durable && !s.relaxedConn {
+		// From here on the connection may be relaxed: a failure below
+		// leaves it to the next durable begin to restore both settings.
+		s.relaxedConn = true
+		if _, err := s.wdb.ExecContext(ctx, `PRAGMA wal_autocheckpoint=0`); err != nil {
+			return nil, err
+		}
+		if _, err := s.wdb.ExecContext(ctx, `PRAGMA synchronous=OFF`); err != nil {
+			return nil, err
+		}
+	}
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &batchQ{tx: tx, stmts: make(map[string]*sql.Stmt), cache: s.stmts}, nil
+}
+
+// walAutocheckpoint is SQLite's default: checkpoint when the log holds
+// 1000 pages.
+const walAutocheckpoint = 1000
+
+// CommitStats implements CommitStatser.
+func (s *SQLite) CommitStats() CommitStats { return s.b.stats.get() }
 
 func (s *SQLite) readFn(ctx context.Context, fn func(ctx context.Context, q querier) error) error {
 	return fn(ctx, readQ{s.rdb, s.rstmts})

@@ -159,13 +159,19 @@ type Store interface {
 	// DoneAudit removes the pending audit records with from <= ID <= to,
 	// in one statement, once they are in the log. Every record in that
 	// range must have been read with PendingAudit; see PendingAudit for
-	// why none can appear there later.
+	// why none can appear there later. It is relaxed (DURABILITY.md): a
+	// power loss may take it back, and the records are appended again.
 	DoneAudit(ctx context.Context, from, to int64) error
 	// Lease returns up to n queued messages for peer that are not leased
 	// (or whose lease expired), not held, for a peer not on hold, most
 	// urgent precedence first and FIFO within a precedence, and leases them
 	// for ttl. Each comes with its place in peer's queue (Leased.Seq), so
 	// that what two leases return can be merged in queue order.
+	//
+	// Lease, Ack, Release and MarkSentBatch are relaxed (DURABILITY.md):
+	// their commits do not wait for the disk, and a power loss may take
+	// them back, which recovery redoes (a message is sent again and the
+	// partner de-duplicates it). A process crash loses none of them.
 	Lease(ctx context.Context, peer string, n int, ttl time.Duration) ([]Leased, error)
 	// Ack removes the queue rows and marks the deliveries delivered.
 	Ack(ctx context.Context, peer string, ids ...message.ID) error

@@ -559,6 +559,7 @@ func runSuite(t *testing.T, open func(t *testing.T, clk *fakeClock) Store) {
 	t.Run("accept batch concurrent", func(t *testing.T) { testAcceptBatchConcurrent(t, open(t, newClock())) })
 	t.Run("mark sent batch", func(t *testing.T) { testMarkSentBatch(t, open(t, newClock())) })
 	t.Run("batch rows", func(t *testing.T) { testBatchRows(t, open(t, newClock())) })
+	t.Run("commit kinds", func(t *testing.T) { testCommitKinds(t, open(t, newClock())) })
 	t.Run("close", func(t *testing.T) {
 		s := open(t, newClock())
 		if err := s.Close(); err != nil {

@@ -1,0 +1,154 @@
+package store
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"liaison/internal/message"
+)
+
+// writerPragma reads a setting of the SQLite writer's connection (its only
+// one), between batches.
+func writerPragma(t *testing.T, s *SQLite, name string) int {
+	t.Helper()
+	var v int
+	if err := s.wdb.QueryRowContext(context.Background(), "PRAGMA "+name).Scan(&v); err != nil {
+		t.Fatalf("PRAGMA %s: %v", name, err)
+	}
+	return v
+}
+
+// TestRelaxedCommits: the store's relaxed writes (a lease, an ack, a sent
+// mark) commit without a flush; an accept after them commits durably again,
+// with synchronous=FULL and automatic checkpoints back; and no more than
+// maxRelaxedRun relaxed commits follow each other.
+func TestRelaxedCommits(t *testing.T) {
+	ctx := context.Background()
+	s := openSQLiteT(t, filepath.Join(t.TempDir(), "store.db"), nil)
+	const full, off = 2, 0
+	want := func(step string, durable, relaxed uint64, sync, ckpt int) {
+		t.Helper()
+		st := s.CommitStats()
+		if st.Durable != durable || st.Relaxed != relaxed {
+			t.Errorf("after %s: %d durable and %d relaxed commits, want %d and %d", step, st.Durable, st.Relaxed, durable, relaxed)
+		}
+		if got := writerPragma(t, s, "synchronous"); got != sync {
+			t.Errorf("after %s: synchronous=%d, want %d", step, got, sync)
+		}
+		if got := writerPragma(t, s, "wal_autocheckpoint"); got != ckpt {
+			t.Errorf("after %s: wal_autocheckpoint=%d, want %d", step, got, ckpt)
+		}
+	}
+	want("opening", 0, 0, full, walAutocheckpoint)
+
+	m := newMsg("chat", message.Routine)
+	accept(t, s, m, queued("XBB"))
+	want("an accept", 1, 0, full, walAutocheckpoint)
+	if got := lease(t, s, "XBB", 1); len(got) != 1 {
+		t.Fatalf("leased %d, want 1", len(got))
+	}
+	want("a lease", 1, 1, off, 0)
+	if err := s.MarkSentBatch(ctx, "XBB", m.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ack(ctx, "XBB", m.ID); err != nil {
+		t.Fatal(err)
+	}
+	want("a sent mark and an ack", 1, 3, off, 0)
+	if got := state(t, s, m.ID, "XBB"); got != Delivered {
+		t.Errorf("acknowledged message is %q, want delivered", got)
+	}
+
+	accept(t, s, newMsg("chat", message.Routine), queued("XBB"))
+	want("another accept", 2, 3, full, walAutocheckpoint)
+
+	// A long run of relaxed writes: every maxRelaxedRun+1-th commit is
+	// durable, the last one here too.
+	for range 2*maxRelaxedRun + 2 {
+		if err := s.Release(ctx, "XBB", m.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want("a long run of releases", 4, 3+2*maxRelaxedRun, full, walAutocheckpoint)
+	if st := s.CommitStats(); st.Writes != st.Durable+st.Relaxed || st.CommitTime <= 0 {
+		t.Errorf("stats %+v: want one write per commit here and some time spent committing", st)
+	}
+}
+
+// TestRelaxedBatch: a batch is relaxed only if every write in it is; a
+// FLASH accept that stops a relaxed batch does not join its transaction
+// but commits durably in its own.
+func TestRelaxedBatch(t *testing.T) {
+	s, _ := mergeStore(t, message.ID{})
+	// A writer of the store's, not running: the test is its goroutine.
+	b := &batcher{begin: s.b.begin, accept: s.b.accept, log: s.b.log, maxBatch: 8,
+		reqs: make(chan *writeReq, 8), urgent: make(chan *writeReq, 8)}
+	var kinds []bool // durable, per transaction
+	b.begin = func(ctx context.Context, durable bool) (txn, error) {
+		kinds = append(kinds, durable)
+		return s.b.begin(ctx, durable)
+	}
+	write := func(name string, relax bool, then func()) *writeReq {
+		return &writeReq{relax: relax, done: make(chan error, 1), fn: func(ctx context.Context, q querier) error {
+			if _, err := q.exec(ctx, `INSERT INTO kv (key, val) VALUES (?, ?)`, name, []byte(name)); err != nil {
+				return err
+			}
+			if then != nil {
+				then()
+			}
+			return nil
+		}}
+	}
+	wait := func(rs ...*writeReq) {
+		t.Helper()
+		for _, r := range rs {
+			if err := <-r.done; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	b.commitAll([]*writeReq{write("r1", true, nil), write("p1", false, nil)}, nil)
+	if len(kinds) != 1 || !kinds[0] {
+		t.Errorf("a relaxed and a plain write committed as %v, want one durable transaction", kinds)
+	}
+
+	kinds = nil
+	f := newMsg("chat", message.Flash)
+	fr := acceptReqOf(f)
+	fr.urgent, fr.flash, fr.done = true, true, make(chan error, 1)
+	r2 := write("r2", true, func() { b.flashes.Add(1); b.urgent <- fr })
+	r3 := write("r3", true, nil)
+	b.commitAll([]*writeReq{r2, r3}, nil)
+	wait(r2, r3, fr)
+	if len(kinds) != 3 || kinds[0] || !kinds[1] || kinds[2] {
+		t.Errorf("relaxed writes with a FLASH arriving committed as %v (durable per transaction), want [false true false]: the FLASH on its own, durably", kinds)
+	}
+	if _, _, err := s.Get(context.Background(), f.ID); err != nil {
+		t.Errorf("the FLASH: %v", err)
+	}
+}
+
+// testCommitKinds: a store that counts its commits (CommitStatser) commits
+// an accept durably and a lease relaxed.
+func testCommitKinds(t *testing.T, s Store) {
+	cs, ok := s.(CommitStatser)
+	if !ok {
+		t.Skipf("%T does not count its commits", s)
+	}
+	before := cs.CommitStats()
+	accept(t, s, newMsg("chat", message.Routine), queued("XBB"))
+	mid := cs.CommitStats()
+	if mid.Durable <= before.Durable || mid.Relaxed != before.Relaxed {
+		t.Errorf("an accept: commits %+v → %+v, want one more durable, no relaxed", before, mid)
+	}
+	if _, err := s.Lease(context.Background(), "XBB", 1, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	after := cs.CommitStats()
+	if after.Relaxed != mid.Relaxed+1 || after.Durable != mid.Durable {
+		t.Errorf("a lease: commits %+v → %+v, want one more relaxed, no durable", mid, after)
+	}
+}
