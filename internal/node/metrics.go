@@ -22,6 +22,9 @@ type metrics struct {
 	handovers   *prometheus.CounterVec
 	queueDesc   *prometheus.Desc
 	linkDesc    *prometheus.Desc
+	commitsDesc *prometheus.Desc
+	writesDesc  *prometheus.Desc
+	commitTime  *prometheus.Desc
 }
 
 func newMetrics(n *Node) *metrics {
@@ -41,6 +44,12 @@ func newMetrics(n *Node) *metrics {
 			Name: "liaison_flash_handovers_total", Help: "FLASH messages handed to a partner's link as they were accepted (handed), or released to the link's own leases because the link went down meanwhile (released)."}, []string{"peer", "outcome"}),
 		queueDesc: prometheus.NewDesc("liaison_queue_depth", "Messages queued for a partner, by precedence.", []string{"peer", "precedence"}, nil),
 		linkDesc:  prometheus.NewDesc("liaison_link_up", "1 if the link to a partner is up.", []string{"peer", "state"}, nil),
+		commitsDesc: prometheus.NewDesc("liaison_store_commits_total",
+			"Store commits: durable (flushed before they returned) or relaxed (bookkeeping that recovery redoes, flushed by a later durable commit).", []string{"sync"}, nil),
+		writesDesc: prometheus.NewDesc("liaison_store_commit_writes_total",
+			"Write requests the store's commits held; divided by the commits, how many share each flush (group commit).", nil, nil),
+		commitTime: prometheus.NewDesc("liaison_store_commit_seconds_total",
+			"Time the store spent in commits: writing its log and waiting for the disk.", nil, nil),
 	}
 }
 
@@ -54,6 +63,9 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.handovers.Describe(ch)
 	ch <- m.queueDesc
 	ch <- m.linkDesc
+	ch <- m.commitsDesc
+	ch <- m.writesDesc
+	ch <- m.commitTime
 }
 
 // Collect implements prometheus.Collector.
@@ -64,6 +76,13 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.received.Collect(ch)
 	m.auditErrors.Collect(ch)
 	m.handovers.Collect(ch)
+	if c := m.n.commits; c != nil {
+		st := c.CommitStats()
+		ch <- prometheus.MustNewConstMetric(m.commitsDesc, prometheus.CounterValue, float64(st.Durable), "durable")
+		ch <- prometheus.MustNewConstMetric(m.commitsDesc, prometheus.CounterValue, float64(st.Relaxed), "relaxed")
+		ch <- prometheus.MustNewConstMetric(m.writesDesc, prometheus.CounterValue, float64(st.Writes))
+		ch <- prometheus.MustNewConstMetric(m.commitTime, prometheus.CounterValue, st.CommitTime.Seconds())
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if peers, err := m.n.store.Peers(ctx); err == nil {

@@ -100,21 +100,23 @@ type Node struct {
 	store store.Store
 	// announcer is the store's, if it has one: see Announce.
 	announcer store.Announcer
-	audit     *audit.Log
-	witness   *audit.Witness
-	fed       *federation.Manager
-	api       *api.Server
-	console   *console.Console
-	reg       *prometheus.Registry
-	metrics   *metrics
-	opener    *envelope.Opener
-	words     map[string][]string
-	history   *signal // fired when any channel's history grows
-	status    *signal // fired when a delivery status changes (live pages)
-	tail      *tail   // recent history for live subscribers; nil on PostgreSQL
-	outWork   chan struct{}
-	outbox    *outbox // the federation's, kept for delivery audit fields
-	flash     *flashGate
+	// commits is the store's, if it counts its commits (metrics).
+	commits store.CommitStatser
+	audit   *audit.Log
+	witness *audit.Witness
+	fed     *federation.Manager
+	api     *api.Server
+	console *console.Console
+	reg     *prometheus.Registry
+	metrics *metrics
+	opener  *envelope.Opener
+	words   map[string][]string
+	history *signal // fired when any channel's history grows
+	status  *signal // fired when a delivery status changes (live pages)
+	tail    *tail   // recent history for live subscribers; nil on PostgreSQL
+	outWork chan struct{}
+	outbox  *outbox // the federation's, kept for delivery audit fields
+	flash   *flashGate
 	// auditWork wakes the audit pump (auditpump.go).
 	auditWork chan struct{}
 	control   *controlMux
@@ -219,6 +221,7 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 	st := n.store
 	closers = append(closers, func() { st.Close() })
 	n.announcer, _ = st.(store.Announcer)
+	n.commits, _ = st.(store.CommitStatser)
 	if strings.HasPrefix(url, "sqlite:") {
 		// Only this process writes a SQLite store, so every new message
 		// passes through the tail (tail.go).
@@ -501,6 +504,15 @@ func (n *Node) Identity() *pki.Identity { return n.id }
 // AuditReader reads the node's audit log, checking what it reads against
 // the log's latest signed checkpoint.
 func (n *Node) AuditReader() *audit.Reader { return n.audit.Reader() }
+
+// CommitStats reports the store's commits since the node started (also
+// on /metrics), if the store counts them.
+func (n *Node) CommitStats() (store.CommitStats, bool) {
+	if n.commits == nil {
+		return store.CommitStats{}, false
+	}
+	return n.commits.CommitStats(), true
+}
 
 // Handler is the node's HTTP handler (API and console), for tests.
 func (n *Node) Handler() http.Handler { return n.api }

@@ -122,6 +122,14 @@ func TestTwoNodesDeliverOnce(t *testing.T) {
 	if st, _ := usa.Status(ctx); len(st.Links) == 0 || st.Links[0].State != "up" {
 		t.Errorf("USA links %+v, want PAK up", st.Links)
 	}
+	// USA's accepts committed durably; its link's leases and the acks of
+	// PAK's custody, relaxed.
+	durable := metricSum(t, usa, `liaison_store_commits_total{sync="durable"}`)
+	relaxed := metricSum(t, usa, `liaison_store_commits_total{sync="relaxed"}`)
+	writes := metricSum(t, usa, `liaison_store_commit_writes_total`)
+	if durable < 1 || relaxed < 1 || writes < durable+relaxed {
+		t.Errorf("USA's store: %v durable and %v relaxed commits of %v writes, want some of each, each with a write at least", durable, relaxed, writes)
+	}
 }
 
 // A FLASH accepted while the link to PAK is up is stored leased and handed
