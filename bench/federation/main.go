@@ -304,6 +304,9 @@ func run(o options) error {
 			o.backlog, rig.Round(loaded.Pct(50)), rig.Round(loaded.Pct(99)), loaded.Len(), r, verdict(r <= 2))
 		fmt.Printf("     of which USA's accept                   p50 %8s  p99 %8s\n", rig.Round(bl.accept.Pct(50)), rig.Round(bl.accept.Pct(99)))
 		fmt.Printf("  backlog: queued in %s (%.0f msgs/s), drained in %s (%.0f msgs/s, %.2f cores)\n", bl.queue.Round(time.Millisecond), float64(o.backlog)/bl.queue.Seconds(), bl.drain.Round(time.Millisecond), float64(o.backlog)/bl.drain.Seconds(), bl.cpu)
+		if bl.commits != "" {
+			fmt.Printf("     USA's store while it drained            %s\n", bl.commits)
+		}
 	}
 	if !o.skipPoor {
 		fmt.Printf("  poor link %d bit/s, %s one way, stall p=%.3f/KiB × %s, cut p=%.3f/KiB\n", o.poorRate, o.poorDelay, o.poorStallP, o.poorStall, o.poorCutP)
@@ -451,6 +454,7 @@ type backlogResult struct {
 	queue, drain time.Duration
 	cpu          float64        // cores used while draining
 	accept       *rig.Latencies // USA's accept of the FLASH probes
+	commits      string         // what USA's store committed while draining
 }
 
 // backlog partitions the link, queues o.backlog ROUTINE messages, heals
@@ -501,6 +505,7 @@ wait:
 	b.t.reset()
 	b.proxy.Heal()
 	healed, cpu0 := time.Now(), b.cpu()
+	commits0, _ := b.usa.Node.CommitStats()
 	if !rig.WaitFor(ctx, 30*time.Second, func() bool { return rig.LinkState(ctx, b.usa, "PAK") == "up" }) {
 		return nil, res, fmt.Errorf("the link did not come back")
 	}
@@ -527,6 +532,10 @@ wait:
 	res.drain = time.Unix(0, b.t.last.Load()).Sub(healed)
 	res.cpu = float64(b.cpu()-cpu0) / float64(time.Since(healed))
 	fmt.Printf("   drained in %s; FLASH p50 %s p99 %s over %d probes\n", res.drain.Round(time.Millisecond), rig.Round(lat.Pct(50)), rig.Round(lat.Pct(99)), lat.Len())
+	if c, ok := b.usa.Node.CommitStats(); ok {
+		d, r, w := c.Durable-commits0.Durable, c.Relaxed-commits0.Relaxed, c.Writes-commits0.Writes
+		res.commits = fmt.Sprintf("%d durable (%.0f/s) and %d relaxed commits, %.1f writes each", d, float64(d)/res.drain.Seconds(), r, float64(w)/float64(max(d+r, 1)))
+	}
 	res.accept = acc
 	return lat, res, nil
 }
