@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"slices"
@@ -46,9 +47,11 @@ type txn interface {
 // would cost a commit.)
 //
 // Some writes are relaxed (see relaxed): a batch made only of them commits
-// without waiting for its flush. At most maxRelaxedRun such commits follow
-// each other; the next commit is durable whatever it holds, and carries
-// them to the disk with its own.
+// without waiting for its flush. A batch of urgent writes commits durably
+// but leaves the database's housekeeping (SQLite's checkpoint) to a commit
+// nobody urgent waits for. At most maxDeferred such commits follow each
+// other; the next is durable and does the housekeeping whatever it holds,
+// and carries the relaxed ones to the disk with its own.
 //
 // Producers that prepare an accept before they make it (the node checks a
 // message and runs the guard first) may announce it (Announce). A writer
@@ -58,9 +61,8 @@ type txn interface {
 // only when writes are known to be coming. Callers that write without
 // announcing, as a caller that has nothing to prepare, never wait.
 type batcher struct {
-	// begin opens a transaction whose commit is durable (flushed before
-	// it returns) or relaxed (flushed by a later durable commit).
-	begin    func(ctx context.Context, durable bool) (txn, error)
+	// begin opens a transaction to commit as k says.
+	begin    func(ctx context.Context, k commitKind) (txn, error)
 	accept   func(ctx context.Context, q querier, items []AcceptItem, out []AcceptResult) error
 	log      *slog.Logger
 	maxBatch int
@@ -73,7 +75,7 @@ type batcher struct {
 	arrivals         chan struct{} // a signal when an announcement ends
 	gatherMax        time.Duration // the longest wait for them: gatherFor
 	onGather         func()        // tests: called as a wait for them begins
-	relaxedRun       int           // relaxed commits since the last durable one (the writer's)
+	deferred         int           // relaxed and urgent commits since the last commitDurable (the writer's)
 	stats            commitStats
 
 	mu     sync.RWMutex // guards closed and sending on reqs and urgent
@@ -121,10 +123,53 @@ func relaxed(ctx context.Context) context.Context {
 
 func isRelaxed(ctx context.Context) bool { return ctx.Value(relaxedKey{}) != nil }
 
-// maxRelaxedRun bounds the relaxed commits in a row: the next one is
-// durable. It bounds what a power loss can take back, and lets SQLite
-// checkpoint its log, which it does only at durable commits.
-const maxRelaxedRun = 64
+// commitKind is how a transaction commits.
+type commitKind int
+
+const (
+	// commitDurable: flushed before it returns, and the database may do
+	// its housekeeping (SQLite checkpoints its log).
+	commitDurable commitKind = iota
+	// commitUrgent: flushed before it returns, without housekeeping, so
+	// that the urgent writes in it (a FLASH accept) do not wait for a
+	// checkpoint.
+	commitUrgent
+	// commitRelaxed: not flushed (see relaxed); a later durable commit's
+	// flush carries it.
+	commitRelaxed
+)
+
+func (k commitKind) durable() bool { return k != commitRelaxed }
+
+func (k commitKind) String() string {
+	switch k {
+	case commitDurable:
+		return "durable"
+	case commitUrgent:
+		return "urgent"
+	case commitRelaxed:
+		return "relaxed"
+	}
+	return fmt.Sprintf("commitKind(%d)", int(k))
+}
+
+// maxDeferred bounds the relaxed and urgent commits in a row: the next one
+// is commitDurable. It bounds what a power loss can take back, and lets
+// SQLite checkpoint its log, which it does only at such commits.
+const maxDeferred = 64
+
+// kindOf is how batch commits.
+func (b *batcher) kindOf(batch []*writeReq) commitKind {
+	switch {
+	case b.deferred >= maxDeferred:
+		return commitDurable
+	case !slices.ContainsFunc(batch, func(r *writeReq) bool { return !r.relax }):
+		return commitRelaxed
+	case len(batch) > 0 && batch[0].urgent:
+		return commitUrgent
+	}
+	return commitDurable
+}
 
 type acceptReq struct {
 	items []AcceptItem
@@ -134,7 +179,7 @@ type acceptReq struct {
 // newBatcher starts a batcher. accept is acceptTx: it stores items in the
 // caller's transaction, fills out, and returns errRollback if all were
 // duplicates.
-func newBatcher(maxBatch int, log *slog.Logger, begin func(ctx context.Context, durable bool) (txn, error),
+func newBatcher(maxBatch int, log *slog.Logger, begin func(ctx context.Context, k commitKind) (txn, error),
 	accept func(ctx context.Context, q querier, items []AcceptItem, out []AcceptResult) error) *batcher {
 	b := &batcher{begin: begin, accept: accept, log: log, maxBatch: maxBatch,
 		reqs: make(chan *writeReq, maxBatch), urgent: make(chan *writeReq, maxBatch), done: make(chan struct{}),
@@ -416,8 +461,8 @@ func (b *batcher) runBatch(batch []*writeReq, errs []error) (done []*writeReq, _
 		}
 		return reqs, errs, nil
 	}
-	durable := b.relaxedRun >= maxRelaxedRun || slices.ContainsFunc(batch, func(r *writeReq) bool { return !r.relax })
-	tx, err := b.begin(ctx, durable)
+	kind := b.kindOf(batch)
+	tx, err := b.begin(ctx, kind)
 	if err != nil {
 		return fail(batch, err)
 	}
@@ -430,7 +475,7 @@ func (b *batcher) runBatch(batch []*writeReq, errs []error) (done []*writeReq, _
 	done, rest = batch[:ran], batch[ran:]
 	// The urgent requests waiting join a durable transaction only: a
 	// relaxed one commits at once, and they follow in their own.
-	if len(rest) > 0 && durable {
+	if len(rest) > 0 && kind.durable() {
 		joined := b.fill(nil, b.urgent)
 		if _, errs, err = b.runWrites(ctx, tx, joined, errs, false); err != nil {
 			tx.rollback(ctx)
@@ -445,11 +490,11 @@ func (b *batcher) runBatch(batch []*writeReq, errs []error) (done []*writeReq, _
 			errs[i] = err
 		}
 	}
-	b.stats.add(durable, len(done), time.Since(start))
-	if durable {
-		b.relaxedRun = 0
+	b.stats.add(kind.durable(), len(done), time.Since(start))
+	if kind == commitDurable {
+		b.deferred = 0
 	} else {
-		b.relaxedRun++
+		b.deferred++
 	}
 	return done, errs, rest
 }

@@ -150,7 +150,7 @@ func TestBatcherUrgentFirst(t *testing.T) {
 	}
 	commits := 0
 	begin := s.b.begin
-	s.b.begin = func(ctx context.Context, durable bool) (txn, error) { commits++; return begin(ctx, durable) }
+	s.b.begin = func(ctx context.Context, k commitKind) (txn, error) { commits++; return begin(ctx, k) }
 	s.b.commitAll(batch, nil)
 	for i, r := range []*writeReq{ra, rf1, plain, rc, lease, rf2} {
 		if err := <-r.done; err != nil {
@@ -192,7 +192,7 @@ func TestBatcherFlashStopsBatch(t *testing.T) {
 	b := &batcher{begin: s.b.begin, accept: s.b.accept, log: s.b.log, maxBatch: 8,
 		reqs: make(chan *writeReq, 8), urgent: make(chan *writeReq, 8)}
 	commits := 0
-	b.begin = func(ctx context.Context, durable bool) (txn, error) { commits++; return s.b.begin(ctx, durable) }
+	b.begin = func(ctx context.Context, k commitKind) (txn, error) { commits++; return s.b.begin(ctx, k) }
 	var order []string
 	write := func(name string, then func()) *writeReq {
 		return &writeReq{done: make(chan error, 1), fn: func(ctx context.Context, q querier) error {

@@ -43,8 +43,8 @@ func OpenPostgres(ctx context.Context, dsn string, cfg Config) (*Postgres, error
 		return nil, fmt.Errorf("open postgres store: %w", redact(err))
 	}
 	p := &Postgres{pool: pool}
-	p.b = newBatcher(cfg.MaxBatch, cfg.Logger, func(ctx context.Context, durable bool) (txn, error) {
-		tx, err := p.beginTx(ctx, durable)
+	p.b = newBatcher(cfg.MaxBatch, cfg.Logger, func(ctx context.Context, k commitKind) (txn, error) {
+		tx, err := p.beginTx(ctx, k.durable())
 		if err != nil {
 			return nil, err
 		}

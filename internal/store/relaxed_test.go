@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -22,8 +23,9 @@ func writerPragma(t *testing.T, s *SQLite, name string) int {
 
 // TestRelaxedCommits: the store's relaxed writes (a lease, an ack, a sent
 // mark) commit without a flush; an accept after them commits durably again,
-// with synchronous=FULL and automatic checkpoints back; and no more than
-// maxRelaxedRun relaxed commits follow each other.
+// with synchronous=FULL and automatic checkpoints back; a FLASH accept
+// commits durably without a checkpoint; and no more than maxDeferred such
+// commits follow each other.
 func TestRelaxedCommits(t *testing.T) {
 	ctx := context.Background()
 	s := openSQLiteT(t, filepath.Join(t.TempDir(), "store.db"), nil)
@@ -63,15 +65,24 @@ func TestRelaxedCommits(t *testing.T) {
 
 	accept(t, s, newMsg("chat", message.Routine), queued("XBB"))
 	want("another accept", 2, 3, full, walAutocheckpoint)
+	accept(t, s, newMsg("chat", message.Flash), queued("XBB"))
+	want("a FLASH accept", 3, 3, full, 0)
+	accept(t, s, newMsg("chat", message.Priority), queued("XBB"))
+	want("a PRIORITY accept", 4, 3, full, walAutocheckpoint)
 
-	// A long run of relaxed writes: every maxRelaxedRun+1-th commit is
+	// A long run of relaxed writes: every maxDeferred+1-th commit is
 	// durable, the last one here too.
-	for range 2*maxRelaxedRun + 2 {
+	for range 2*maxDeferred + 2 {
 		if err := s.Release(ctx, "XBB", m.ID); err != nil {
 			t.Fatal(err)
 		}
 	}
-	want("a long run of releases", 4, 3+2*maxRelaxedRun, full, walAutocheckpoint)
+	want("a long run of releases", 6, 3+2*maxDeferred, full, walAutocheckpoint)
+	// And of FLASH accepts.
+	for range maxDeferred + 1 {
+		accept(t, s, newMsg("chat", message.Flash), queued("XBB"))
+	}
+	want("a long run of FLASH accepts", 7+maxDeferred, 3+2*maxDeferred, full, walAutocheckpoint)
 	if st := s.CommitStats(); st.Writes != st.Durable+st.Relaxed || st.CommitTime <= 0 {
 		t.Errorf("stats %+v: want one write per commit here and some time spent committing", st)
 	}
@@ -79,16 +90,16 @@ func TestRelaxedCommits(t *testing.T) {
 
 // TestRelaxedBatch: a batch is relaxed only if every write in it is; a
 // FLASH accept that stops a relaxed batch does not join its transaction
-// but commits durably in its own.
+// but commits durably in its own, as an urgent commit.
 func TestRelaxedBatch(t *testing.T) {
 	s, _ := mergeStore(t, message.ID{})
 	// A writer of the store's, not running: the test is its goroutine.
 	b := &batcher{begin: s.b.begin, accept: s.b.accept, log: s.b.log, maxBatch: 8,
 		reqs: make(chan *writeReq, 8), urgent: make(chan *writeReq, 8)}
-	var kinds []bool // durable, per transaction
-	b.begin = func(ctx context.Context, durable bool) (txn, error) {
-		kinds = append(kinds, durable)
-		return s.b.begin(ctx, durable)
+	var kinds []commitKind // per transaction
+	b.begin = func(ctx context.Context, k commitKind) (txn, error) {
+		kinds = append(kinds, k)
+		return s.b.begin(ctx, k)
 	}
 	write := func(name string, relax bool, then func()) *writeReq {
 		return &writeReq{relax: relax, done: make(chan error, 1), fn: func(ctx context.Context, q querier) error {
@@ -111,7 +122,7 @@ func TestRelaxedBatch(t *testing.T) {
 	}
 
 	b.commitAll([]*writeReq{write("r1", true, nil), write("p1", false, nil)}, nil)
-	if len(kinds) != 1 || !kinds[0] {
+	if fmt.Sprint(kinds) != fmt.Sprint([]commitKind{commitDurable}) {
 		t.Errorf("a relaxed and a plain write committed as %v, want one durable transaction", kinds)
 	}
 
@@ -123,8 +134,8 @@ func TestRelaxedBatch(t *testing.T) {
 	r3 := write("r3", true, nil)
 	b.commitAll([]*writeReq{r2, r3}, nil)
 	wait(r2, r3, fr)
-	if len(kinds) != 3 || kinds[0] || !kinds[1] || kinds[2] {
-		t.Errorf("relaxed writes with a FLASH arriving committed as %v (durable per transaction), want [false true false]: the FLASH on its own, durably", kinds)
+	if want := []commitKind{commitRelaxed, commitUrgent, commitRelaxed}; fmt.Sprint(kinds) != fmt.Sprint(want) {
+		t.Errorf("relaxed writes with a FLASH arriving committed as %v, want %v: the FLASH on its own, durably", kinds, want)
 	}
 	if _, _, err := s.Get(context.Background(), f.ID); err != nil {
 		t.Errorf("the FLASH: %v", err)

@@ -16,7 +16,8 @@ import (
 // does group commit: it takes every pending write (up to Config.MaxBatch),
 // runs each inside its own savepoint of one transaction, commits once (one
 // fsync) and then answers each caller. A batch of relaxed writes only
-// commits without the fsync (see begin). Reads use a separate read-only
+// commits without the fsync, and an urgent batch without a checkpoint
+// (see begin). Reads use a separate read-only
 // pool and see the last committed state.
 type SQLite struct {
 	core
@@ -26,10 +27,11 @@ type SQLite struct {
 	rstmts   *readStmts
 	once     sync.Once
 	cerr     error
-	// relaxedConn is set while the writer's connection may be relaxed
-	// (synchronous=OFF, no automatic checkpoints). Only the writer's
-	// goroutine uses it.
-	relaxedConn bool
+	// conn is what the writer's connection is set to (see begin): flushes
+	// at commits (synchronous=FULL) and automatic checkpoints. When in
+	// doubt, full is false and ckpt is false, so that the next commit that
+	// needs them sets them. Only the writer's goroutine uses it.
+	conn struct{ full, ckpt bool }
 }
 
 // sqliteURI builds a modernc.org/sqlite DSN for path.
@@ -87,47 +89,53 @@ func OpenSQLite(ctx context.Context, path string, cfg Config) (*SQLite, error) {
 	rdb.SetMaxOpenConns(8)
 	rdb.SetMaxIdleConns(8)
 	s := &SQLite{wdb: wdb, rdb: rdb, stmts: &stmtCache{db: wdb, m: make(map[string]*sql.Stmt)}, rstmts: newReadStmts(rdb)}
+	s.conn.full, s.conn.ckpt = true, true // as sqliteURI opens it
 	s.b = newBatcher(cfg.MaxBatch, cfg.Logger, s.begin, s.acceptTx)
 	s.core = core{d: sqliteDialect, now: cfg.Now, write: s.b.write, accept: s.b.writeAccept, read: s.readFn}
 	return s, nil
 }
 
-// begin opens the writer's transaction for a batch. A durable one commits
-// with synchronous=FULL: SQLite flushes the log before the commit returns.
-// A relaxed one (see relaxed) commits with synchronous=OFF: its bytes are
-// in the log, where readers and a restarted process find them, and the
-// next durable commit's flush carries them to the disk. The log is
-// appended in order, so a power loss can take only a tail of relaxed
-// commits, never a durable one.
+// begin opens the writer's transaction for a batch, to commit as k says.
+// A durable commit runs with synchronous=FULL: SQLite flushes the log
+// before the commit returns. A relaxed one (see relaxed) runs with
+// synchronous=OFF: its bytes are in the log, where readers and a restarted
+// process find them, and the next durable commit's flush carries them to
+// the disk. The log is appended in order, so a power loss can take only a
+// tail of relaxed commits, never a durable one.
 //
-// While relaxed, automatic checkpoints are off: a checkpoint with
-// synchronous=OFF would copy pages into the database file without
-// flushing either file, and could lose durable commits if the log were
-// then reused. So SQLite checkpoints at durable commits only, which the
-// batcher makes at least every maxRelaxedRun commits.
+// Automatic checkpoints run only at commitDurable: not at a relaxed
+// commit, where a checkpoint without flushes could lose durable commits
+// once the log were reused, and not at an urgent one, which a FLASH waits
+// for. The batcher makes every maxDeferred+1-th commit a commitDurable.
 //
 // The settings change only between transactions (SQLite refuses to change
-// synchronous inside one) and only when the kind changes: the writer's
-// single connection keeps them.
-func (s *SQLite) begin(ctx context.Context, durable bool) (txn, error) {
-	if durable && s.relaxedConn {
-		// Durability first: the checkpoint setting follows only once
-		// synchronous is FULL again.
+// synchronous inside one) and only when they differ from the connection's:
+// the writer's single connection keeps them.
+func (s *SQLite) begin(ctx context.Context, k commitKind) (txn, error) {
+	full, ckpt := k.durable(), k == commitDurable
+	if full && !s.conn.full {
+		// Durability first.
 		if _, err := s.wdb.ExecContext(ctx, `PRAGMA synchronous=FULL`); err != nil {
 			return nil, fmt.Errorf("restore synchronous=FULL: %w", err)
 		}
-		if _, err := s.wdb.ExecContext(ctx, fmt.Sprintf(`PRAGMA wal_autocheckpoint=%d`, walAutocheckpoint)); err != nil {
-			return nil, fmt.Errorf("restore wal_autocheckpoint: %w", err)
-		}
-		s.relaxedConn = false
+		s.conn.full = true
 	}
-	if !durable && !s.relaxedConn {
-		// From here on the connection may be relaxed: a failure below
-		// leaves it to the next durable begin to restore both settings.
-		s.relaxedConn = true
-		if _, err := s.wdb.ExecContext(ctx, `PRAGMA wal_autocheckpoint=0`); err != nil {
-			return nil, err
+	if ckpt != s.conn.ckpt {
+		n := 0
+		if ckpt {
+			n = walAutocheckpoint
 		}
+		// Until this succeeds, take checkpoints to be off: a later
+		// commitDurable then sets them again.
+		s.conn.ckpt = false
+		if _, err := s.wdb.ExecContext(ctx, fmt.Sprintf(`PRAGMA wal_autocheckpoint=%d`, n)); err != nil {
+			return nil, fmt.Errorf("set wal_autocheckpoint=%d: %w", n, err)
+		}
+		s.conn.ckpt = ckpt
+	}
+	if !full && s.conn.full {
+		// Checkpoints are off (above) before flushes are.
+		s.conn.full = false
 		if _, err := s.wdb.ExecContext(ctx, `PRAGMA synchronous=OFF`); err != nil {
 			return nil, err
 		}
