@@ -163,3 +163,28 @@ func testCommitKinds(t *testing.T, s Store) {
 		t.Errorf("a lease: commits %+v → %+v, want one more relaxed, no durable", mid, after)
 	}
 }
+
+// TestCloseSettles: a store closed after relaxed commits first makes its
+// writer's connection durable again, so that the checkpoint SQLite runs as
+// it closes flushes the database file before the log goes.
+func TestCloseSettles(t *testing.T) {
+	s := openSQLiteT(t, filepath.Join(t.TempDir(), "store.db"), nil)
+	m := newMsg("chat", message.Routine)
+	accept(t, s, m, queued("XBB"))
+	if err := s.Ack(context.Background(), "XBB", m.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := writerPragma(t, s, "synchronous"); got != 0 {
+		t.Fatalf("after an ack, synchronous=%d, want 0 (relaxed)", got)
+	}
+	s.b.close() // as Close does first
+	if err := s.settle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got, ckpt := writerPragma(t, s, "synchronous"), writerPragma(t, s, "wal_autocheckpoint"); got != 2 || ckpt != walAutocheckpoint {
+		t.Errorf("settled: synchronous=%d wal_autocheckpoint=%d, want 2 and %d", got, ckpt, walAutocheckpoint)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -112,11 +112,24 @@ func OpenSQLite(ctx context.Context, path string, cfg Config) (*SQLite, error) {
 // synchronous inside one) and only when they differ from the connection's:
 // the writer's single connection keeps them.
 func (s *SQLite) begin(ctx context.Context, k commitKind) (txn, error) {
+	if err := s.setConn(ctx, k); err != nil {
+		return nil, err
+	}
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &batchQ{tx: tx, stmts: make(map[string]*sql.Stmt), cache: s.stmts}, nil
+}
+
+// setConn sets the writer's connection up for commits of kind k, between
+// transactions.
+func (s *SQLite) setConn(ctx context.Context, k commitKind) error {
 	full, ckpt := k.durable(), k == commitDurable
 	if full && !s.conn.full {
 		// Durability first.
 		if _, err := s.wdb.ExecContext(ctx, `PRAGMA synchronous=FULL`); err != nil {
-			return nil, fmt.Errorf("restore synchronous=FULL: %w", err)
+			return fmt.Errorf("restore synchronous=FULL: %w", err)
 		}
 		s.conn.full = true
 	}
@@ -129,7 +142,7 @@ func (s *SQLite) begin(ctx context.Context, k commitKind) (txn, error) {
 		// commitDurable then sets them again.
 		s.conn.ckpt = false
 		if _, err := s.wdb.ExecContext(ctx, fmt.Sprintf(`PRAGMA wal_autocheckpoint=%d`, n)); err != nil {
-			return nil, fmt.Errorf("set wal_autocheckpoint=%d: %w", n, err)
+			return fmt.Errorf("set wal_autocheckpoint=%d: %w", n, err)
 		}
 		s.conn.ckpt = ckpt
 	}
@@ -137,14 +150,10 @@ func (s *SQLite) begin(ctx context.Context, k commitKind) (txn, error) {
 		// Checkpoints are off (above) before flushes are.
 		s.conn.full = false
 		if _, err := s.wdb.ExecContext(ctx, `PRAGMA synchronous=OFF`); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	tx, err := s.wdb.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	return &batchQ{tx: tx, stmts: make(map[string]*sql.Stmt), cache: s.stmts}, nil
+	return nil
 }
 
 // walAutocheckpoint is SQLite's default: checkpoint when the log holds
@@ -163,11 +172,29 @@ func (s *SQLite) readFn(ctx context.Context, fn func(ctx context.Context, q quer
 func (s *SQLite) Close() error {
 	s.once.Do(func() {
 		s.b.close()
+		// The writer has stopped: its connection is this goroutine's.
+		ferr := s.settle(context.Background())
 		s.stmts.close()
 		s.rstmts.close()
-		s.cerr = errors.Join(s.rdb.Close(), s.wdb.Close())
+		s.cerr = errors.Join(ferr, s.rdb.Close(), s.wdb.Close())
 	})
 	return s.cerr
+}
+
+// settle makes the writer's connection durable again before it closes:
+// SQLite checkpoints the log into the database file and removes the log
+// as the last connection closes, and with synchronous=OFF it would do so
+// without flushing the database file first, so that a power loss soon
+// after a clean stop could lose durable commits with the log. It is also
+// a flush of any relaxed commits.
+func (s *SQLite) settle(ctx context.Context) error {
+	if s.conn.full && s.conn.ckpt {
+		return nil
+	}
+	if err := s.setConn(ctx, commitDurable); err != nil {
+		return fmt.Errorf("close sqlite store: %w", err)
+	}
+	return nil
 }
 
 // sqlQ adapts database/sql to querier.
