@@ -188,3 +188,32 @@ func TestCloseSettles(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSetConnAfterFailure: a change of the writer's settings that fails
+// half-way leaves them unknown, and the next change makes each of them
+// again; so a relaxed commit never runs with automatic checkpoints on.
+func TestSetConnAfterFailure(t *testing.T) {
+	ctx := context.Background()
+	s := openSQLiteT(t, filepath.Join(t.TempDir(), "store.db"), nil)
+	s.b.close() // the test is the writer now
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := s.setConn(gone, commitRelaxed); err == nil {
+		t.Fatal("setConn with a cancelled context succeeded")
+	}
+	if err := s.setConn(ctx, commitRelaxed); err != nil {
+		t.Fatal(err)
+	}
+	if sync, ckpt := writerPragma(t, s, "synchronous"), writerPragma(t, s, "wal_autocheckpoint"); sync != 0 || ckpt != 0 {
+		t.Errorf("relaxed after a failed change: synchronous=%d wal_autocheckpoint=%d, want 0 and 0", sync, ckpt)
+	}
+	if err := s.setConn(gone, commitDurable); err == nil {
+		t.Fatal("setConn with a cancelled context succeeded")
+	}
+	if err := s.setConn(ctx, commitDurable); err != nil {
+		t.Fatal(err)
+	}
+	if sync, ckpt := writerPragma(t, s, "synchronous"), writerPragma(t, s, "wal_autocheckpoint"); sync != 2 || ckpt != walAutocheckpoint {
+		t.Errorf("durable after a failed change: synchronous=%d wal_autocheckpoint=%d, want 2 and %d", sync, ckpt, walAutocheckpoint)
+	}
+}

@@ -17,8 +17,8 @@ import (
 // runs each inside its own savepoint of one transaction, commits once (one
 // fsync) and then answers each caller. A batch of relaxed writes only
 // commits without the fsync, and an urgent batch without a checkpoint
-// (see begin). Reads use a separate read-only
-// pool and see the last committed state.
+// (see begin). Reads use a separate read-only pool and see the last
+// committed state.
 type SQLite struct {
 	core
 	wdb, rdb *sql.DB
@@ -27,11 +27,11 @@ type SQLite struct {
 	rstmts   *readStmts
 	once     sync.Once
 	cerr     error
-	// conn is what the writer's connection is set to (see begin): flushes
-	// at commits (synchronous=FULL) and automatic checkpoints. When in
-	// doubt, full is false and ckpt is false, so that the next commit that
-	// needs them sets them. Only the writer's goroutine uses it.
-	conn struct{ full, ckpt bool }
+	// conn is what the writer's connection is set to (see setConn):
+	// flushes at commits (synchronous=FULL) and automatic checkpoints,
+	// if known (not after a failed change). Only the writer's goroutine
+	// uses it.
+	conn struct{ known, full, ckpt bool }
 }
 
 // sqliteURI builds a modernc.org/sqlite DSN for path.
@@ -89,7 +89,7 @@ func OpenSQLite(ctx context.Context, path string, cfg Config) (*SQLite, error) {
 	rdb.SetMaxOpenConns(8)
 	rdb.SetMaxIdleConns(8)
 	s := &SQLite{wdb: wdb, rdb: rdb, stmts: &stmtCache{db: wdb, m: make(map[string]*sql.Stmt)}, rstmts: newReadStmts(rdb)}
-	s.conn.full, s.conn.ckpt = true, true // as sqliteURI opens it
+	s.conn.known, s.conn.full, s.conn.ckpt = true, true, true // as sqliteURI opens it
 	s.b = newBatcher(cfg.MaxBatch, cfg.Logger, s.begin, s.acceptTx)
 	s.core = core{d: sqliteDialect, now: cfg.Now, write: s.b.write, accept: s.b.writeAccept, read: s.readFn}
 	return s, nil
@@ -123,36 +123,38 @@ func (s *SQLite) begin(ctx context.Context, k commitKind) (txn, error) {
 }
 
 // setConn sets the writer's connection up for commits of kind k, between
-// transactions.
+// transactions. Flushes go on before anything else changes, and
+// checkpoints go off before flushes do, so that no step in between lets a
+// checkpoint run without flushes.
 func (s *SQLite) setConn(ctx context.Context, k commitKind) error {
 	full, ckpt := k.durable(), k == commitDurable
-	if full && !s.conn.full {
-		// Durability first.
+	c := s.conn
+	if c.known && c.full == full && c.ckpt == ckpt {
+		return nil
+	}
+	// Until every step succeeded, the settings are not known: the next
+	// call then makes each of them again.
+	s.conn.known = false
+	if full && (!c.known || !c.full) {
 		if _, err := s.wdb.ExecContext(ctx, `PRAGMA synchronous=FULL`); err != nil {
 			return fmt.Errorf("restore synchronous=FULL: %w", err)
 		}
-		s.conn.full = true
 	}
-	if ckpt != s.conn.ckpt {
+	if !c.known || c.ckpt != ckpt {
 		n := 0
 		if ckpt {
 			n = walAutocheckpoint
 		}
-		// Until this succeeds, take checkpoints to be off: a later
-		// commitDurable then sets them again.
-		s.conn.ckpt = false
 		if _, err := s.wdb.ExecContext(ctx, fmt.Sprintf(`PRAGMA wal_autocheckpoint=%d`, n)); err != nil {
 			return fmt.Errorf("set wal_autocheckpoint=%d: %w", n, err)
 		}
-		s.conn.ckpt = ckpt
 	}
-	if !full && s.conn.full {
-		// Checkpoints are off (above) before flushes are.
-		s.conn.full = false
+	if !full && (!c.known || c.full) {
 		if _, err := s.wdb.ExecContext(ctx, `PRAGMA synchronous=OFF`); err != nil {
-			return err
+			return fmt.Errorf("set synchronous=OFF: %w", err)
 		}
 	}
+	s.conn.known, s.conn.full, s.conn.ckpt = true, full, ckpt
 	return nil
 }
 
@@ -188,9 +190,6 @@ func (s *SQLite) Close() error {
 // after a clean stop could lose durable commits with the log. It is also
 // a flush of any relaxed commits.
 func (s *SQLite) settle(ctx context.Context) error {
-	if s.conn.full && s.conn.ckpt {
-		return nil
-	}
 	if err := s.setConn(ctx, commitDurable); err != nil {
 		return fmt.Errorf("close sqlite store: %w", err)
 	}
