@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -228,4 +229,55 @@ func metricSum(t *testing.T, n *node.Node, prefix string) float64 {
 		sum += v
 	}
 	return sum
+}
+
+// TestDocsListEveryMetric keeps docs/API.md true: every liaison_ metric
+// that two nodes serve once they have exchanged messages is in its table.
+func TestDocsListEveryMetric(t *testing.T) {
+	usa, pak := pair(t)
+	ctx := context.Background()
+	rel := nodetest.Label(t, "USA", "CONFIDENTIAL", "USA", "PAK")
+	poll(t, 15*time.Second, "link up", func() bool {
+		st, _ := usa.Status(ctx)
+		return len(st.Links) == 1 && st.Links[0].State == "up"
+	})
+	var ids []message.ID
+	for _, p := range []message.Precedence{message.Flash, message.Routine} {
+		rc, err := usa.Submit(ctx, msg("exercise", p, rel, "counted"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, rc.ID)
+	}
+	poll(t, 15*time.Second, "both delivered", func() bool {
+		for _, id := range ids {
+			st, err := usa.MessageStatus(ctx, id)
+			if err != nil || len(st.Recipients) != 1 || st.Recipients[0].State != "delivered" {
+				return false
+			}
+		}
+		return true
+	})
+	doc, err := os.ReadFile("../../docs/API.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := map[string]bool{}
+	for _, n := range []*node.Node{usa, pak} {
+		w := httptest.NewRecorder()
+		n.Handler().ServeHTTP(w, httptest.NewRequestWithContext(ctx, "GET", "/metrics", nil))
+		for line := range strings.Lines(w.Body.String()) {
+			if name, ok := strings.CutPrefix(line, "# HELP liaison_"); ok {
+				served["liaison_"+strings.Fields(name)[0]] = true
+			}
+		}
+	}
+	if len(served) < 10 {
+		t.Fatalf("the nodes serve %d liaison_ metrics: %v; want the store's, the guard's, the links'...", len(served), served)
+	}
+	for name := range served {
+		if !strings.Contains(string(doc), "`"+name+"`") {
+			t.Errorf("docs/API.md does not list the metric %s", name)
+		}
+	}
 }
