@@ -49,9 +49,9 @@ type txn interface {
 // Some writes are relaxed (see relaxed): a batch made only of them commits
 // without waiting for its flush. A batch of urgent writes commits durably
 // but leaves the database's housekeeping (SQLite's checkpoint) to a commit
-// nobody urgent waits for. At most maxDeferred such commits follow each
-// other; the next is durable and does the housekeeping whatever it holds,
-// and carries the relaxed ones to the disk with its own.
+// nobody urgent waits for. After maxDeferred such commits in a row, the
+// next commit that is not urgent is durable and does the housekeeping
+// whatever it holds, and carries the relaxed ones to the disk with its own.
 //
 // Producers that prepare an accept before they make it (the node checks a
 // message and runs the guard first) may announce it (Announce). A writer
@@ -153,19 +153,22 @@ func (k commitKind) String() string {
 	return fmt.Sprintf("commitKind(%d)", int(k))
 }
 
-// maxDeferred bounds the relaxed and urgent commits in a row: the next one
-// is commitDurable. It bounds what a power loss can take back, and lets
-// SQLite checkpoint its log, which it does only at such commits.
+// maxDeferred bounds the relaxed and urgent commits in a row: the next
+// commit that is not urgent is commitDurable, and after twice as many the
+// next one whatever it is. It bounds what a power loss can take back, and
+// lets SQLite checkpoint its log, which it does only at such commits; an
+// urgent batch (a FLASH) is spared that unless urgent ones are all there is.
 const maxDeferred = 64
 
 // kindOf is how batch commits.
 func (b *batcher) kindOf(batch []*writeReq) commitKind {
+	urgent := len(batch) > 0 && batch[0].urgent
 	switch {
-	case b.deferred >= maxDeferred:
+	case b.deferred >= 2*maxDeferred, b.deferred >= maxDeferred && !urgent:
 		return commitDurable
 	case !slices.ContainsFunc(batch, func(r *writeReq) bool { return !r.relax }):
 		return commitRelaxed
-	case len(batch) > 0 && batch[0].urgent:
+	case urgent:
 		return commitUrgent
 	}
 	return commitDurable

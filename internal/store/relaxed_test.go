@@ -78,11 +78,25 @@ func TestRelaxedCommits(t *testing.T) {
 		}
 	}
 	want("a long run of releases", 6, 3+2*maxDeferred, full, walAutocheckpoint)
-	// And of FLASH accepts.
-	for range maxDeferred + 1 {
+	// The commit due to be durable is not a FLASH's: it stays urgent,
+	// and the next other commit is durable.
+	for range maxDeferred {
+		if err := s.Release(ctx, "XBB", m.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	accept(t, s, newMsg("chat", message.Flash), queued("XBB"))
+	want("a FLASH accept after a run of releases", 7, 3+3*maxDeferred, full, 0)
+	if err := s.Release(ctx, "XBB", m.ID); err != nil {
+		t.Fatal(err)
+	}
+	want("a release after it", 8, 3+3*maxDeferred, full, walAutocheckpoint)
+	// Unless FLASH accepts are all there is: then one in 2*maxDeferred+1
+	// is durable.
+	for range 2*maxDeferred + 1 {
 		accept(t, s, newMsg("chat", message.Flash), queued("XBB"))
 	}
-	want("a long run of FLASH accepts", 7+maxDeferred, 3+2*maxDeferred, full, walAutocheckpoint)
+	want("a long run of FLASH accepts", 9+2*maxDeferred, 3+3*maxDeferred, full, walAutocheckpoint)
 	if st := s.CommitStats(); st.Writes != st.Durable+st.Relaxed || st.CommitTime <= 0 {
 		t.Errorf("stats %+v: want one write per commit here and some time spent committing", st)
 	}

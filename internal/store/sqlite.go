@@ -106,7 +106,8 @@ func OpenSQLite(ctx context.Context, path string, cfg Config) (*SQLite, error) {
 // Automatic checkpoints run only at commitDurable: not at a relaxed
 // commit, where a checkpoint without flushes could lose durable commits
 // once the log were reused, and not at an urgent one, which a FLASH waits
-// for. The batcher makes every maxDeferred+1-th commit a commitDurable.
+// for. The batcher makes a commitDurable at least every 2*maxDeferred+1
+// commits, and after maxDeferred as soon as no FLASH waits for it.
 //
 // The settings change only between transactions (SQLite refuses to change
 // synchronous inside one) and only when they differ from the connection's:
