@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -78,16 +77,6 @@ type harness struct {
 	up   *proc
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // newHarness runs 'liaison init' for USA and configures the home with
 // the demo policies, test tokens and store.
 func newHarness(t *testing.T, store string) *harness {
@@ -95,7 +84,7 @@ func newHarness(t *testing.T, store string) *harness {
 	if testing.Short() {
 		t.Skip("integration test runs the binary; skipped with -short")
 	}
-	h := &harness{t: t, bin: liaisonBinary(t), addr: freePort(t)}
+	h := &harness{t: t, bin: liaisonBinary(t), addr: nodetest.FreeAddr(t)}
 	dir := filepath.Join(t.TempDir(), "usa")
 	h.cli(0, "init", "--party", "USA", "--dir", dir, "--addr", "127.0.0.1:0", "--api", h.addr)
 	h.home = nodetest.Configure(t, dir, "USA", nodetest.Config{Store: store, APIListen: h.addr})

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -23,6 +22,7 @@ import (
 	"liaison/internal/clock"
 	"liaison/internal/message"
 	"liaison/internal/node"
+	"liaison/internal/node/nodetest"
 	"liaison/internal/pki"
 )
 
@@ -36,16 +36,6 @@ func envInt(t *testing.T, name string, def int) int {
 		return n
 	}
 	return def
-}
-
-// freeAddr returns a loopback address free right now.
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // proc is a 'liaison up' child process for one home.
@@ -220,7 +210,7 @@ func TestCrashNoLossNoDuplicate(t *testing.T) {
 	t.Logf("built liaison in %v", time.Since(start).Round(time.Millisecond))
 
 	dir := t.TempDir()
-	pakFed, pakAPI, usaFed, usaAPI := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	pakFed, pakAPI, usaFed, usaAPI := nodetest.FreeAddr(t), nodetest.FreeAddr(t), nodetest.FreeAddr(t), nodetest.FreeAddr(t)
 	usa := MakeHome(t, dir, "USA", usaFed, usaAPI, map[string]string{"PAK": pakFed})
 	pak := MakeHome(t, dir, "PAK", pakFed, pakAPI, nil)
 	// Prepare the homes in-process: pin cards, install the agreement into
