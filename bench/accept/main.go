@@ -47,6 +47,7 @@ import (
 	"liaison/bench/internal/rig"
 	"liaison/internal/api"
 	"liaison/internal/message"
+	"liaison/internal/store"
 )
 
 func main() {
@@ -124,7 +125,7 @@ func run(d time.Duration, size int, h2 bool, dir string) error {
 			return err
 		}
 		raw[w] = r
-		fmt.Println("  ", r)
+		fmt.Println("  ", r, "  ", rig.Commits(r.Commits))
 	}
 
 	fmt.Println("baseline: store.AcceptBatch, 128 messages per call, 1 goroutine (the store's ceiling)...")
@@ -198,10 +199,12 @@ func run(d time.Duration, size int, h2 bool, dir string) error {
 	measure := func(what string, w, per int, load loader) (row, error) {
 		fmt.Printf("node: %s, %d sender(s)...\n", what, w)
 		var before uint64
+		var commits0 store.CommitStats
 		var stop func()
 		var perr error
 		begin := func() {
 			before = rig.SettledAuditEntries(ctx, usa)
+			commits0, _ = usa.Node.CommitStats()
 			if w == 64 && per == 1 && (cpuProfile != "" || traceFile != "") {
 				stop, perr = startProfile(cpuProfile)
 			}
@@ -214,9 +217,11 @@ func run(d time.Duration, size int, h2 bool, dir string) error {
 			return row{}, err
 		}
 		r.N *= int64(per)
+		commits1, _ := usa.Node.CommitStats()
+		r.Commits = rig.CommitsBetween(commits0, commits1)
 		after := rig.SettledAuditEntries(ctx, usa)
 		a := float64(after - before)
-		fmt.Printf("   %s   audit %.0f appends/s (%.1f per message)\n", r, a/r.Elapsed.Seconds(), a/float64(r.N))
+		fmt.Printf("   %s   audit %.0f appends/s (%.1f per message); %s\n", r, a/r.Elapsed.Seconds(), a/float64(r.N), rig.Commits(r.Commits))
 		return row{w, r, a / r.Elapsed.Seconds()}, nil
 	}
 	var rows, batched []row
@@ -238,7 +243,7 @@ func run(d time.Duration, size int, h2 bool, dir string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Println("  ", r)
+		fmt.Println("  ", r, "  ", rig.Commits(r.Commits))
 		x, err := measure(fmt.Sprintf("POST /v1/messages over HTTPS (%s)", proto), 64, 1, load)
 		if err != nil {
 			return err

@@ -20,6 +20,8 @@ type Rate struct {
 	N        int64
 	Elapsed  time.Duration
 	P50, P99 time.Duration
+	// Commits is what the store committed meanwhile, where known.
+	Commits store.CommitStats
 }
 
 // PerSec is N per second of Elapsed.
@@ -120,10 +122,28 @@ func RawStore(ctx context.Context, dir string, workers int, d time.Duration, mk 
 	}
 	defer s.Close()
 	routes := []store.Route{{Peer: "PAK", State: store.Queued, Code: "released"}}
-	return Load(ctx, workers, d, func(ctx context.Context) error {
+	r, err := Load(ctx, workers, d, func(ctx context.Context) error {
 		_, _, err := s.Accept(ctx, mk(), routes)
 		return err
 	})
+	r.Commits = s.CommitStats()
+	return r, err
+}
+
+// Commits describes the commits behind a measurement: how many writes
+// shared each (group commit) and how long each took.
+func Commits(c store.CommitStats) string {
+	n := c.Durable + c.Relaxed
+	if n == 0 {
+		return "no commits counted"
+	}
+	return fmt.Sprintf("%.1f writes a commit, %s a commit (%d commits)", float64(c.Writes)/float64(n), Round(c.CommitTime/time.Duration(n)), n)
+}
+
+// CommitsBetween is what a store committed between two of its counts.
+func CommitsBetween(before, after store.CommitStats) store.CommitStats {
+	return store.CommitStats{Durable: after.Durable - before.Durable, Relaxed: after.Relaxed - before.Relaxed,
+		Writes: after.Writes - before.Writes, CommitTime: after.CommitTime - before.CommitTime}
 }
 
 // RawStoreBatch is the store's own ceiling for the same messages: one
