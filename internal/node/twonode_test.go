@@ -83,15 +83,7 @@ func TestTwoNodesDeliverOnce(t *testing.T) {
 		t.Fatalf("resubmit: %+v, %v; want a duplicate receipt", rc, err)
 	}
 
-	poll(t, 15*time.Second, "USA never saw PAK take custody of every message", func() bool {
-		for _, id := range ids {
-			st, err := usa.MessageStatus(ctx, id)
-			if err != nil || len(st.Recipients) != 1 || st.Recipients[0].State != "delivered" {
-				return false
-			}
-		}
-		return true
-	})
+	poll(t, 15*time.Second, "USA never saw PAK take custody of every message", func() bool { return delivered(usa, ids...) })
 	es, err := pak.History(ctx, "exercise", 0, 1000)
 	if err != nil {
 		t.Fatal(err)
@@ -139,19 +131,12 @@ func TestFlashHandedToLink(t *testing.T) {
 	usa, pak := pair(t)
 	ctx := context.Background()
 	rel := nodetest.Label(t, "USA", "CONFIDENTIAL", "USA", "PAK")
-	poll(t, 15*time.Second, "link up", func() bool {
-		st, _ := usa.Status(ctx)
-		return len(st.Links) == 1 && st.Links[0].State == "up"
-	})
-	delivered := func(id message.ID) bool {
-		st, err := usa.MessageStatus(ctx, id)
-		return err == nil && len(st.Recipients) == 1 && st.Recipients[0].State == "delivered"
-	}
+	waitLinkUp(t, usa)
 	rc, err := usa.Submit(ctx, msg("exercise", message.Flash, rel, "handed"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	poll(t, 15*time.Second, "the FLASH delivered", func() bool { return delivered(rc.ID) })
+	poll(t, 15*time.Second, "the FLASH delivered", func() bool { return delivered(usa, rc.ID) })
 	if got := metricSum(t, usa, `liaison_flash_handovers_total{outcome="handed",peer="PAK"}`); got != 1 {
 		t.Errorf("handovers = %v, want 1", got)
 	}
@@ -162,7 +147,7 @@ func TestFlashHandedToLink(t *testing.T) {
 			t.Fatal(r.Err)
 		}
 	}
-	poll(t, 15*time.Second, "the batch delivered", func() bool { return delivered(res[0].Receipt.ID) && delivered(res[1].Receipt.ID) })
+	poll(t, 15*time.Second, "the batch delivered", func() bool { return delivered(usa, res[0].Receipt.ID, res[1].Receipt.ID) })
 	if got := metricSum(t, usa, `liaison_flash_handovers_total{outcome="handed",peer="PAK"}`); got != 2 {
 		t.Errorf("handovers = %v, want 2 (the ROUTINE goes by lease)", got)
 	}
@@ -200,24 +185,48 @@ func TestFlashHandOverReleasedWhenLinkDown(t *testing.T) {
 	if err := usa.AddPeer("PAK", pak.FederationAddr().String()); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, 8*time.Second, "the released FLASH delivered before its lease would have run out", func() bool {
-		st, err := usa.MessageStatus(ctx, m.ID)
-		return err == nil && len(st.Recipients) == 1 && st.Recipients[0].State == "delivered"
-	})
+	poll(t, 8*time.Second, "the released FLASH delivered before its lease would have run out", func() bool { return delivered(usa, m.ID) })
 	t.Logf("delivered %s after the link was added", time.Since(start).Round(time.Millisecond))
 }
 
-// metricSum sums the samples of n's /metrics whose name and labels start
-// with prefix.
-func metricSum(t *testing.T, n *node.Node, prefix string) float64 {
+// waitLinkUp waits until n's only link is up.
+func waitLinkUp(t *testing.T, n *node.Node) {
+	t.Helper()
+	poll(t, 15*time.Second, "link up", func() bool {
+		st, _ := n.Status(context.Background())
+		return len(st.Links) == 1 && st.Links[0].State == "up"
+	})
+}
+
+// delivered reports whether n's only recipient of each of ids has taken
+// custody of it.
+func delivered(n *node.Node, ids ...message.ID) bool {
+	for _, id := range ids {
+		st, err := n.MessageStatus(context.Background(), id)
+		if err != nil || len(st.Recipients) != 1 || st.Recipients[0].State != "delivered" {
+			return false
+		}
+	}
+	return true
+}
+
+// metricsText is n's /metrics page.
+func metricsText(t *testing.T, n *node.Node) string {
 	t.Helper()
 	w := httptest.NewRecorder()
 	n.Handler().ServeHTTP(w, httptest.NewRequestWithContext(t.Context(), "GET", "/metrics", nil))
 	if w.Code != http.StatusOK {
 		t.Fatalf("GET /metrics = %d", w.Code)
 	}
+	return w.Body.String()
+}
+
+// metricSum sums the samples of n's /metrics whose name and labels start
+// with prefix.
+func metricSum(t *testing.T, n *node.Node, prefix string) float64 {
+	t.Helper()
 	var sum float64
-	for line := range strings.Lines(w.Body.String()) {
+	for line := range strings.Lines(metricsText(t, n)) {
 		if !strings.HasPrefix(line, prefix) {
 			continue
 		}
@@ -237,10 +246,7 @@ func TestDocsListEveryMetric(t *testing.T) {
 	usa, pak := pair(t)
 	ctx := context.Background()
 	rel := nodetest.Label(t, "USA", "CONFIDENTIAL", "USA", "PAK")
-	poll(t, 15*time.Second, "link up", func() bool {
-		st, _ := usa.Status(ctx)
-		return len(st.Links) == 1 && st.Links[0].State == "up"
-	})
+	waitLinkUp(t, usa)
 	var ids []message.ID
 	for _, p := range []message.Precedence{message.Flash, message.Routine} {
 		rc, err := usa.Submit(ctx, msg("exercise", p, rel, "counted"))
@@ -249,24 +255,14 @@ func TestDocsListEveryMetric(t *testing.T) {
 		}
 		ids = append(ids, rc.ID)
 	}
-	poll(t, 15*time.Second, "both delivered", func() bool {
-		for _, id := range ids {
-			st, err := usa.MessageStatus(ctx, id)
-			if err != nil || len(st.Recipients) != 1 || st.Recipients[0].State != "delivered" {
-				return false
-			}
-		}
-		return true
-	})
+	poll(t, 15*time.Second, "both delivered", func() bool { return delivered(usa, ids...) })
 	doc, err := os.ReadFile("../../docs/API.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	served := map[string]bool{}
 	for _, n := range []*node.Node{usa, pak} {
-		w := httptest.NewRecorder()
-		n.Handler().ServeHTTP(w, httptest.NewRequestWithContext(ctx, "GET", "/metrics", nil))
-		for line := range strings.Lines(w.Body.String()) {
+		for line := range strings.Lines(metricsText(t, n)) {
 			if name, ok := strings.CutPrefix(line, "# HELP liaison_"); ok {
 				served["liaison_"+strings.Fields(name)[0]] = true
 			}
