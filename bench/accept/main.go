@@ -218,7 +218,7 @@ func run(d time.Duration, size int, h2 bool, dir string) error {
 		}
 		r.N *= int64(per)
 		commits1, _ := usa.Node.CommitStats()
-		r.Commits = rig.CommitsBetween(commits0, commits1)
+		r.Commits = commits1.Sub(commits0)
 		after := rig.SettledAuditEntries(ctx, usa)
 		a := float64(after - before)
 		fmt.Printf("   %s   audit %.0f appends/s (%.1f per message); %s\n", r, a/r.Elapsed.Seconds(), a/float64(r.N), rig.Commits(r.Commits))

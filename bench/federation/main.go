@@ -533,8 +533,9 @@ wait:
 	res.cpu = float64(b.cpu()-cpu0) / float64(time.Since(healed))
 	fmt.Printf("   drained in %s; FLASH p50 %s p99 %s over %d probes\n", res.drain.Round(time.Millisecond), rig.Round(lat.Pct(50)), rig.Round(lat.Pct(99)), lat.Len())
 	if c, ok := b.usa.Node.CommitStats(); ok {
-		d, r, w := c.Durable-commits0.Durable, c.Relaxed-commits0.Relaxed, c.Writes-commits0.Writes
-		res.commits = fmt.Sprintf("%d durable (%.0f/s) and %d relaxed commits, %.1f writes each", d, float64(d)/res.drain.Seconds(), r, float64(w)/float64(max(d+r, 1)))
+		c = c.Sub(commits0)
+		res.commits = fmt.Sprintf("%d durable (%.0f/s) and %d relaxed commits, %.1f writes each",
+			c.Durable, float64(c.Durable)/res.drain.Seconds(), c.Relaxed, float64(c.Writes)/float64(max(c.Durable+c.Relaxed, 1)))
 	}
 	res.accept = acc
 	return lat, res, nil

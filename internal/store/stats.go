@@ -18,6 +18,12 @@ type CommitStats struct {
 	CommitTime time.Duration
 }
 
+// Sub is what was committed between the counts before and c.
+func (c CommitStats) Sub(before CommitStats) CommitStats {
+	return CommitStats{Durable: c.Durable - before.Durable, Relaxed: c.Relaxed - before.Relaxed,
+		Writes: c.Writes - before.Writes, CommitTime: c.CommitTime - before.CommitTime}
+}
+
 // CommitStatser is implemented by stores that count their commits (both
 // of this package's stores).
 type CommitStatser interface {

@@ -140,12 +140,6 @@ func Commits(c store.CommitStats) string {
 	return fmt.Sprintf("%.1f writes a commit, %s a commit (%d commits)", float64(c.Writes)/float64(n), Round(c.CommitTime/time.Duration(n)), n)
 }
 
-// CommitsBetween is what a store committed between two of its counts.
-func CommitsBetween(before, after store.CommitStats) store.CommitStats {
-	return store.CommitStats{Durable: after.Durable - before.Durable, Relaxed: after.Relaxed - before.Relaxed,
-		Writes: after.Writes - before.Writes, CommitTime: after.CommitTime - before.CommitTime}
-}
-
 // RawStoreBatch is the store's own ceiling for the same messages: one
 // goroutine storing them per messages at a time with store.AcceptBatch
 // (one queued route each), so that every write carries a full batch. A node
