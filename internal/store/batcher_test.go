@@ -32,6 +32,27 @@ func mergeStore(t *testing.T, poison message.ID) (*SQLite, *[][]message.ID) {
 	return s, &calls
 }
 
+// idleWriter is a batcher of s's that no goroutine runs: the test is its
+// writer, calling commitAll itself.
+func idleWriter(s *SQLite) *batcher {
+	return &batcher{begin: s.b.begin, accept: s.b.accept, log: s.b.log, maxBatch: 8,
+		reqs: make(chan *writeReq, 8), urgent: make(chan *writeReq, 8)}
+}
+
+// kvWrite is a write that stores name under key name in kv, then calls
+// then (if not nil) inside the transaction.
+func kvWrite(name string, then func()) *writeReq {
+	return &writeReq{done: make(chan error, 1), fn: func(ctx context.Context, q querier) error {
+		if _, err := q.exec(ctx, `INSERT INTO kv (key, val) VALUES (?, ?)`, name, []byte(name)); err != nil {
+			return err
+		}
+		if then != nil {
+			then()
+		}
+		return nil
+	}}
+}
+
 func acceptReqOf(ms ...*message.Message) *writeReq {
 	r := &writeReq{acc: &acceptReq{out: make([]AcceptResult, len(ms))}}
 	for _, m := range ms {
@@ -188,23 +209,17 @@ func TestBatcherUrgentFirst(t *testing.T) {
 func TestBatcherFlashStopsBatch(t *testing.T) {
 	ctx := context.Background()
 	s, _ := mergeStore(t, message.ID{})
-	// A writer of the store's, not running: the test is its goroutine.
-	b := &batcher{begin: s.b.begin, accept: s.b.accept, log: s.b.log, maxBatch: 8,
-		reqs: make(chan *writeReq, 8), urgent: make(chan *writeReq, 8)}
+	b := idleWriter(s)
 	commits := 0
 	b.begin = func(ctx context.Context, k commitKind) (txn, error) { commits++; return s.b.begin(ctx, k) }
 	var order []string
 	write := func(name string, then func()) *writeReq {
-		return &writeReq{done: make(chan error, 1), fn: func(ctx context.Context, q querier) error {
+		return kvWrite(name, func() {
 			order = append(order, name)
-			if _, err := q.exec(ctx, `INSERT INTO kv (key, val) VALUES (?, ?)`, name, []byte(name)); err != nil {
-				return err
-			}
 			if then != nil {
 				then()
 			}
-			return nil
-		}}
+		})
 	}
 	// queue puts r on the writer's queues as submit does.
 	queue := func(r *writeReq) {

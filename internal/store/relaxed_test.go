@@ -107,24 +107,16 @@ func TestRelaxedCommits(t *testing.T) {
 // but commits durably in its own, as an urgent commit.
 func TestRelaxedBatch(t *testing.T) {
 	s, _ := mergeStore(t, message.ID{})
-	// A writer of the store's, not running: the test is its goroutine.
-	b := &batcher{begin: s.b.begin, accept: s.b.accept, log: s.b.log, maxBatch: 8,
-		reqs: make(chan *writeReq, 8), urgent: make(chan *writeReq, 8)}
+	b := idleWriter(s)
 	var kinds []commitKind // per transaction
 	b.begin = func(ctx context.Context, k commitKind) (txn, error) {
 		kinds = append(kinds, k)
 		return s.b.begin(ctx, k)
 	}
 	write := func(name string, relax bool, then func()) *writeReq {
-		return &writeReq{relax: relax, done: make(chan error, 1), fn: func(ctx context.Context, q querier) error {
-			if _, err := q.exec(ctx, `INSERT INTO kv (key, val) VALUES (?, ?)`, name, []byte(name)); err != nil {
-				return err
-			}
-			if then != nil {
-				then()
-			}
-			return nil
-		}}
+		r := kvWrite(name, then)
+		r.relax = relax
+		return r
 	}
 	wait := func(rs ...*writeReq) {
 		t.Helper()
