@@ -148,12 +148,13 @@ func TestRelaxedBatch(t *testing.T) {
 	}
 }
 
-// testCommitKinds: a store that counts its commits (CommitStatser) commits
-// an accept durably and a lease relaxed.
+// testCommitKinds: a store counts its commits (CommitStatser, which both
+// of this package's stores are) and commits an accept durably and a lease
+// relaxed.
 func testCommitKinds(t *testing.T, s Store) {
 	cs, ok := s.(CommitStatser)
 	if !ok {
-		t.Skipf("%T does not count its commits", s)
+		t.Fatalf("%T does not count its commits: it is not a CommitStatser", s)
 	}
 	before := cs.CommitStats()
 	accept(t, s, newMsg("chat", message.Routine), queued("XBB"))
