@@ -17,10 +17,11 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	jsonv1 "github.com/go-json-experiment/json/v1"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -279,7 +280,7 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 // that it goes out with its Content-Length (not chunked) and an encoding
 // failure is a clean 500.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.MarshalIndent(v, "", "  ")
+	b, err := jsonv2.Marshal(v, jsonv1.DefaultOptionsV1(), jsontext.WithIndent("  "))
 	if err != nil {
 		status = http.StatusInternalServerError
 		b = []byte(`{"error": {"code": "internal", "message": "response could not be encoded"}}`)
