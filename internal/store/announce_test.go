@@ -32,10 +32,16 @@ func gatheringStore(t *testing.T) (*SQLite, *[][]message.ID, <-chan struct{}) {
 // waitGather waits until the writer waits for announced accepts.
 func waitGather(t *testing.T, c <-chan struct{}) {
 	t.Helper()
+	waitSignal(t, c, "the writer did not wait for the announced accept")
+}
+
+// waitSignal waits for a signal on c, failing with msg after 30 s.
+func waitSignal(t *testing.T, c <-chan struct{}, msg string) {
+	t.Helper()
 	select {
 	case <-c:
 	case <-time.After(30 * time.Second):
-		t.Fatal("the writer did not wait for the announced accept")
+		t.Fatal(msg)
 	}
 }
 

@@ -28,11 +28,7 @@ func expectAsync(b *batcher, batch ...*writeReq) <-chan []*writeReq {
 
 func waitExpect(t *testing.T, c <-chan struct{}) {
 	t.Helper()
-	select {
-	case <-c:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the writer did not wait for the batch to fill")
-	}
+	waitSignal(t, c, "the writer did not wait for the batch to fill")
 }
 
 func expected(t *testing.T, done <-chan []*writeReq) []*writeReq {
