@@ -534,8 +534,8 @@ wait:
 	fmt.Printf("   drained in %s; FLASH p50 %s p99 %s over %d probes\n", res.drain.Round(time.Millisecond), rig.Round(lat.Pct(50)), rig.Round(lat.Pct(99)), lat.Len())
 	if c, ok := b.usa.Node.CommitStats(); ok {
 		c = c.Sub(commits0)
-		res.commits = fmt.Sprintf("%d durable (%.0f/s) and %d relaxed commits, %.1f writes each",
-			c.Durable, float64(c.Durable)/res.drain.Seconds(), c.Relaxed, float64(c.Writes)/float64(max(c.Durable+c.Relaxed, 1)))
+		res.commits = fmt.Sprintf("%d durable (%.0f/s) and %d relaxed commits; %s",
+			c.Durable, float64(c.Durable)/res.drain.Seconds(), c.Relaxed, rig.Commits(c))
 	}
 	res.accept = acc
 	return lat, res, nil
