@@ -35,6 +35,7 @@ func (c *core) AcceptBatch(ctx context.Context, items []AcceptItem) ([]AcceptRes
 	if err := c.accept(ctx, items, out); err != nil {
 		return nil, fmt.Errorf("accept batch of %d: %w", len(items), err)
 	}
+	c.leases.took(items, out, c.nowNano())
 	return out, nil
 }
 

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strconv"
@@ -129,6 +130,17 @@ func dump(t *testing.T, s Store) (dels, queue map[string]string, audit, dedup []
 	})
 	scan(`SELECT msg_id, peer, seq, precedence, held, lease_until > 0 FROM queue`, 6, func(v []string) {
 		leased := v[5] == "1" || v[5] == "true"
+		if c.leases != nil {
+			// Leases in memory (memLeases): a row is leased if it is there.
+			id, err := hex.DecodeString(v[0])
+			if err != nil || len(id) != len(message.ID{}) {
+				t.Fatalf("queue row id %q", v[0])
+			}
+			l := c.leases.peer(v[1])
+			l.mu.Lock()
+			_, leased = l.leased[message.ID(id)]
+			l.mu.Unlock()
+		}
 		queue["queue|"+v[0]+" "+v[1]] = fmt.Sprintf("%s %s %s leased=%v", v[2], v[3], v[4], leased)
 	})
 	scan(`SELECT seq, n, record FROM audit_pending ORDER BY seq, n`, 3, func(v []string) {

@@ -20,6 +20,9 @@ type core struct {
 	// (with other callers', see batcher) and commits.
 	accept func(ctx context.Context, items []AcceptItem, out []AcceptResult) error
 	read   func(ctx context.Context, fn func(ctx context.Context, q querier) error) error
+	// leases, when set, keeps leases in memory (see memLeases): a store
+	// that one process owns.
+	leases *memLeases
 }
 
 func (c *core) nowNano() int64 { return c.now().UnixNano() }
@@ -40,12 +43,18 @@ func (c *core) Accept(ctx context.Context, m *message.Message, routes []Route, a
 	if err := c.accept(ctx, []AcceptItem{{Msg: m, Routes: routes, Audit: audit}}, out[:]); err != nil {
 		return 0, false, fmt.Errorf("accept %s: %w", m.ID, err)
 	}
+	if len(routes) > 0 {
+		c.leases.took([]AcceptItem{{Msg: m, Routes: routes}}, out[:], c.nowNano())
+	}
 	return out[0].Seq, out[0].Dup, nil
 }
 
 func (c *core) Lease(ctx context.Context, peer string, n int, ttl time.Duration) ([]Leased, error) {
 	if n <= 0 {
 		return nil, nil
+	}
+	if c.leases != nil {
+		return c.leaseMem(ctx, peer, n, ttl)
 	}
 	type cand struct{ seq, prec int64 }
 	var cands []cand
@@ -154,6 +163,7 @@ func (c *core) Ack(ctx context.Context, peer string, ids ...message.ID) error {
 	if err != nil {
 		return fmt.Errorf("ack for %q: %w", peer, err)
 	}
+	c.leases.done(peer, ids, false)
 	return nil
 }
 
@@ -164,6 +174,9 @@ func (c *core) Release(ctx context.Context, peer string, ids ...message.ID) erro
 	err := c.write(relaxed(ctx), func(ctx context.Context, q querier) error {
 		return q.execAll(ctx, unleaseQ.appendTo(nil, []any{peer}, idArgs(ids)))
 	})
+	// Forgotten even if the write failed: a lease on disk is then what
+	// holds them, until it runs out.
+	c.leases.done(peer, ids, true)
 	if err != nil {
 		return fmt.Errorf("release for %q: %w", peer, err)
 	}
@@ -177,6 +190,9 @@ func (c *core) SetRoute(ctx context.Context, id message.ID, peer string, state D
 	err := c.write(ctx, func(ctx context.Context, q querier) error {
 		return setRoute(ctx, q, c.nowNano(), id, peer, state, code, reason)
 	})
+	if state == Queued {
+		c.leases.rewind(peer) // its row may be behind the cursor
+	}
 	if err != nil {
 		return fmt.Errorf("set route %s for %q: %w", id, peer, err)
 	}
@@ -223,6 +239,7 @@ func (c *core) Hold(ctx context.Context, peer string, held bool, reason string) 
 			peer, h, reason, c.nowNano())
 		return err
 	})
+	c.leases.rewind(peer)
 	if err != nil {
 		return fmt.Errorf("hold %q: %w", peer, err)
 	}

@@ -289,6 +289,9 @@ func (c *core) Review(ctx context.Context, id message.ID, peer, reviewer string,
 		out = ReviewReleased
 		return setRoute(ctx, q, now, id, peer, Queued, "review-released", "released by two-person review")
 	})
+	if out == ReviewReleased {
+		c.leases.rewind(peer) // its row is behind the cursor
+	}
 	if err != nil {
 		return "", nil, fmt.Errorf("review %s for %q by %q: %w", id, peer, reviewer, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 
@@ -27,6 +28,7 @@ type SQLite struct {
 	rstmts   *readStmts
 	once     sync.Once
 	cerr     error
+	lock     *os.File // held while open: this process owns the store
 	// conn is what the writer's connection is set to (see setConn):
 	// flushes at commits (synchronous=FULL) and automatic checkpoints,
 	// if known (not after a failed change). Only the writer's goroutine
@@ -53,6 +55,31 @@ func OpenSQLite(ctx context.Context, path string, cfg Config) (*SQLite, error) {
 		return nil, errors.New("open sqlite store: empty path")
 	}
 	cfg = cfg.withDefaults()
+	// One process owns the store: its leases live in its memory.
+	lock, err := lockFile(path + "-lock")
+	switch {
+	case errors.Is(err, errLocked):
+		return nil, fmt.Errorf("open sqlite store %q: another process (or another open store in this one) is using it", path)
+	case errors.Is(err, errors.ErrUnsupported):
+		lock = nil
+	case err != nil:
+		return nil, fmt.Errorf("open sqlite store %q: lock: %w", path, err)
+	}
+	s, err := openSQLite(ctx, path, cfg, lock != nil)
+	if err != nil {
+		if lock != nil {
+			lock.Close()
+		}
+		return nil, err
+	}
+	s.lock = lock
+	return s, nil
+}
+
+// errLocked is lockFile's answer when the lock is taken.
+var errLocked = errors.New("locked")
+
+func openSQLite(ctx context.Context, path string, cfg Config, owned bool) (*SQLite, error) {
 	wdb, err := sql.Open("sqlite", sqliteURI(path, false))
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
@@ -71,7 +98,13 @@ func OpenSQLite(ctx context.Context, path string, cfg Config) (*SQLite, error) {
 	}
 	tx, err := wdb.BeginTx(ctx, nil)
 	if err == nil {
-		if err = migrate(ctx, sqlQ{tx}, sqliteDialect, ""); err == nil {
+		err = migrate(ctx, sqlQ{tx}, sqliteDialect, "")
+		if err == nil && owned {
+			// No lease outlives the process that took it (memLeases),
+			// so those a FLASH's accepting transaction stored are void.
+			_, err = tx.ExecContext(ctx, `UPDATE queue SET lease_until = 0 WHERE lease_until > 0`)
+		}
+		if err == nil {
 			err = tx.Commit()
 		} else {
 			tx.Rollback()
@@ -92,6 +125,9 @@ func OpenSQLite(ctx context.Context, path string, cfg Config) (*SQLite, error) {
 	s.conn.known, s.conn.full, s.conn.ckpt = true, true, true // as sqliteURI opens it
 	s.b = newBatcher(cfg.MaxBatch, cfg.Logger, s.begin, s.acceptTx)
 	s.core = core{d: sqliteDialect, now: cfg.Now, write: s.b.write, accept: s.b.writeAccept, read: s.readFn}
+	if owned {
+		s.core.leases = &memLeases{}
+	}
 	return s, nil
 }
 
@@ -180,6 +216,9 @@ func (s *SQLite) Close() error {
 		s.stmts.close()
 		s.rstmts.close()
 		s.cerr = errors.Join(ferr, s.rdb.Close(), s.wdb.Close())
+		if s.lock != nil {
+			s.lock.Close()
+		}
 	})
 	return s.cerr
 }

@@ -168,10 +168,12 @@ type Store interface {
 	// for ttl. Each comes with its place in peer's queue (Leased.Seq), so
 	// that what two leases return can be merged in queue order.
 	//
-	// Lease, Ack, Release and MarkSentBatch are relaxed (DURABILITY.md):
-	// their commits do not wait for the disk, and a power loss may take
-	// them back, which recovery redoes (a message is sent again and the
-	// partner de-duplicates it). A process crash loses none of them.
+	// Ack, Release and MarkSentBatch are relaxed (DURABILITY.md): their
+	// commits do not wait for the disk, and a power loss may take them
+	// back, which recovery redoes (a message is sent again and the partner
+	// de-duplicates it). A process crash loses none of them. Lease is
+	// relaxed on PostgreSQL; SQLite, which one process owns, keeps its
+	// leases in memory, so that they end with the process.
 	Lease(ctx context.Context, peer string, n int, ttl time.Duration) ([]Leased, error)
 	// Ack removes the queue rows and marks the deliveries delivered.
 	Ack(ctx context.Context, peer string, ids ...message.ID) error
