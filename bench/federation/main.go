@@ -294,6 +294,9 @@ func run(o options) error {
 	fmt.Printf("  USA→PAK end to end, %d submitters          %9.0f msgs/s  p50 %8s  p99 %8s  = %.2f× raw (goal ≥ 0.5×: %s)\n",
 		o.senders, tp.rate, rig.Round(tp.p50), rig.Round(tp.p99), tp.rate/raw.PerSec(), verdict(tp.rate/raw.PerSec() >= 0.5))
 	fmt.Printf("  CPU during it                              %.2f cores (both nodes and the load; not the proxy) of %d\n", tp.cpu, runtime.NumCPU())
+	if tp.commits != "" {
+		fmt.Printf("     USA's store during it                   %s\n", tp.commits)
+	}
 	fmt.Printf("  audit entries/s during it                  USA %.0f, PAK %.0f (%.1f and %.1f per message)\n", tp.auditUSA, tp.auditPAK, tp.auditUSA/tp.rate, tp.auditPAK/tp.rate)
 	fmt.Printf("  wire bytes per message                     %.0f B up + %.0f B down for a %d B body (%.2f× the body; the label alone is %d B)\n", tp.up, tp.down, o.size, (tp.up+tp.down)/float64(o.size), len(b.lbl))
 	fmt.Printf("  FLASH idle                                 p50 %8s  p99 %8s  (%d probes)\n", rig.Round(idle.Pct(50)), rig.Round(idle.Pct(99)), idle.Len())
@@ -370,6 +373,7 @@ type throughputResult struct {
 	auditUSA, auditPAK float64
 	up, down           float64
 	cpu                float64 // cores used
+	commits            string  // what USA's store committed meanwhile
 }
 
 func (b *bench) throughput(ctx context.Context) (throughputResult, error) {
@@ -387,6 +391,7 @@ func (b *bench) throughput(ctx context.Context) (throughputResult, error) {
 		pprof.StartCPUProfile(f)
 		stop = func() { pprof.StopCPUProfile(); f.Close() }
 	}
+	commits0, _ := b.usa.Node.CommitStats()
 	start, cpu0 := time.Now(), b.cpu()
 	n, err := b.flood(ctx, b.o.duration, message.Routine, b.o.size)
 	if err != nil {
@@ -414,6 +419,10 @@ func (b *bench) throughput(ctx context.Context) (throughputResult, error) {
 	got := b.t.delivered.Load() - d0
 	elapsed := time.Unix(0, b.t.last.Load()).Sub(start)
 	res.cpu = float64(b.cpu()-cpu0) / float64(time.Since(start))
+	if c, ok := b.usa.Node.CommitStats(); ok {
+		c = c.Sub(commits0)
+		res.commits = fmt.Sprintf("%d durable and %d relaxed commits; %s", c.Durable, c.Relaxed, rig.Commits(c))
+	}
 	up1, down1 := b.proxy.Bytes()
 	a1, p1 := rig.SettledAuditEntries(ctx, b.usa), b.pak.auditSize(ctx)
 	lat := b.t.latencies(message.Routine)
