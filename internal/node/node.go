@@ -80,9 +80,8 @@ type FederationTuning struct {
 }
 
 // nodeLeaseBatch is the node's lease batch: a link leases (and seals) up to
-// this many messages per store write (asking for the next batch once half
-// of one is on the wire). Leases are one at a time per link, so while
-// submissions keep the store busy this bounds the link's rate.
+// this many messages at a time (asking for the next batch once half of one
+// is on the wire).
 const nodeLeaseBatch = 128
 
 // nodeWindow is the messages a link keeps in flight awaiting custody: at
