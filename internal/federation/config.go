@@ -190,6 +190,7 @@ const (
 	DefaultMaxPartials     = 16
 	DefaultMaxPartialBytes = 128 << 20
 	DefaultAcceptBatch     = 128
+	DefaultAckLinger       = 5 * time.Millisecond
 )
 
 // Config configures a Manager. Outbox, Inbox, TLS, PartyOf and Authorize
@@ -237,6 +238,11 @@ type Config struct {
 	MaxPartialBytes int
 	AcceptBatch     int           // most messages passed to one Inbox.AcceptBatch call (128)
 	DialTimeout     time.Duration // TCP connect + TLS handshake + HELLO (30 s)
+	// AckLinger is how long custody ACKs may gather before they go to
+	// Outbox.Ack in one call (5 ms), unless AckGather of them (half the
+	// window) came first; negative: each ACK frame's at once.
+	AckLinger time.Duration
+	AckGather int
 }
 
 func (c *Config) fill() error {
@@ -282,6 +288,8 @@ func (c *Config) fill() error {
 	defd(&c.BackoffMax, DefaultBackoffMax)
 	defd(&c.Poll, DefaultPoll)
 	defd(&c.DialTimeout, 30*time.Second)
+	defd(&c.AckLinger, DefaultAckLinger)
+	def(&c.AckGather, max(1, c.Window/2))
 	if c.FragmentSize < 64 || c.FragmentSize > linkproto.MaxFragment {
 		errs = append(errs, fmt.Errorf("FragmentSize %d outside 64-%d", c.FragmentSize, linkproto.MaxFragment))
 	}

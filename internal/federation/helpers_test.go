@@ -85,6 +85,7 @@ type fakeOutbox struct {
 	byID     map[message.ID]*fakeItem
 	refused  map[message.ID]string
 	acked    int
+	ackCalls int
 	notify   chan struct{}
 	leaseErr error
 	shared   [][2]int // given to the messages put from now on
@@ -180,6 +181,7 @@ func (o *fakeOutbox) Ack(ctx context.Context, peer string, ids ...message.ID) er
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.acked += len(ids)
+	o.ackCalls++
 	o.remove(ids...)
 	return nil
 }
@@ -277,6 +279,12 @@ func (in *fakeInbox) orderCopy() []message.ID {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return slices.Clone(in.order)
+}
+
+func (in *fakeInbox) batchCount() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.batches
 }
 
 func (in *fakeInbox) unique() int {

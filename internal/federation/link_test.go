@@ -468,3 +468,38 @@ func TestFlashBypassesFullPipe(t *testing.T) {
 		t.Error("ROUTINE not stored in the order queued")
 	}
 }
+
+// TestAcksGather: custody ACKs that arrive in many frames (the receiver
+// stores one message at a time) reach the Outbox in one call once
+// AckGather of them came, and a few ACKs that never make AckGather are
+// written when AckLinger runs out.
+func TestAcksGather(t *testing.T) {
+	acks := func(p *pairT) (calls, acked int) {
+		p.a.out.mu.Lock()
+		defer p.a.out.mu.Unlock()
+		return p.a.out.ackCalls, p.a.out.acked
+	}
+	t.Run("gather", func(t *testing.T) {
+		p := newPair(t, func(c *Config) { c.AckLinger, c.AckGather = time.Minute, 20 }, func(c *Config) { c.AcceptBatch = 1 })
+		for range 20 {
+			p.a.out.putMsg("XBB", message.Routine, 100)
+		}
+		waitFor(t, 10*time.Second, "all acknowledged", func() bool { return p.a.out.len("XBB") == 0 })
+		if calls, acked := acks(p); calls != 1 || acked != 20 {
+			t.Errorf("20 custody ACKs, one message a commit, reached the Outbox in %d calls (%d ACKs), want 1", calls, acked)
+		}
+		if b := p.b.in.batchCount(); b < 10 {
+			t.Fatalf("the receiver stored them in %d batches: its ACKs did not come one at a time", b)
+		}
+	})
+	t.Run("linger", func(t *testing.T) {
+		p := newPair(t, func(c *Config) { c.AckLinger, c.AckGather = 20*time.Millisecond, 1000 }, nil)
+		for range 3 {
+			p.a.out.putMsg("XBB", message.Routine, 100)
+		}
+		waitFor(t, 10*time.Second, "all acknowledged", func() bool { return p.a.out.len("XBB") == 0 })
+		if _, acked := acks(p); acked != 3 {
+			t.Errorf("%d ACKs reached the Outbox, want 3", acked)
+		}
+	})
+}

@@ -302,16 +302,50 @@ func LeaseOnNews(ctx context.Context) bool { return ctx.Value(newsKey{}) != nil 
 
 // acker applies the custody ACKs and refusals the reader received (store
 // writes: Outbox.Ack, Outbox.Refused) off the writer's path, until stop.
+//
+// The window has room as soon as a custody ACK is read (onAcks); what the
+// acker writes is the queue's bookkeeping. So it lets ACKs gather, up to
+// Config.AckGather of them or for Config.AckLinger, and writes them in one
+// call: under load that is one store write for several ACK frames instead
+// of one each. A refusal is written at once. What is still gathering when
+// the session ends is written by settle.
 func (s *session) acker(stop <-chan struct{}) {
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for {
 		select {
 		case <-stop:
 			return
 		case <-s.ackWake:
 		}
+		if s.m.cfg.AckLinger > 0 && !s.acksDue() {
+			linger.Reset(s.m.cfg.AckLinger)
+		gather:
+			for {
+				select {
+				case <-stop:
+					linger.Stop()
+					return
+				case <-linger.C:
+					break gather
+				case <-s.ackWake:
+					if s.acksDue() {
+						linger.Stop()
+						break gather
+					}
+				}
+			}
+		}
 		s.applyAcks(s.m.ctx)
-		poke(s.wake) // the window has room
+		poke(s.wake)
 	}
+}
+
+// acksDue reports whether the ACKs received should be written now.
+func (s *session) acksDue() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.custody) >= s.m.cfg.AckGather || len(s.refusals) > 0
 }
 
 // pick chooses the next fragment: the most urgent message that is under

@@ -116,11 +116,10 @@ type outbox struct {
 	n     *Node
 	wires wireCache
 
-	mu      sync.Mutex                         // guards below
-	sealers map[string]*sealer                 // by peer: the HPKE context its envelopes are sealed with
-	meta    map[wireKey]crossMeta              // of leased messages, for the audit entry of their delivery
-	sent    map[string]map[message.ID]struct{} // sent marks not yet written, by peer
-	marking bool                               // a goroutine is writing sent marks
+	mu      sync.Mutex            // guards below
+	sealers map[string]*sealer    // by peer: the HPKE context its envelopes are sealed with
+	meta    map[wireKey]crossMeta // of leased messages, for the audit entry of their delivery
+	marks   sentMarks
 }
 
 // crossMeta is what the sender's audit entry about a delivery or refusal
@@ -701,76 +700,10 @@ func (n *Node) onDelivery(ds []federation.Delivery) {
 		}
 	}
 	n.recordAll(ctx, entries)
-	n.outbox.markSent(sent, delivered)
+	n.outbox.marks.add(sent, delivered)
 	if len(entries) > 0 {
 		n.status.fire() // per-recipient status shows on live pages
 	}
-}
-
-// markSent queues sent marks and forgets those of delivered messages (a
-// custody ACK overtook them). One goroutine at a time writes what is
-// queued, one store write per peer per round, so marks coalesce while a
-// write is in flight. This is off the link's write loop (Delivery must not
-// block): "sent" is status only, not a durability step, and a mark that
-// loses the race with the custody ACK changes nothing (it only moves
-// queued to sent). Close waits for the writer after the links have
-// stopped.
-func (o *outbox) markSent(sent map[string][]message.ID, delivered []federation.Delivery) {
-	n := o.n
-	o.mu.Lock()
-	for peer, ids := range sent {
-		if o.sent == nil {
-			o.sent = map[string]map[message.ID]struct{}{}
-		}
-		if o.sent[peer] == nil {
-			o.sent[peer] = map[message.ID]struct{}{}
-		}
-		for _, id := range ids {
-			o.sent[peer][id] = struct{}{}
-		}
-	}
-	for _, d := range delivered {
-		delete(o.sent[d.Party], d.ID)
-	}
-	start := len(o.sent) > 0 && !o.marking
-	o.marking = o.marking || start
-	o.mu.Unlock()
-	if !start {
-		return
-	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		ctx := context.Background()
-		for {
-			o.mu.Lock()
-			batch := o.sent
-			o.sent = nil
-			if len(batch) == 0 {
-				o.marking = false
-				o.mu.Unlock()
-				return
-			}
-			o.mu.Unlock()
-			wrote := false
-			for peer, set := range batch {
-				if len(set) == 0 {
-					continue
-				}
-				ids := make([]message.ID, 0, len(set))
-				for id := range set {
-					ids = append(ids, id)
-				}
-				if err := n.store.MarkSentBatch(ctx, peer, ids...); err != nil {
-					n.log.Debug("mark sent", slog.Any("error", err))
-				}
-				wrote = true
-			}
-			if wrote {
-				n.status.fire() // per-recipient status shows on live pages
-			}
-		}
-	}()
 }
 
 // recordAll is record for several entries, with one waiter; the log

@@ -253,6 +253,7 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 	}
 	n.opener = &envelope.Opener{Verify: n.verifyOrigin, Keys: id.HPKEKey, Self: n.party}
 	n.outbox = &outbox{n: n}
+	n.outbox.marks = n.newSentMarks()
 	n.control = newControlMux(n)
 
 	if n.fed, err = federation.New(federation.Config{
