@@ -46,6 +46,13 @@ type peerLeases struct {
 	after  [message.Routine + 1]int64 // per precedence: the cursor
 	leased map[message.ID]memLease
 	soon   int64 // the earliest until in leased, or 0
+
+	// taken holds the leases made outside Lease (took) until the next
+	// lease moves them into leased, under mu: a FLASH's accept must not
+	// wait for a lease's reads. Its row is stored leased meanwhile, and
+	// the reads honour that.
+	takenMu sync.Mutex
+	taken   map[message.ID]memLease
 }
 
 type memLease struct {
@@ -87,9 +94,12 @@ func (m *memLeases) done(peer string, ids []message.ID, rewind bool) {
 	}
 	l := m.peer(peer)
 	l.mu.Lock()
+	l.takenMu.Lock()
 	for _, id := range ids {
 		delete(l.leased, id)
+		delete(l.taken, id)
 	}
+	l.takenMu.Unlock()
 	if rewind {
 		l.after = [message.Routine + 1]int64{}
 	}
@@ -109,9 +119,12 @@ func (m *memLeases) took(items []AcceptItem, out []AcceptResult, now int64) {
 		for _, r := range it.Routes {
 			if until := leaseUntil(r, now); until > 0 {
 				l := m.peer(r.Peer)
-				l.mu.Lock()
-				l.add(it.Msg.ID, memLease{seq: int64(out[i].Seq), prec: it.Msg.Precedence, until: until})
-				l.mu.Unlock()
+				l.takenMu.Lock()
+				if l.taken == nil {
+					l.taken = make(map[message.ID]memLease)
+				}
+				l.taken[it.Msg.ID] = memLease{seq: int64(out[i].Seq), prec: it.Msg.Precedence, until: until}
+				l.takenMu.Unlock()
 			}
 		}
 	}
@@ -122,6 +135,16 @@ func (l *peerLeases) add(id message.ID, x memLease) {
 	if l.soon == 0 || x.until < l.soon {
 		l.soon = x.until
 	}
+}
+
+// absorb moves the leases that took recorded into leased; l.mu is held.
+func (l *peerLeases) absorb() {
+	l.takenMu.Lock()
+	for id, x := range l.taken {
+		l.add(id, x)
+	}
+	clear(l.taken)
+	l.takenMu.Unlock()
 }
 
 // expire drops the leases that ran out by now and rewinds the cursors
@@ -170,6 +193,7 @@ func (c *core) leaseMem(ctx context.Context, peer string, n int, ttl time.Durati
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := c.nowNano()
+	l.absorb()
 	l.expire(now)
 	until := now + int64(ttl)
 	var out []Leased

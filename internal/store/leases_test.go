@@ -207,3 +207,62 @@ func sameIDs(got []*message.Message, want ...*message.Message) bool {
 	}
 	return true
 }
+
+// TestMemLeasesFlashDoesNotWait: the accept of a FLASH whose row is stored
+// leased does not wait for a lease's reads under way, and neither that
+// lease nor the next hands the FLASH out until it is released.
+func TestMemLeasesFlashDoesNotWait(t *testing.T) {
+	ctx := context.Background()
+	s := openSQLiteT(t, filepath.Join(t.TempDir(), "store.db"), nil)
+	r := newMsg("c", message.Routine)
+	accept(t, s, r, queued("XBB"))
+	entered, block := make(chan struct{}), make(chan struct{})
+	read := s.core.read
+	var once sync.Once
+	s.core.read = func(ctx context.Context, fn func(ctx context.Context, q querier) error) error {
+		once.Do(func() {
+			close(entered)
+			<-block
+		})
+		return read(ctx, fn)
+	}
+	leased := make(chan []Leased, 1)
+	go func() {
+		got, err := s.Lease(ctx, "XBB", 5, time.Hour)
+		if err != nil {
+			t.Error(err)
+		}
+		leased <- got
+	}()
+	<-entered // the lease holds the peer's leases and reads
+	f := newMsg("c", message.Flash)
+	routes := queued("XBB")
+	routes[0].LeaseFor = time.Hour
+	accepted := make(chan error, 1)
+	go func() {
+		_, _, err := s.Accept(ctx, f, routes)
+		accepted <- err
+	}()
+	select {
+	case err := <-accepted:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		close(block)
+		t.Fatal("the FLASH's accept waited for the lease's reads")
+	}
+	close(block)
+	if got := <-leased; len(got) != 1 || got[0].ID != r.ID {
+		t.Fatalf("the lease under way got %d messages, want only the ROUTINE", len(got))
+	}
+	if got := lease(t, s, "XBB", 5); len(got) != 0 {
+		t.Fatalf("next lease %v, want none: the FLASH is leased", ids(got))
+	}
+	if err := s.Release(ctx, "XBB", f.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := lease(t, s, "XBB", 5); !sameIDs(got, f) {
+		t.Fatalf("lease after the FLASH's release %v, want it", ids(got))
+	}
+}
