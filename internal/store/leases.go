@@ -20,7 +20,7 @@ import (
 // process. After a restart every queued message may be leased at once,
 // which is what the receiver's de-duplication is for (the on-disk leases
 // that a FLASH's accepting transaction writes are cleared when the store
-// opens, see clearLeases).
+// opens, see OpenSQLite).
 //
 // Per peer and precedence a cursor remembers the last queue seq a lease
 // looked at: every row up to it was leased, or was not leasable then (held,
