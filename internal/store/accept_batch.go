@@ -35,7 +35,10 @@ func (c *core) AcceptBatch(ctx context.Context, items []AcceptItem) ([]AcceptRes
 	if err := c.accept(ctx, items, out); err != nil {
 		return nil, fmt.Errorf("accept batch of %d: %w", len(items), err)
 	}
-	c.leases.took(items, out, c.nowNano())
+	now := c.nowNano()
+	for i, it := range items {
+		c.leases.took(it.Msg, out[i], it.Routes, now)
+	}
 	return out, nil
 }
 

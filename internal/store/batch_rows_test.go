@@ -138,6 +138,7 @@ func dump(t *testing.T, s Store) (dels, queue map[string]string, audit, dedup []
 			}
 			l := c.leases.peer(v[1])
 			l.mu.Lock()
+			l.absorb()
 			_, leased = l.leased[message.ID(id)]
 			l.mu.Unlock()
 		}

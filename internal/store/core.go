@@ -43,9 +43,7 @@ func (c *core) Accept(ctx context.Context, m *message.Message, routes []Route, a
 	if err := c.accept(ctx, []AcceptItem{{Msg: m, Routes: routes, Audit: audit}}, out[:]); err != nil {
 		return 0, false, fmt.Errorf("accept %s: %w", m.ID, err)
 	}
-	if len(routes) > 0 {
-		c.leases.took([]AcceptItem{{Msg: m, Routes: routes}}, out[:], c.nowNano())
-	}
+	c.leases.took(m, out[0], routes, c.nowNano())
 	return out[0].Seq, out[0].Dup, nil
 }
 
@@ -239,7 +237,9 @@ func (c *core) Hold(ctx context.Context, peer string, held bool, reason string) 
 			peer, h, reason, c.nowNano())
 		return err
 	})
-	c.leases.rewind(peer)
+	if !held {
+		c.leases.rewind(peer) // resumed
+	}
 	if err != nil {
 		return fmt.Errorf("hold %q: %w", peer, err)
 	}

@@ -106,26 +106,22 @@ func (m *memLeases) done(peer string, ids []message.ID, rewind bool) {
 	l.mu.Unlock()
 }
 
-// took records leases made outside Lease: a FLASH's queue row stored
-// already leased by the transaction that accepted it.
-func (m *memLeases) took(items []AcceptItem, out []AcceptResult, now int64) {
-	if m == nil {
+// took records the leases made outside Lease for one accepted message: a
+// FLASH's queue row stored already leased by the transaction that accepted
+// it.
+func (m *memLeases) took(msg *message.Message, res AcceptResult, routes []Route, now int64) {
+	if m == nil || res.Dup {
 		return
 	}
-	for i, it := range items {
-		if out[i].Dup {
-			continue
-		}
-		for _, r := range it.Routes {
-			if until := leaseUntil(r, now); until > 0 {
-				l := m.peer(r.Peer)
-				l.takenMu.Lock()
-				if l.taken == nil {
-					l.taken = make(map[message.ID]memLease)
-				}
-				l.taken[it.Msg.ID] = memLease{seq: int64(out[i].Seq), prec: it.Msg.Precedence, until: until}
-				l.takenMu.Unlock()
+	for _, r := range routes {
+		if until := leaseUntil(r, now); until > 0 {
+			l := m.peer(r.Peer)
+			l.takenMu.Lock()
+			if l.taken == nil {
+				l.taken = make(map[message.ID]memLease)
 			}
+			l.taken[msg.ID] = memLease{seq: int64(res.Seq), prec: msg.Precedence, until: until}
+			l.takenMu.Unlock()
 		}
 	}
 }

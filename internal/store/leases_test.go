@@ -49,10 +49,7 @@ func TestMemLeasesSkipLeased(t *testing.T) {
 // queued message can be leased at once, not after its lease ran out.
 func TestMemLeasesReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "store.db")
-	s, err := OpenSQLite(context.Background(), path, Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openSQLiteT(t, path, nil)
 	r, f := newMsg("c", message.Routine), newMsg("c", message.Flash)
 	accept(t, s, r, queued("XBB"))
 	routes := queued("XBB")
@@ -74,11 +71,8 @@ func TestMemLeasesReopen(t *testing.T) {
 // why; once the first closes, it opens.
 func TestSQLiteOneOwner(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "store.db")
-	s, err := OpenSQLite(context.Background(), path, Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = OpenSQLite(context.Background(), path, Config{})
+	s := openSQLiteT(t, path, nil)
+	_, err := OpenSQLite(context.Background(), path, Config{})
 	if err == nil || !strings.Contains(err.Error(), "another process") {
 		t.Fatalf("second open: %v, want an error saying another process is using it", err)
 	}

@@ -61,7 +61,7 @@ func OpenSQLite(ctx context.Context, path string, cfg Config) (*SQLite, error) {
 	case errors.Is(err, errLocked):
 		return nil, fmt.Errorf("open sqlite store %q: another process (or another open store in this one) is using it", path)
 	case errors.Is(err, errors.ErrUnsupported):
-		lock = nil
+		// No file locks here: the leases stay in the queue's rows.
 	case err != nil:
 		return nil, fmt.Errorf("open sqlite store %q: lock: %w", path, err)
 	}
