@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"liaison/internal/message"
 )
@@ -13,6 +14,8 @@ type AcceptItem struct {
 	Msg    *message.Message
 	Routes []Route
 	Audit  [][]byte
+
+	packed *packedMsg // Msg's label and alternatives as stored, packed by the caller's goroutine
 }
 
 // AcceptResult is what Accept would have returned for one item.
@@ -26,10 +29,12 @@ func (c *core) AcceptBatch(ctx context.Context, items []AcceptItem) ([]AcceptRes
 	if len(items) == 0 {
 		return nil, nil
 	}
+	items = slices.Clone(items) // the caller's stay as they were
 	for i, it := range items {
 		if err := checkAccept(it.Msg, it.Routes); err != nil {
 			return nil, fmt.Errorf("accept batch item %d: %w", i, err)
 		}
+		items[i].packed = packMsg(it.Msg)
 	}
 	out := make([]AcceptResult, len(items))
 	if err := c.accept(ctx, items, out); err != nil {
@@ -107,7 +112,11 @@ func (c *core) acceptTx(ctx context.Context, q querier, items []AcceptItem, out 
 		out[i] = AcceptResult{Seq: uint64(seq)}
 		id := idb(m.ID)
 		dedup = append(dedup, id, seq, now)
-		msgs = appendMsgArgs(msgs, seq, m, now)
+		pk := it.packed
+		if pk == nil {
+			pk = packMsg(m)
+		}
+		msgs = appendMsgArgs(msgs, seq, m, pk, now)
 		for j, r := range it.Routes {
 			if !laterRoute(it.Routes, j, false) {
 				dels = append(dels, id, r.Peer, string(r.State), r.Code, r.Reason, now)

@@ -134,7 +134,8 @@ func BenchmarkRawAppend(b *testing.B) {
 			}
 		}
 		total++
-		if _, err := stmt.ExecContext(ctx, appendMsgArgs(nil, total, benchMsg(), 1)...); err != nil {
+		bm := benchMsg()
+		if _, err := stmt.ExecContext(ctx, appendMsgArgs(nil, total, bm, packMsg(bm), 1)...); err != nil {
 			b.Fatal(err)
 		}
 		if inTx++; inTx == perTx {

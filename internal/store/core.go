@@ -40,7 +40,7 @@ func (c *core) Accept(ctx context.Context, m *message.Message, routes []Route, a
 		return 0, false, err
 	}
 	var out [1]AcceptResult
-	if err := c.accept(ctx, []AcceptItem{{Msg: m, Routes: routes, Audit: audit}}, out[:]); err != nil {
+	if err := c.accept(ctx, []AcceptItem{{Msg: m, Routes: routes, Audit: audit, packed: packMsg(m)}}, out[:]); err != nil {
 		return 0, false, fmt.Errorf("accept %s: %w", m.ID, err)
 	}
 	c.leases.took(m, out[0], routes, c.nowNano())

@@ -192,12 +192,12 @@ func (c *core) Quarantined(ctx context.Context) ([]HeldItem, error) {
 			var (
 				it                HeldItem
 				seq, prec, create int64
-				id, alts          []byte
+				id, lbl, alts     []byte
 				at                int64
 				m                 message.Message
 			)
 			if err := rs.Scan(&seq, &id, &m.Channel, &m.Origin, &m.Originator, &prec, &create,
-				&m.Label, &alts, &m.ContentType, &m.Body, &m.TraceID, &it.Peer, &it.Reason, &at); err != nil {
+				&lbl, &alts, &m.ContentType, &m.Body, &m.TraceID, &it.Peer, &it.Reason, &at); err != nil {
 				return err
 			}
 			if len(id) != 16 {
@@ -205,8 +205,8 @@ func (c *core) Quarantined(ctx context.Context) ([]HeldItem, error) {
 			}
 			copy(m.ID[:], id)
 			m.Precedence, m.Created = message.Precedence(prec), time.Unix(0, create).UTC()
-			if m.Alternatives, err = decodeAlts(alts); err != nil {
-				return err
+			if err := unpackMsg(&m, lbl, alts); err != nil {
+				return fmt.Errorf("message %s: %w", m.ID, err)
 			}
 			it.Msg, it.Since = &m, time.Unix(0, at).UTC()
 			out = append(out, it)

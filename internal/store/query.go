@@ -67,10 +67,10 @@ const msgCols = `seq, id, channel, origin, originator, precedence, created, labe
 const msgColsM = `m.seq, m.id, m.channel, m.origin, m.originator, m.precedence, m.created, m.label, m.alternatives, m.content_type, m.body, m.trace_id`
 
 // appendMsgArgs appends the values of a messages row (msgCols, then
-// accepted) to args.
-func appendMsgArgs(args []any, seq int64, m *message.Message, now int64) []any {
+// accepted) to args; pk is m's label and alternatives as stored (packMsg).
+func appendMsgArgs(args []any, seq int64, m *message.Message, pk *packedMsg, now int64) []any {
 	return append(args, seq, idb(m.ID), m.Channel, m.Origin, m.Originator, int64(m.Precedence),
-		m.Created.UnixNano(), nonNil(m.Label), encodeAlts(m.Alternatives), m.ContentType, nonNil(m.Body), m.TraceID, now)
+		m.Created.UnixNano(), pk.label, pk.alts, m.ContentType, nonNil(m.Body), m.TraceID, now)
 }
 
 func nonNil(b []byte) []byte {
@@ -85,10 +85,10 @@ func scanMsg(rs rows) (*message.Message, uint64, error) {
 	var (
 		m                 message.Message
 		seq, prec, create int64
-		id, alts          []byte
+		id, lbl, alts     []byte
 	)
 	if err := rs.Scan(&seq, &id, &m.Channel, &m.Origin, &m.Originator, &prec, &create,
-		&m.Label, &alts, &m.ContentType, &m.Body, &m.TraceID); err != nil {
+		&lbl, &alts, &m.ContentType, &m.Body, &m.TraceID); err != nil {
 		return nil, 0, err
 	}
 	if len(id) != 16 {
@@ -97,8 +97,7 @@ func scanMsg(rs rows) (*message.Message, uint64, error) {
 	copy(m.ID[:], id)
 	m.Precedence = message.Precedence(prec)
 	m.Created = time.Unix(0, create).UTC()
-	var err error
-	if m.Alternatives, err = decodeAlts(alts); err != nil {
+	if err := unpackMsg(&m, lbl, alts); err != nil {
 		return nil, 0, fmt.Errorf("message %s: %w", m.ID, err)
 	}
 	return &m, uint64(seq), nil
