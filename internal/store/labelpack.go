@@ -32,8 +32,11 @@ const (
 	maxUnpacked = 4 << 20
 	// packMemo is how many recent values each direction remembers: the
 	// labels of a channel repeat, and a repeated label costs a map lookup
-	// instead of a compression.
-	packMemo = 256
+	// instead of a compression. Only values of at most packMemoMax bytes
+	// are remembered, so the memo holds at most about 2 MiB whatever the
+	// labels that come.
+	packMemo    = 256
+	packMemoMax = 4 << 10
 )
 
 // labelDictV1 is the zstd raw-content dictionary of packZstdV1: the
@@ -95,7 +98,7 @@ func (p *packer) pack(raw []byte) []byte {
 	if len(v) >= len(raw) && raw[0] != packTag {
 		v = append(v[:0], raw...) // not raw itself: the caller may reuse it
 	}
-	p.remember(p.packed, string(raw), v)
+	p.remember(p.packed, raw, v)
 	return v
 }
 
@@ -116,18 +119,21 @@ func (p *packer) unpack(stored []byte) ([]byte, error) {
 		if v, err = p.dec.DecodeAll(stored[2:], nil); err != nil {
 			return nil, fmt.Errorf("stored label: %w", err)
 		}
-		p.remember(p.unpacked, string(stored), v)
+		p.remember(p.unpacked, stored, v)
 	}
 	return append([]byte(nil), v...), nil
 }
 
-func (p *packer) remember(m map[string][]byte, k string, v []byte) {
+func (p *packer) remember(m map[string][]byte, k, v []byte) {
+	if len(k) > packMemoMax || len(v) > packMemoMax {
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(m) >= packMemo {
 		clear(m)
 	}
-	m[k] = v
+	m[string(k)] = v
 }
 
 // packedMsg is a message's label and alternatives as stored (pack).

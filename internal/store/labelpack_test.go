@@ -71,6 +71,21 @@ func TestLabelPackRoundTrip(t *testing.T) {
 	if got := p.pack(fresh); !bytes.Equal(got, fresh) {
 		t.Errorf("a reused buffer changed what the memo gives for its old value: %x…", got[:4])
 	}
+	// Large values are packed but not remembered: the memo stays small
+	// whatever labels come.
+	large := []byte(strings.Repeat(wideLabel, 20))
+	p.mu.Lock()
+	clear(p.packed)
+	clear(p.unpacked)
+	p.mu.Unlock()
+	if back, err := p.unpack(p.pack(large)); err != nil || !bytes.Equal(back, large) {
+		t.Errorf("a %d-byte value: %v", len(large), err)
+	}
+	p.mu.Lock()
+	if len(p.packed)+len(p.unpacked) != 0 {
+		t.Errorf("a %d-byte value was remembered", len(large))
+	}
+	p.mu.Unlock()
 	if n := len(p.pack([]byte(wideLabel))); n*4 > len(wideLabel) {
 		t.Errorf("a %d-byte label packs to %d bytes, want under a quarter", len(wideLabel), n)
 	}
