@@ -125,6 +125,12 @@ var migrations = [][]string{
 		`DROP TABLE audit_pending`,
 		`ALTER TABLE audit_pending_v3 RENAME TO audit_pending`,
 	},
+	{
+		// No statement: from this version on, labels and alternatives
+		// are packed at rest (labelpack.go), and a program of an earlier
+		// version would take packed values for labels. The version
+		// stops it: "schema version 4 is newer than this program's 3".
+	},
 }
 
 // schemaVersion is the schema version this package writes.
