@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -207,4 +208,29 @@ func FuzzLabelUnpack(f *testing.F) {
 			t.Fatalf("round trip of %x: %x, %v", raw, again, err)
 		}
 	})
+}
+
+// TestNewerSchemaRefused: a store written by a later program (here, one
+// version ahead) is refused with a clear error, not misread: that is how
+// a program from before packing stops at a store with packed labels.
+func TestNewerSchemaRefused(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "store.db")
+	s := openSQLiteT(t, path, nil)
+	err := s.write(ctx, func(ctx context.Context, q querier) error {
+		_, err := q.exec(ctx, `INSERT INTO schema_version (version) VALUES (?)`, schemaVersion+1)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := OpenSQLite(ctx, path, Config{}); err == nil {
+		s.Close()
+		t.Fatal("a store of a newer schema opened")
+	} else if want := fmt.Sprintf("schema version %d is newer than this program's %d", schemaVersion+1, schemaVersion); !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q, want it to say %q", err, want)
+	}
 }
