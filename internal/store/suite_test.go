@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -203,6 +204,63 @@ func runSuite(t *testing.T, open func(t *testing.T, clk *fakeClock) Store) {
 		}
 		if got, _ := s.PendingAudit(ctx, 0, 10); len(got) != 0 {
 			t.Fatalf("after DoneAudit of everything, pending = %v", records(got))
+		}
+	})
+	t.Run("audit range of many", func(t *testing.T) {
+		// A long range removes exactly what it covers, from the middle of
+		// one transaction's records to the middle of another's.
+		s := open(t, newClock())
+		var items []AcceptItem
+		for range 552 {
+			items = append(items, AcceptItem{Msg: newMsg("chat", message.Routine), Audit: [][]byte{[]byte("x"), []byte("y")}})
+		}
+		if _, err := s.AcceptBatch(ctx, items); err != nil {
+			t.Fatal(err)
+		}
+		all, err := s.PendingAudit(ctx, 0, len(items)*2)
+		if err != nil || len(all) != len(items)*2 {
+			t.Fatalf("pending: %d, %v", len(all), err)
+		}
+		from, to := 5, 2*519 // a y, then an x
+		if err := s.DoneAudit(ctx, all[from].ID, all[to].ID); err != nil {
+			t.Fatal(err)
+		}
+		left, err := s.PendingAudit(ctx, 0, len(all))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := append(slices.Clone(all[:from]), all[to+1:]...)
+		if len(left) != len(want) {
+			t.Fatalf("%d records left, want %d", len(left), len(want))
+		}
+		for i := range want {
+			if left[i].ID != want[i].ID {
+				t.Fatalf("record %d left is %d, want %d", i, left[i].ID, want[i].ID)
+			}
+		}
+	})
+	t.Run("ack of many", func(t *testing.T) {
+		// One acknowledgement of many messages delivers every one.
+		s := open(t, newClock())
+		var ms []message.ID
+		for range 101 {
+			m := newMsg("chat", message.Routine)
+			accept(t, s, m, queued("XBB"))
+			ms = append(ms, m.ID)
+		}
+		if got := lease(t, s, "XBB", len(ms)); len(got) != len(ms) {
+			t.Fatalf("leased %d of %d", len(got), len(ms))
+		}
+		if err := s.Ack(ctx, "XBB", ms...); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range ms {
+			if got := state(t, s, id, "XBB"); got != Delivered {
+				t.Fatalf("message %s is %q after the ack, want delivered", id, got)
+			}
+		}
+		if got := lease(t, s, "XBB", len(ms)); len(got) != 0 {
+			t.Fatalf("leased %d after they were acknowledged", len(got))
 		}
 	})
 	t.Run("audit range is safe", func(t *testing.T) {
