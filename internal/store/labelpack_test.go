@@ -30,6 +30,7 @@ func TestLabelPackRoundTrip(t *testing.T) {
 	p := labels()
 	random := make([]byte, 600)
 	rand.Read(random)
+	random[0] = 'r' // not packTag: such a value is always packed
 	tagged := append([]byte{packTag}, "short"...)
 	for _, tc := range []struct {
 		name   string
@@ -66,6 +67,7 @@ func TestLabelPackRoundTrip(t *testing.T) {
 	// may reuse the buffer it passed.
 	fresh := make([]byte, 600)
 	rand.Read(fresh)
+	fresh[0] = 'f'
 	reused := append([]byte(nil), fresh...)
 	p.pack(reused)
 	reused[0] = packTag
