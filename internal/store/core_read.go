@@ -190,25 +190,13 @@ func (c *core) Quarantined(ctx context.Context) ([]HeldItem, error) {
 		defer rs.Close()
 		for rs.Next() {
 			var (
-				it                HeldItem
-				seq, prec, create int64
-				id, lbl, alts     []byte
-				at                int64
-				m                 message.Message
+				it HeldItem
+				at int64
 			)
-			if err := rs.Scan(&seq, &id, &m.Channel, &m.Origin, &m.Originator, &prec, &create,
-				&lbl, &alts, &m.ContentType, &m.Body, &m.TraceID, &it.Peer, &it.Reason, &at); err != nil {
+			if it.Msg, _, err = scanMsg(moreCols{rows: rs, after: []any{&it.Peer, &it.Reason, &at}}); err != nil {
 				return err
 			}
-			if len(id) != 16 {
-				return fmt.Errorf("stored message id has %d bytes", len(id))
-			}
-			copy(m.ID[:], id)
-			m.Precedence, m.Created = message.Precedence(prec), time.Unix(0, create).UTC()
-			if err := unpackMsg(&m, lbl, alts); err != nil {
-				return fmt.Errorf("message %s: %w", m.ID, err)
-			}
-			it.Msg, it.Since = &m, time.Unix(0, at).UTC()
+			it.Since = time.Unix(0, at).UTC()
 			out = append(out, it)
 		}
 		if err := rs.Err(); err != nil {

@@ -236,7 +236,7 @@ func (c *core) leaseRead(ctx context.Context, q querier, l *peerLeases, peer str
 	read := 0
 	for len(*out) < n && rs.Next() {
 		var lu int64
-		m, seq, err := scanMsg(prefixed{rs, &lu})
+		m, seq, err := scanMsg(moreCols{rows: rs, before: []any{&lu}})
 		if err != nil {
 			return false, err
 		}
@@ -254,12 +254,13 @@ func (c *core) leaseRead(ctx context.Context, q querier, l *peerLeases, peer str
 	return read == leaseRowsLimit, nil
 }
 
-// prefixed scans one leading column into first, then the rest as rows.
-type prefixed struct {
+// moreCols scans columns before and after those its caller scans (as
+// scanMsg's msgCols) into before and after.
+type moreCols struct {
 	rows
-	first *int64
+	before, after []any
 }
 
-func (p prefixed) Scan(dest ...any) error {
-	return p.rows.Scan(append([]any{p.first}, dest...)...)
+func (m moreCols) Scan(dest ...any) error {
+	return m.rows.Scan(slices.Concat(m.before, dest, m.after)...)
 }
