@@ -112,8 +112,8 @@ func (c *core) acceptTx(ctx context.Context, q querier, items []AcceptItem, out 
 		out[i] = AcceptResult{Seq: uint64(seq)}
 		id := idb(m.ID)
 		dedup = append(dedup, id, seq, now)
-		pk := it.packed
-		if pk == nil {
+		pk := it.packed // Accept and AcceptBatch pack before the writer
+		if pk == nil {  // an accept queued some other way (tests)
 			pk = packMsg(m)
 		}
 		msgs = appendMsgArgs(msgs, seq, m, pk, now)

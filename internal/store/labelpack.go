@@ -112,8 +112,11 @@ func (p *packer) unpack(stored []byte) ([]byte, error) {
 	v, ok := p.unpacked[string(stored)]
 	p.mu.Unlock()
 	if !ok {
-		if len(stored) < 2 || stored[1] != packZstdV1 {
-			return nil, errors.New("stored label: unknown packing")
+		if len(stored) < 2 {
+			return nil, errors.New("stored label: packed value without its packing byte")
+		}
+		if stored[1] != packZstdV1 {
+			return nil, fmt.Errorf("stored label: unknown packing %#02x (this program reads %#02x)", stored[1], packZstdV1)
 		}
 		var err error
 		if v, err = p.dec.DecodeAll(stored[2:], nil); err != nil {

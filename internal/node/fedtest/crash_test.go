@@ -298,6 +298,7 @@ func TestCrashNoLossNoDuplicate(t *testing.T) {
 			if c, err := receiver.history("USA"); err == nil {
 				return len(c)
 			}
+			time.Sleep(20 * time.Millisecond) // PAK restarting after a kill
 		}
 		return 0
 	}
